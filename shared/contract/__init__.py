@@ -1,0 +1,1 @@
+"""The wire contract: topics, the event envelope and the payload models of every event type."""

@@ -1,0 +1,65 @@
+"""Database wiring: URLs, engines and database creation for a service's own PostgreSQL store."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+def _url(url: str | URL) -> URL:
+    return make_url(url) if isinstance(url, str) else url
+
+
+def sqlalchemy_url(url: str | URL) -> str:
+    """The async SQLAlchemy spelling (psycopg 3 driver) of any PostgreSQL URL."""
+    return _url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def libpq_url(url: str | URL) -> str:
+    """The plain libpq spelling, for raw psycopg connections (LISTEN, COPY, admin)."""
+    return _url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def database_name(url: str | URL) -> str:
+    name = _url(url).database
+    if not name:
+        raise ValueError(f"database URL names no database: {url}")
+    return name
+
+
+def create_engine(url: str | URL, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+async def ensure_database(url: str | URL) -> bool:
+    """Create the database named in ``url`` when it is missing. True when it was created."""
+    target = _url(url)
+    name = database_name(target)
+    admin = libpq_url(target.set(database="postgres"))
+    async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
+        row = await (
+            await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        ).fetchone()
+        if row:
+            return False
+        try:
+            await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except psycopg.errors.DuplicateDatabase:
+            return False  # another instance created it first
+        return True
+
+
+async def run_script(conn: AsyncConnection, script: str) -> None:
+    """Run a multi-statement DDL script inside the caller's transaction (no bind parameters)."""
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.execute(script)  # type: ignore[call-overload]

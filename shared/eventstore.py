@@ -1,0 +1,327 @@
+"""The append-only, hash-chained event store every service writes its facts (and outbox) to."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    exc,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import Clock
+from shared.contract.envelope import Actor, EventEnvelope, canonical_time
+from shared.contract.payloads import Payload
+from shared.db import run_script
+
+metadata = MetaData()
+
+events = Table(
+    "events",
+    metadata,
+    Column("position", BigInteger, nullable=False, server_default=text("nextval('events_position_seq')")),
+    Column("tx_id", Text, nullable=False),  # xid8, read as text; written by the column default
+    Column("event_id", Uuid, primary_key=True),
+    Column("stream_id", Text, nullable=False),
+    Column("stream_version", Integer, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("schema_version", Integer, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("correlation_id", Text, nullable=False),
+    Column("causation_id", Text),
+    Column("actor", JSONB, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("message_key", Text, nullable=False),
+    Column("prev_hash", Text),
+    Column("hash", Text, nullable=False),
+)
+
+SCHEMA_SQL = """
+CREATE SEQUENCE IF NOT EXISTS events_position_seq;
+CREATE TABLE IF NOT EXISTS events (
+    position        bigint      NOT NULL DEFAULT nextval('events_position_seq'),
+    tx_id           xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    event_id        uuid        PRIMARY KEY,
+    stream_id       text        NOT NULL,
+    stream_version  integer     NOT NULL CHECK (stream_version >= 1),
+    event_type      text        NOT NULL,
+    schema_version  integer     NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    correlation_id  text        NOT NULL,
+    causation_id    text,
+    actor           jsonb       NOT NULL,
+    payload         jsonb       NOT NULL,
+    message_key     text        NOT NULL,
+    prev_hash       text,
+    hash            text        NOT NULL,
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
+);
+CREATE INDEX IF NOT EXISTS events_global_order ON events (tx_id, position);
+CREATE INDEX IF NOT EXISTS events_event_type ON events (event_type);
+
+CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the event store is append-only: % on events is refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+CREATE OR REPLACE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_refuse_change();
+CREATE OR REPLACE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change();
+
+CREATE OR REPLACE FUNCTION events_wake_relay() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('oms_events', '');
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER events_notify AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_wake_relay();
+"""
+
+NOTIFY_CHANNEL = "oms_events"
+
+
+class ConcurrencyError(Exception):
+    """The stream moved on since it was read (optimistic concurrency); reload and retry."""
+
+    def __init__(self, stream_id: str, expected: int | None, actual: int) -> None:
+        super().__init__(f"stream {stream_id!r}: expected version {expected}, found {actual}")
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """Why and by whom events are appended (copied into every envelope)."""
+
+    correlation_id: str
+    actor: Actor
+    causation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A point in the global order: (transaction id, position within the table)."""
+
+    tx_id: int
+    position: int
+
+    @classmethod
+    def start(cls) -> Position:
+        return cls(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    envelope: EventEnvelope
+    position: Position
+    key: str
+    prev_hash: str | None
+    hash: str
+
+
+def canonical_document(envelope: EventEnvelope, key: str, prev_hash: str | None) -> bytes:
+    """The bytes an event's hash covers: every envelope field, its Kafka key and the previous hash."""
+    doc: dict[str, Any] = {
+        "prev_hash": prev_hash or "",
+        "event_id": str(envelope.event_id),
+        "event_type": envelope.event_type,
+        "schema_version": envelope.schema_version,
+        "stream_id": envelope.stream_id,
+        "stream_version": envelope.stream_version,
+        "occurred_at": canonical_time(envelope.occurred_at),
+        "correlation_id": envelope.correlation_id,
+        "causation_id": envelope.causation_id,
+        "actor": envelope.actor.model_dump(mode="json"),
+        "payload": envelope.payload,
+        "key": key,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(envelope: EventEnvelope, key: str, prev_hash: str | None) -> str:
+    return hashlib.sha256(canonical_document(envelope, key, prev_hash)).hexdigest()
+
+
+async def ensure_schema(conn: AsyncConnection) -> None:
+    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('oms.events.schema'))"))
+    await run_script(conn, SCHEMA_SQL)
+
+
+async def stream_head(conn: AsyncConnection, stream_id: str) -> tuple[int, str | None]:
+    """(current version, hash of the last event); (0, None) for a new stream."""
+    row = (
+        await conn.execute(
+            select(events.c.stream_version, events.c.hash)
+            .where(events.c.stream_id == stream_id)
+            .order_by(events.c.stream_version.desc())
+            .limit(1)
+        )
+    ).first()
+    return (0, None) if row is None else (int(row[0]), str(row[1]))
+
+
+async def append(
+    conn: AsyncConnection,
+    stream_id: str,
+    expected_version: int | None,
+    new_events: Sequence[Payload],
+    *,
+    meta: Meta,
+    clock: Clock,
+    key: str | None = None,
+) -> list[EventEnvelope]:
+    """Append events to a stream inside the caller's transaction.
+
+    ``expected_version`` is the version the caller decided on (0 for a new stream); ``None``
+    appends after whatever is there. A concurrent writer makes this raise ConcurrencyError.
+    """
+    if not new_events:
+        return []
+    version, prev_hash = await stream_head(conn, stream_id)
+    if expected_version is not None and version != expected_version:
+        raise ConcurrencyError(stream_id, expected_version, version)
+    message_key = key or stream_id
+    now = clock.now()
+    rows: list[dict[str, Any]] = []
+    envelopes: list[EventEnvelope] = []
+    for offset, payload in enumerate(new_events, start=1):
+        envelope = EventEnvelope(
+            event_id=uuid.uuid4(),
+            event_type=payload.event_type,
+            schema_version=payload.schema_version,
+            stream_id=stream_id,
+            stream_version=version + offset,
+            occurred_at=now,
+            correlation_id=meta.correlation_id,
+            causation_id=meta.causation_id,
+            actor=meta.actor,
+            payload=payload.wire(),
+        )
+        digest = chain_hash(envelope, message_key, prev_hash)
+        rows.append(
+            {
+                "event_id": envelope.event_id,
+                "stream_id": stream_id,
+                "stream_version": envelope.stream_version,
+                "event_type": envelope.event_type,
+                "schema_version": envelope.schema_version,
+                "occurred_at": envelope.occurred_at,
+                "correlation_id": envelope.correlation_id,
+                "causation_id": envelope.causation_id,
+                "actor": envelope.actor.model_dump(mode="json"),
+                "payload": envelope.payload,
+                "message_key": message_key,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+        )
+        envelopes.append(envelope)
+        prev_hash = digest
+    try:
+        async with conn.begin_nested():
+            await conn.execute(_INSERT, rows)
+    except exc.IntegrityError as error:
+        if "events_stream_version_key" in str(error.orig):
+            actual, _ = await stream_head(conn, stream_id)
+            raise ConcurrencyError(stream_id, expected_version, actual) from error
+        raise
+    return envelopes
+
+
+_INSERT = insert(events).values(
+    event_id=bindparam("event_id"),
+    stream_id=bindparam("stream_id"),
+    stream_version=bindparam("stream_version"),
+    event_type=bindparam("event_type"),
+    schema_version=bindparam("schema_version"),
+    occurred_at=bindparam("occurred_at"),
+    correlation_id=bindparam("correlation_id"),
+    causation_id=bindparam("causation_id"),
+    actor=bindparam("actor", type_=JSONB),
+    payload=bindparam("payload", type_=JSONB),
+    message_key=bindparam("message_key"),
+    prev_hash=bindparam("prev_hash"),
+    hash=bindparam("hash"),
+)
+
+_COLUMNS = "position, tx_id::text, event_id, stream_id, stream_version, event_type, schema_version, " \
+    "occurred_at, correlation_id, causation_id, actor, payload, message_key, prev_hash, hash"
+
+
+def _stored(row: Any) -> StoredEvent:
+    envelope = EventEnvelope(
+        event_id=row.event_id,
+        event_type=row.event_type,
+        schema_version=row.schema_version,
+        stream_id=row.stream_id,
+        stream_version=row.stream_version,
+        occurred_at=row.occurred_at,
+        correlation_id=row.correlation_id,
+        causation_id=row.causation_id,
+        actor=Actor.model_validate(row.actor),
+        payload=row.payload,
+    )
+    return StoredEvent(
+        envelope=envelope,
+        position=Position(int(row.tx_id), int(row.position)),
+        key=row.message_key,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+async def read_stream(conn: AsyncConnection, stream_id: str) -> list[StoredEvent]:
+    result = await conn.execute(
+        text(f"SELECT {_COLUMNS} FROM events WHERE stream_id = :s ORDER BY stream_version"),
+        {"s": stream_id},
+    )
+    return [_stored(row) for row in result]
+
+
+async def read_committed_after(
+    conn: AsyncConnection, after: Position, limit: int = 1000
+) -> list[StoredEvent]:
+    """Events in global order after ``after`` that no in-flight transaction can precede.
+
+    Ordering by transaction id and stopping below the oldest transaction still running
+    (``pg_snapshot_xmin``) means an event committed late by a long transaction is not skipped,
+    as it would be by a bigserial position alone.
+    """
+    result = await conn.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM events "
+            "WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY tx_id, position LIMIT :limit"
+        ),
+        {"tx": str(after.tx_id), "pos": after.position, "limit": limit},
+    )
+    return [_stored(row) for row in result]
+
+
+async def read_all(conn: AsyncConnection, after: Position | None = None, limit: int = 1000
+                   ) -> list[StoredEvent]:
+    """Every committed event in global order (used by audit and replays)."""
+    return await read_committed_after(conn, after or Position.start(), limit)

@@ -1,0 +1,281 @@
+"""Idempotent consumption: each message id is recorded in the same transaction as its effect.
+
+A batch is handled in one transaction; each message in its own savepoint, so one bad message
+goes to the dead-letter table (and ``<topic>.dlq``) without undoing its neighbours. Transient
+failures (connection lost, serialisation, deadlock) retry the whole batch with backoff and
+finally propagate, so the subscriber seeks back and the batch is delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.contract.envelope import EventEnvelope
+from shared.contract.topics import dlq
+from shared.db import run_script
+from shared.eventstore import ConcurrencyError
+from shared.kafka import OutgoingRecord, Publisher
+from shared.logging import get_logger
+from shared.metrics import METRICS
+
+log = get_logger(__name__)
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS inbox (
+    message_id   uuid        PRIMARY KEY,
+    consumer     text        NOT NULL,
+    topic        text        NOT NULL,
+    processed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id           bigserial   PRIMARY KEY,
+    message_id   uuid        NOT NULL,
+    consumer     text        NOT NULL,
+    topic        text        NOT NULL,
+    partition    integer     NOT NULL,
+    "offset"     bigint      NOT NULL,
+    key          text,
+    value        bytea       NOT NULL,
+    error        text        NOT NULL,
+    failed_at    timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz,
+    redriven_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS dead_letters_unpublished ON dead_letters (id) WHERE published_at IS NULL;
+"""
+
+MESSAGE_NAMESPACE = uuid.UUID("6f6d7300-0000-4000-8000-6d6573736167")
+
+
+async def ensure_schema(conn: AsyncConnection) -> None:
+    await run_script(conn, SCHEMA_SQL)
+
+
+class TransientError(Exception):
+    """A failure worth retrying (a dependency away); never dead-lettered."""
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, TransientError | OSError | TimeoutError | exc.TimeoutError):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, exc.OperationalError | exc.InterfaceError
+        )
+    return False
+
+
+def content_id(value: bytes) -> uuid.UUID:
+    """A stable id for a message without an event id: the same JSON content, the same id."""
+    try:
+        canonical = json.dumps(json.loads(value), sort_keys=True, separators=(",", ":"))
+        return uuid.uuid5(MESSAGE_NAMESPACE, canonical)
+    except (ValueError, UnicodeDecodeError):
+        return uuid.uuid5(MESSAGE_NAMESPACE, base64.b64encode(value).decode())
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One consumed message, decoded as far as the consumer's topic allows."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    headers: dict[str, str]
+    message_id: uuid.UUID
+    envelope: EventEnvelope | None = None
+    decode_error: str | None = None
+
+    @property
+    def event(self) -> EventEnvelope:
+        if self.envelope is None:
+            raise ValueError("not an oms envelope")
+        return self.envelope
+
+
+def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
+    value: bytes = record.value or b""
+    headers = {k: (v.decode(errors="replace") if v else "") for k, v in (record.headers or ())}
+    key = record.key.decode(errors="replace") if record.key else None
+    base = {
+        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "key": key, "value": value, "headers": headers,
+    }
+    if not envelopes:
+        return Incoming(message_id=content_id(value), **base)
+    try:
+        envelope = EventEnvelope.from_json(value)
+    except ValueError as error:
+        reason = f"not an oms event envelope: {error}".replace("\n", "; ")[:2000]
+        return Incoming(message_id=content_id(value), decode_error=reason, **base)
+    return Incoming(message_id=envelope.event_id, envelope=envelope, **base)
+
+
+Handler = Callable[[AsyncConnection, Incoming], Awaitable[None]]
+
+
+class IdempotentConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        engine: AsyncEngine,
+        publisher: Publisher | None,
+        handle: Handler,
+        envelopes: bool = True,
+        max_attempts: int = 6,
+        base_delay: float = 0.1,
+    ) -> None:
+        self.name = name
+        self.engine = engine
+        self.publisher = publisher
+        self.handle = handle
+        self.envelopes = envelopes
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+
+    async def process(self, records: Sequence[Any]) -> None:
+        batch = [incoming_from_record(r, envelopes=self.envelopes) for r in records]
+        await self.process_incoming(batch)
+
+    async def process_incoming(self, batch: Sequence[Incoming]) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                dead = await self._process_once(batch)
+                break
+            except Exception as error:
+                if not is_transient(error) or attempt == self.max_attempts:
+                    METRICS.inc("oms_consumer_batch_failures_total", consumer=self.name)
+                    raise
+                delay = self.base_delay * 2 ** (attempt - 1)
+                log.warning("transient failure; retrying batch", consumer=self.name,
+                            attempt=attempt, delay=delay, error=str(error))
+                await asyncio.sleep(delay)
+        if dead:
+            await self.flush_dead_letters()
+
+    async def _claim(self, conn: AsyncConnection, batch: Sequence[Incoming]) -> set[uuid.UUID]:
+        result = await conn.execute(
+            text(
+                "INSERT INTO inbox (message_id, consumer, topic) "
+                "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:consumers AS text[]), "
+                "CAST(:topics AS text[])) ON CONFLICT (message_id) DO NOTHING RETURNING message_id"
+            ),
+            {
+                "ids": [m.message_id for m in batch],
+                "consumers": [self.name] * len(batch),
+                "topics": [m.topic for m in batch],
+            },
+        )
+        return {row[0] for row in result}
+
+    async def _process_once(self, batch: Sequence[Incoming]) -> int:
+        dead = 0
+        async with self.engine.begin() as conn:
+            fresh = await self._claim(conn, batch)
+            for message in batch:
+                if message.message_id not in fresh:
+                    METRICS.inc("oms_consumer_duplicates_total", consumer=self.name)
+                    continue
+                fresh.discard(message.message_id)  # the same message twice in one batch
+                error = message.decode_error or await self._handle_one(conn, message)
+                if error is not None:
+                    await self._record_dead_letter(conn, message, error)
+                    dead += 1
+        METRICS.inc("oms_consumer_messages_total", len(batch), consumer=self.name)
+        return dead
+
+    async def _handle_one(self, conn: AsyncConnection, message: Incoming) -> str | None:
+        env = message.envelope
+        context = {
+            "event_id": str(env.event_id) if env else str(message.message_id),
+            "correlation_id": env.correlation_id if env else None,
+            "order_id": env.order_id if env else None,
+            "topic": message.topic,
+        }
+        with structlog.contextvars.bound_contextvars(**context):
+            for _ in range(5):
+                try:
+                    async with conn.begin_nested():
+                        await self.handle(conn, message)
+                    return None
+                except ConcurrencyError:
+                    continue  # another writer moved the stream on: reload and decide again
+                except Exception as error:
+                    if is_transient(error):
+                        raise
+                    log.exception("handler failed; dead-lettering message")
+                    return f"{type(error).__name__}: {error}"[:4000]
+            return "ConcurrencyError: the stream kept changing; gave up after 5 attempts"
+
+    async def _record_dead_letter(self, conn: AsyncConnection, message: Incoming, error: str
+                                  ) -> None:
+        METRICS.inc("oms_dead_letters_total", consumer=self.name, topic=message.topic)
+        await conn.execute(
+            text(
+                'INSERT INTO dead_letters (message_id, consumer, topic, partition, "offset", key, '
+                "value, error) VALUES (:id, :consumer, :topic, :partition, :offset, :key, "
+                ":value, :error)"
+            ),
+            {
+                "id": message.message_id, "consumer": self.name, "topic": message.topic,
+                "partition": message.partition, "offset": message.offset, "key": message.key,
+                "value": message.value, "error": error,
+            },
+        )
+
+    async def flush_dead_letters(self) -> int:
+        """Publish recorded dead letters to ``<topic>.dlq`` (retried until the broker takes them)."""
+        if self.publisher is None:
+            return 0
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        'SELECT id, topic, partition, "offset", key, value, error, failed_at '
+                        "FROM dead_letters WHERE published_at IS NULL AND consumer = :c "
+                        "ORDER BY id LIMIT 1000"
+                    ),
+                    {"c": self.name},
+                )
+            ).all()
+            await conn.rollback()
+        if not rows:
+            return 0
+        records = [
+            OutgoingRecord(
+                topic=dlq(row.topic),
+                key=row.key,
+                value=json.dumps(
+                    {
+                        "topic": row.topic, "partition": row.partition, "offset": row.offset,
+                        "key": row.key, "consumer": self.name, "error": row.error,
+                        "failed_at": row.failed_at.isoformat(),
+                        "original": bytes(row.value).decode("utf-8", errors="replace"),
+                        "original_b64": base64.b64encode(bytes(row.value)).decode(),
+                    },
+                    ensure_ascii=False,
+                ).encode(),
+                headers={"error": row.error[:500], "consumer": self.name},
+            )
+            for row in rows
+        ]
+        await self.publisher.publish(records)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE dead_letters SET published_at = now() WHERE id = ANY(:ids)"),
+                {"ids": [row.id for row in rows]},
+            )
+        return len(rows)

@@ -1,0 +1,158 @@
+"""The outbox relay: publishes committed events from the event store to Kafka, at least once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.db import run_script
+from shared.eventstore import NOTIFY_CHANNEL, Position, StoredEvent, read_committed_after
+from shared.kafka import OutgoingRecord, Publisher
+from shared.logging import get_logger
+from shared.metrics import METRICS
+
+log = get_logger(__name__)
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS relay_checkpoints (
+    name        text        PRIMARY KEY,
+    tx_id       xid8        NOT NULL,
+    position    bigint      NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+async def ensure_schema(conn: AsyncConnection) -> None:
+    await run_script(conn, SCHEMA_SQL)
+
+
+async def load_checkpoint(conn: AsyncConnection, name: str) -> Position:
+    row = (
+        await conn.execute(
+            text("SELECT tx_id::text, position FROM relay_checkpoints WHERE name = :n"),
+            {"n": name},
+        )
+    ).first()
+    return Position.start() if row is None else Position(int(row[0]), int(row[1]))
+
+
+async def save_checkpoint(conn: AsyncConnection, name: str, position: Position) -> None:
+    await conn.execute(
+        text(
+            "INSERT INTO relay_checkpoints (name, tx_id, position) "
+            "VALUES (:n, CAST(:tx AS xid8), :pos) "
+            "ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, "
+            "position = EXCLUDED.position, updated_at = now()"
+        ),
+        {"n": name, "tx": str(position.tx_id), "pos": position.position},
+    )
+
+
+def to_record(event: StoredEvent, topic: str) -> OutgoingRecord:
+    env = event.envelope
+    return OutgoingRecord(
+        topic=topic,
+        key=event.key,
+        value=env.to_json(),
+        headers={
+            "event_type": env.event_type,
+            "event_id": str(env.event_id),
+            "correlation_id": env.correlation_id,
+        },
+    )
+
+
+class OutboxRelay:
+    """Tails the event store in commit order and publishes each event to its topic.
+
+    Woken by LISTEN/NOTIFY (the insert trigger), with polling as a fallback. The checkpoint is
+    saved after the broker acknowledged a batch, so a crash republishes rather than loses.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        publisher: Publisher,
+        *,
+        name: str,
+        topic_for: Callable[[StoredEvent], str],
+        listen_url: str | None = None,
+        batch_size: int = 2000,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.publisher = publisher
+        self.name = name
+        self.topic_for = topic_for
+        self.listen_url = listen_url
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def reset(self, since: Position | None = None) -> None:
+        """Publish the history again from ``since`` (the start when None): broker loss recovery."""
+        async with self.engine.begin() as conn:
+            await save_checkpoint(conn, self.name, since or Position.start())
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish everything committed and not yet published; returns how many were sent."""
+        sent = 0
+        while True:
+            async with self.engine.connect() as conn:
+                checkpoint = await load_checkpoint(conn, self.name)
+                batch = await read_committed_after(conn, checkpoint, self.batch_size)
+                await conn.rollback()
+            if not batch:
+                return sent
+            await self.publisher.publish([to_record(e, self.topic_for(e)) for e in batch])
+            async with self.engine.begin() as conn:
+                await save_checkpoint(conn, self.name, batch[-1].position)
+            sent += len(batch)
+            self.published += len(batch)
+            METRICS.inc("oms_relay_published_total", len(batch), relay=self.name)
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        listener = asyncio.create_task(self._listen()) if self.listen_url else None
+        try:
+            while True:
+                try:
+                    await self.publish_pending()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:  # broker or database away: keep trying
+                    log.warning("relay batch failed; retrying", relay=self.name, error=str(error))
+                    await asyncio.sleep(min(5.0, self.poll_seconds))
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                self._wake.clear()
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    async def _listen(self) -> None:
+        assert self.listen_url is not None
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.listen_url, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # polling covers the gap while LISTEN reconnects
+                log.warning("relay listener lost; polling until it reconnects", error=str(error))
+                await asyncio.sleep(self.poll_seconds)

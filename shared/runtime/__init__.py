@@ -1,0 +1,1 @@
+"""Starting and supervising the OMS: embedded PostgreSQL and broker, service processes."""

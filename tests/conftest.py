@@ -1,0 +1,95 @@
+"""Test infrastructure: real PostgreSQL and a real Kafka-protocol broker, never mocks.
+
+Unless ``OMS_TEST_DATABASE_URL`` / ``OMS_TEST_KAFKA_BOOTSTRAP`` name servers, the embedded ones
+(pgserver, Tansu) are started once per session, on first use only: unit tests start nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import pytest_asyncio
+from psycopg import sql
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.db import libpq_url
+from shared.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
+from shared.settings import with_database
+
+
+@dataclass(frozen=True)
+class Infra:
+    database_url: str
+    kafka_bootstrap: str
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("OMS_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", delete_on_stop=True)
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("OMS_TEST_KAFKA_BOOTSTRAP")
+    if configured:
+        yield configured
+        return
+    broker = EmbeddedKafka(log_file=tmp_path_factory.mktemp("tansu") / "tansu.log")
+    yield broker.start()
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def infra(postgres_url: str, kafka_bootstrap: str) -> Infra:
+    return Infra(postgres_url, kafka_bootstrap)
+
+
+async def create_database(server_url: str, name: str) -> str:
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(with_database(server_url, "postgres")), autocommit=True
+    ) as conn:
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_database(server_url, name)
+
+
+@pytest_asyncio.fixture
+async def database_url(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = await create_database(postgres_url, name)
+    yield url
+    async with await psycopg.AsyncConnection.connect(
+        libpq_url(with_database(postgres_url, "postgres")), autocommit=True
+    ) as conn:
+        await conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest_asyncio.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database with the platform schema (events, relay, inbox)."""
+    from shared.service import prepare_database
+
+    eng = await prepare_database(database_url, None)
+    yield eng
+    await eng.dispose()
+
+
+def unique_topic(prefix: str = "test") -> str:
+    return f"{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
