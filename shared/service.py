@@ -64,13 +64,19 @@ async def prepare_database(url: str, service_schema: SchemaFn | None) -> AsyncEn
 
 
 def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter | None = None,
-               clock: Clock | None = None, settings: OmsSettings | None = None) -> FastAPI:
+               clock: Clock | None = None, settings: OmsSettings | None = None,
+               database_url: str | None = None) -> FastAPI:
+    """The FastAPI app of one service; its lifespan runs the relay, consumer and jobs.
+
+    ``settings``, ``clock`` and ``database_url`` are injectable for tests; by default they come
+    from the environment (OMS_*), the system clock and OMS_<SERVICE>_DATABASE_URL.
+    """
     settings = settings or OmsSettings()
     configure_logging(settings.log_format, settings.log_level, service=name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        url = settings.service_database_url(name)
+        url = database_url or settings.service_database_url(name)
         if not url:
             raise RuntimeError(f"no database for {name}: set OMS_DATABASE_URL or use `oms run`")
         assert settings.kafka_bootstrap, "OMS_KAFKA_BOOTSTRAP is required"
@@ -137,9 +143,9 @@ def context(request: Request) -> ServiceContext:
 
 
 def serve(app_path: str, name: str) -> None:
-    """Run one service process (``python -m services.<name>``)."""
+    """Run one service process (``python -m services.<name>``); ``app_path`` names a factory."""
     import uvicorn
 
     settings = OmsSettings()
-    uvicorn.run(app_path, host=settings.http_host, port=settings.http_port(name),
+    uvicorn.run(app_path, factory=True, host=settings.http_host, port=settings.http_port(name),
                 log_level="warning", lifespan="on")

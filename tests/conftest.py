@@ -6,15 +6,19 @@ Unless ``OMS_TEST_DATABASE_URL`` / ``OMS_TEST_KAFKA_BOOTSTRAP`` name servers, th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -93,3 +97,34 @@ def unique_topic(prefix: str = "test") -> str:
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def fresh_kafka(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own (fresh embedded Tansu), so topics start empty."""
+    configured = os.environ.get("OMS_TEST_KAFKA_BOOTSTRAP")
+    if configured:
+        yield configured
+        return
+    broker = EmbeddedKafka(log_file=tmp_path / "tansu.log")
+    yield broker.start()
+    broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service app's lifespan (relay, consumer, jobs) and give an HTTP client for it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            yield client
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], timeout: float = 30.0,
+                     interval: float = 0.1) -> None:
+    """Poll an async condition (a broker is asynchronous); fail with a clear message on timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,24 @@
+"""``oms``: the operator's command line (typer + rich). Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(help="Event-sourced order-management system: operator commands.",
+                  no_args_is_help=True, add_completion=False)
+
+# Each module exposes register(app: typer.Typer) -> None.
+COMMAND_MODULES: tuple[str, ...] = (
+    "shared.cli.run",
+    "shared.cli.stock",
+    "shared.cli.demo",
+)
+
+for _module in COMMAND_MODULES:
+    try:
+        importlib.import_module(_module).register(app)
+    except ModuleNotFoundError as error:  # a command group still being written
+        if error.name != _module:
+            raise
