@@ -62,4 +62,4 @@ async def run_script(conn: AsyncConnection, script: str) -> None:
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
     assert driver is not None
-    await driver.execute(script)  # type: ignore[call-overload]
+    await driver.execute(script)

@@ -39,7 +39,7 @@ def quantum(currency: str) -> Decimal:
 
 def to_decimal(value: object) -> Decimal:
     """Parse a decimal string or int (never a float: binary floats cannot hold cents)."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyError(f"money must be a decimal string, not {type(value).__name__} {value!r}")
     if isinstance(value, Decimal):
         result = value

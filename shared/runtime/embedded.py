@@ -54,7 +54,7 @@ class EmbeddedPostgres:
         import pgserver  # heavy import; only the embedded runtime needs it
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(
+        self._server = pgserver.get_server(  # type: ignore[attr-defined]
             self.data_dir, cleanup_mode="delete" if self._delete else "stop"
         )
         uri = str(self._server.get_uri())
