@@ -1,0 +1,1 @@
+"""Realistic storefront traffic for ``oms demo``, benchmarks and tests."""
