@@ -1,0 +1,159 @@
+"""Billing against real PostgreSQL: invoices once per order, gapless vouchers, payments once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import text
+
+from services.billing import store
+from shared.clock import ManualClock
+from shared.db import create_engine
+from shared.eventstore import read_stream
+from tests.integration.billing.conftest import (
+    captured,
+    confirmed,
+    consumer,
+    deliver,
+    incoming,
+    placed,
+)
+
+ORDER = "O-00000000000000a1"
+
+
+async def events_of(engine, order_id):
+    async with engine.connect() as conn:
+        return [s.envelope for s in await read_stream(conn, order_id)]
+
+
+async def test_confirmed_order_gets_one_invoice_with_tax_split(billing_engine):
+    inbox = consumer(billing_engine)
+    confirmation = confirmed(ORDER)
+    await deliver(inbox, placed(ORDER), confirmation)
+    await deliver(inbox, confirmation)  # redelivered: the inbox drops it
+    await deliver(inbox, confirmed(ORDER))  # confirmed again under a new event id
+
+    [issued] = await events_of(billing_engine, ORDER)
+    assert issued.event_type == "invoice.issued"
+    assert issued.causation_id == str(confirmation.event_id)
+    assert issued.correlation_id == confirmation.correlation_id
+    payload = issued.payload
+    assert payload["voucher_number"] == "INV-2026-000001"
+    assert (payload["total"], payload["net_total"], payload["tax_total"]) == (
+        "395.00", "350.94", "44.06")
+    assert (payload["paid_total"], payload["outstanding"], payload["settled"]) == (
+        "0.00", "395.00", False)
+    assert [line["kind"] for line in payload["lines"]] == [
+        "goods", "goods", "discount", "discount", "shipping"]
+    async with billing_engine.connect() as conn:
+        [invoice] = await store.find_invoices(conn, ORDER, 10)
+        stored = (await conn.execute(text("SELECT message_key FROM events"))).scalar()
+    assert stored == ORDER
+    assert invoice["voucher_number"] == "INV-2026-000001"
+    assert invoice["total"] == "395.00"
+    assert [line["gross"] for line in invoice["lines"]] == [
+        "398.00", "0.00", "-10.00", "-5.00", "12.00"]
+
+
+async def test_payments_before_and_after_the_invoice(billing_engine):
+    inbox = consumer(billing_engine)
+    first = captured(ORDER, "P-1", "200.00")
+    await deliver(inbox, placed(ORDER), first)
+    await deliver(inbox, captured(ORDER, "P-1", "200.00"))  # same payment id, new event id
+    await deliver(inbox, captured(ORDER, "P-2", "195.00", method="card"), confirmed(ORDER))
+
+    recorded_1, recorded_2, issued = await events_of(billing_engine, ORDER)
+    assert recorded_1.event_type == recorded_2.event_type == "payment.recorded"
+    assert recorded_1.causation_id == str(first.event_id)
+    assert recorded_1.payload == {
+        "order_id": ORDER, "payment_id": "P-1", "method": "alipay",
+        "ledger_category": "online_wallet", "amount": "200.00", "currency": "CNY",
+        "paid_total": "200.00", "settled": False}  # outstanding / voucher absent: not invoiced
+    assert recorded_2.payload["ledger_category"] == "card"
+    assert recorded_2.payload["paid_total"] == "395.00"
+    assert issued.event_type == "invoice.issued"
+    assert (issued.payload["paid_total"], issued.payload["outstanding"],
+            issued.payload["settled"]) == ("395.00", "0.00", True)
+
+    await deliver(inbox, captured(ORDER, "P-3", "5.50"))  # paid twice over a little
+    *_, surplus = await events_of(billing_engine, ORDER)
+    assert surplus.payload["voucher_number"] == "INV-2026-000001"
+    assert (surplus.payload["paid_total"], surplus.payload["outstanding"],
+            surplus.payload["settled"]) == ("400.50", "0.00", True)
+    async with billing_engine.connect() as conn:
+        summary = await store.summary(conn)
+        payments = await store.find_payments(conn, ORDER, 10)
+    assert len(payments) == 3
+    assert {k: summary[k] for k in ("invoices", "invoiced_total", "payments", "paid_total",
+                                    "settled_invoices", "customer_credit")} == {
+        "invoices": 1, "invoiced_total": "395.00", "payments": 3, "paid_total": "400.50",
+        "settled_invoices": 1, "customer_credit": "5.50"}
+
+
+async def test_a_confirmation_before_the_order_facts_waits_for_them(billing_engine):
+    inbox = consumer(billing_engine)
+    await deliver(inbox, confirmed(ORDER))
+    assert await events_of(billing_engine, ORDER) == []
+    facts = placed(ORDER)
+    await deliver(inbox, facts)
+    [issued] = await events_of(billing_engine, ORDER)
+    assert issued.event_type == "invoice.issued"
+    assert issued.causation_id == str(facts.event_id)
+
+
+async def test_voucher_numbers_restart_each_year_from_the_clock(billing_engine):
+    clock = ManualClock(datetime(2026, 12, 31, 23, 59, tzinfo=UTC))
+    inbox = consumer(billing_engine, clock)
+    await deliver(inbox, placed("O-0000000000000001"), confirmed("O-0000000000000001"),
+                  placed("O-0000000000000002"), confirmed("O-0000000000000002"))
+    clock.set(datetime(2027, 1, 1, 0, 1, tzinfo=UTC))
+    await deliver(inbox, placed("O-0000000000000003"), confirmed("O-0000000000000003"))
+    async with billing_engine.connect() as conn:
+        vouchers = [i["voucher_number"] for i in await store.find_invoices(conn, None, 10)]
+    assert vouchers == ["INV-2027-000001", "INV-2026-000002", "INV-2026-000001"]
+
+
+async def test_an_order_that_does_not_add_up_is_dead_lettered_without_using_a_voucher(
+        billing_engine):
+    inbox = consumer(billing_engine)
+    await deliver(inbox, placed("O-0000000000000001"), confirmed("O-0000000000000001"),
+                  placed("O-0000000000000002", total="395.01"), confirmed("O-0000000000000002"),
+                  placed("O-0000000000000003"), confirmed("O-0000000000000003"))
+    async with billing_engine.connect() as conn:
+        vouchers = sorted(i["voucher_number"] for i in await store.find_invoices(conn, None, 10))
+        errors = (await conn.execute(text("SELECT error FROM dead_letters"))).scalars().all()
+    assert vouchers == ["INV-2026-000001", "INV-2026-000002"]
+    [error] = errors
+    assert "InvoiceMismatch" in error and "395.01" in error
+
+
+async def test_concurrent_instances_issue_gapless_unique_vouchers(billing_engine, database_url):
+    orders = [f"O-{n:016x}" for n in range(1, 41)]
+    await deliver(consumer(billing_engine), *(placed(o) for o in orders))
+    engines = [billing_engine] + [create_engine(database_url) for _ in range(3)]
+    try:
+        # Each instance takes its own partition's orders in small batches, as Kafka would.
+        async def instance(k: int) -> None:
+            inbox = consumer(engines[k])
+            mine = orders[k::4]
+            for start in range(0, len(mine), 3):
+                await inbox.process_incoming(
+                    [incoming(confirmed(o), n) for n, o in enumerate(mine[start:start + 3])])
+
+        await asyncio.gather(*(instance(k) for k in range(4)))
+    finally:
+        for eng in engines[1:]:
+            await eng.dispose()
+    async with billing_engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT order_id, number, voucher_number FROM invoices"))
+                ).all()
+        issued = (await conn.execute(text(
+            "SELECT count(*) FROM events WHERE event_type = 'invoice.issued'"))).scalar()
+    assert sorted(r.number for r in rows) == list(range(1, 41))
+    assert len({r.voucher_number for r in rows}) == 40
+    assert {r.order_id for r in rows} == set(orders)
+    assert issued == 40
+    assert all(Decimal(0) < Decimal(r.number) for r in rows)
