@@ -1,4 +1,4 @@
-"""``oms``: the operator's command line (typer + rich). Each command group lives in its own module."""
+"""``oms``: the operator's command line (typer + rich); each command group in its own module."""
 
 from __future__ import annotations
 
@@ -8,6 +8,13 @@ import typer
 
 app = typer.Typer(help="Event-sourced order-management system: operator commands.",
                   no_args_is_help=True, add_completion=False)
+
+
+
+@app.callback()
+def main() -> None:
+    """Event-sourced order-management system: operator commands."""
+
 
 # Each module exposes register(app: typer.Typer) -> None.
 COMMAND_MODULES: tuple[str, ...] = (

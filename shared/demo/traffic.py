@@ -28,9 +28,11 @@ def submission(channel: str, number: int, *, rng: random.Random, submitted_at: d
     name = rng.choice(NAMES)
     phone = f"+86138{rng.randint(0, 99_999_999):08d}"
     chosen = rng.sample(PRODUCTS, k=lines or rng.randint(1, 3))
-    order_lines = [{"sku": spelled, "quantity": rng.randint(1, 3), "unit_price": price}
-                   for _, spelled, price in chosen]
-    subtotal = sum(Decimal(x["unit_price"]) * x["quantity"] for x in order_lines)
+    order_lines: list[dict[str, Any]] = [
+        {"sku": spelled, "quantity": rng.randint(1, 3), "unit_price": price}
+        for _, spelled, price in chosen
+    ]
+    subtotal = sum((Decimal(x["unit_price"]) * x["quantity"] for x in order_lines), Decimal(0))
     discounts = []
     if rng.random() < 0.3 and subtotal > 50:
         discounts.append({"kind": "coupon", "code": "NEW10", "amount": "10.00"})
@@ -55,9 +57,9 @@ def submission(channel: str, number: int, *, rng: random.Random, submitted_at: d
 
 
 def order_total(message: dict[str, Any]) -> Decimal:
-    subtotal = sum(Decimal(x["unit_price"]) * x["quantity"] for x in message["lines"])
+    subtotal = sum((Decimal(x["unit_price"]) * x["quantity"] for x in message["lines"]), Decimal(0))
     discounts = sum((Decimal(d["amount"]) for d in message.get("discounts", [])), Decimal(0))
-    return subtotal - discounts + Decimal(message.get("shipping_fee", "0"))
+    return subtotal - discounts + Decimal(str(message.get("shipping_fee", "0")))
 
 
 def payment(message: dict[str, Any], *, captured_at: datetime, amount: Decimal | None = None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -54,6 +56,7 @@ class EmbeddedPostgres:
         import pgserver  # heavy import; only the embedded runtime needs it
 
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        forget_dead_handles(self.data_dir)
         self._server = pgserver.get_server(  # type: ignore[attr-defined]
             self.data_dir, cleanup_mode="delete" if self._delete else "stop"
         )
@@ -61,10 +64,67 @@ class EmbeddedPostgres:
         log.info("embedded postgres ready", data_dir=str(self.data_dir))
         return uri
 
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id while the server runs."""
+        return postmaster_pid(self.data_dir)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def forget_dead_handles(data_dir: Path) -> None:
+    """Drop processes that died without saying goodbye from pgserver's handle list.
+
+    pgserver stops the server when its last handle closes; a handle left by a killed process
+    would otherwise keep the next owner from ever stopping it.
+    """
+    handles = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _process_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The pid in ``postmaster.pid`` when that process is alive, else None."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+    return pid if _process_exists(pid) else None
+
+
+def stop_leftover_postgres(data_dir: Path, timeout: float = 15.0) -> None:
+    """Stop a server still running on ``data_dir`` (its owner died): fast shutdown, then kill."""
+    pid = postmaster_pid(data_dir)
+    if pid is None:
+        return
+    log.warning("stopping a leftover postgres", pid=pid, data_dir=str(data_dir))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)  # postgres: SIGINT = fast shutdown
+    deadline = time.monotonic() + timeout
+    while _process_exists(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _process_exists(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _process_exists(pid: int) -> bool:
+    import psutil  # a dependency of pgserver
+
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # e.g. not allowed to look: it exists
+        return True
 
 
 class EmbeddedKafka:
@@ -88,19 +148,27 @@ class EmbeddedKafka:
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             out = self.log_file.open("ab")
-        self._process = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        try:
+            self._process = subprocess.Popen(
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", "memory://tansu/"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # the broker holds its own copy
         wait_for_port("127.0.0.1", self.port)
         log.info("embedded broker ready", bootstrap=self.bootstrap)
         return self.bootstrap
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def stop(self) -> None:
         if self._process is None:

@@ -1,0 +1,33 @@
+"""``oms run`` as a command: option checking and the API-key table it prints."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from shared.cli import run
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer(add_completion=False)
+    run.register(app)
+
+    @app.command("noop")
+    def noop() -> None:  # a second command keeps `run` a subcommand, as in `oms`
+        """Nothing."""
+
+    return app
+
+
+def test_an_unknown_service_is_refused_before_anything_starts() -> None:
+    result = CliRunner().invoke(_app(), ["run", "--services", "order,shipping"])
+    assert result.exit_code == 2
+    assert "unknown service(s) shipping" in result.output
+
+
+def test_the_demo_api_keys_are_shown() -> None:
+    console = Console(record=True, width=200)
+    run.print_api_keys(console)
+    text = console.export_text()
+    assert "demo-admin" in text and "ada.admin" in text and "warehouse" in text
