@@ -29,3 +29,7 @@ for _module in COMMAND_MODULES:
     except ModuleNotFoundError as error:  # a command group still being written
         if error.name != _module:
             raise
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,74 @@
+"""End to end: the five services as OS processes on embedded PostgreSQL + Tansu, one flow through all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.demo.runner import ADMIN, drive
+from shared.runtime.supervisor import Runtime
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    data_dir = Path(tempfile.mkdtemp(prefix="oms-e2e-"))
+    rt = Runtime(data_dir=data_dir, fresh=True, auto_ports=True)
+    rt.start(timeout=120)
+    yield rt
+    rt.stop()
+
+
+def test_orders_flow_through_all_five_services_and_every_service_agrees(runtime):
+    outcome = drive(runtime.info, 40, timeout=120)
+    failed = [(c.service, c.what, c.expected, c.actual) for c in outcome.checks if not c.ok]
+    assert failed == [], failed
+    info = runtime.info
+    with httpx.Client(timeout=10, headers=ADMIN) as client:
+        orders = client.get(f"{info.url('order')}/orders", params={"limit": 1}).json()["orders"]
+        order_id = orders[0]["order_id"]
+        detail = client.get(f"{info.url('order')}/orders/{order_id}").json()
+        types = [e["event_type"] for e in detail["events"]]
+        assert types[0] == "order.placed" and "order.confirmed" in types and types[-1] == "order.paid"
+        by_channel = client.get(f"{info.url('order')}/orders/by-channel/{orders[0]['channel']}/"
+                                f"{orders[0]['channel_order_id']}").json()
+        assert by_channel["order"]["order_id"] == order_id
+        reservation = client.get(f"{info.url('inventory')}/reservations/{order_id}")
+        assert reservation.status_code == 200
+        invoices = client.get(f"{info.url('billing')}/invoices", params={"order_id": order_id}).json()
+        assert json.dumps(invoices).count("INV-") >= 1
+        notes = client.get(f"{info.url('notify')}/notifications", params={"order_id": order_id}).json()
+        assert len(notes if isinstance(notes, list) else notes.get("notifications", [])) == 2
+        facts = client.get(f"{info.url('reconcile')}/orders/{order_id}").json()
+        assert facts["status"] == "consistent"
+        rejections = client.get(f"{info.url('order')}/rejections").json()["rejections"]
+        assert {r["reasons"][0]["code"] for r in rejections} >= {
+            "unknown_sku", "invalid_json", "unknown_type", "conflicting_duplicate"}
+        for name in info.services:
+            assert client.get(f"{info.url(name)}/health").status_code == 200
+
+
+def test_oms_stock_receive_cli_talks_to_the_running_inventory(runtime):
+    env = {**os.environ, "OMS_INVENTORY_URL": runtime.info.url("inventory")}
+    done = subprocess.run([sys.executable, "-m", "shared.cli.main", "stock", "receive", "GIFT-MUG",
+                           "WH-E2E", "7"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    level = httpx.get(f"{runtime.info.url('inventory')}/stock/GIFT-MUG", headers=ADMIN).json()
+    assert level["on_hand"] == 7
+    refused = subprocess.run([sys.executable, "-m", "shared.cli.main", "stock", "receive", "GIFT-MUG",
+                              "WH-E2E", "0"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "quantity" in refused.stdout
+
+
+def test_a_crashed_service_is_restarted_by_the_supervisor(runtime):
+    runtime.kill_service("billing")
+    runtime.wait_healthy(timeout=60, services=["billing"])
+    assert runtime.restarts("billing") >= 1
