@@ -52,8 +52,10 @@ async def ensure_database(url: str | URL) -> bool:
             return False
         try:
             await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except psycopg.errors.DuplicateDatabase:
-            return False  # another instance created it first
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            # Another instance created it first (a concurrent CREATE DATABASE of the same name
+            # fails on pg_database's unique index rather than with DuplicateDatabase).
+            return False
         return True
 
 

@@ -120,9 +120,9 @@ class Meta:
     causation_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Position:
-    """A point in the global order: (transaction id, position within the table)."""
+    """A point in the global order: (transaction id, position within the table), compared as such."""
 
     tx_id: int
     position: int
@@ -266,8 +266,13 @@ _INSERT = insert(events).values(
     hash=bindparam("hash"),
 )
 
-_COLUMNS = "position, tx_id::text, event_id, stream_id, stream_version, event_type, schema_version, " \
-    "occurred_at, correlation_id, causation_id, actor, payload, message_key, prev_hash, hash"
+# The text spelling of tx_id gets its own name: an output column called ``tx_id`` would make
+# ``ORDER BY tx_id`` sort the text ('1001' < '983'), not the transaction ids.
+_COLUMNS = (
+    "position, tx_id::text AS tx_id_text, event_id, stream_id, stream_version, event_type, "
+    "schema_version, occurred_at, correlation_id, causation_id, actor, payload, message_key, "
+    "prev_hash, hash"
+)
 
 
 def _stored(row: Any) -> StoredEvent:
@@ -285,7 +290,7 @@ def _stored(row: Any) -> StoredEvent:
     )
     return StoredEvent(
         envelope=envelope,
-        position=Position(int(row.tx_id), int(row.position)),
+        position=Position(int(row.tx_id_text), int(row.position)),
         key=row.message_key,
         prev_hash=row.prev_hash,
         hash=row.hash,
@@ -314,14 +319,116 @@ async def read_committed_after(
             f"SELECT {_COLUMNS} FROM events "
             "WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
             "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY tx_id, position LIMIT :limit"
+            "ORDER BY events.tx_id, events.position LIMIT :limit"
         ),
         {"tx": str(after.tx_id), "pos": after.position, "limit": limit},
     )
     return [_stored(row) for row in result]
 
 
+async def events_held_back(conn: AsyncConnection, after: Position) -> bool:
+    """True when events after ``after`` are committed but wait behind an older running transaction."""
+    result = await conn.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM events "
+            "WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
+            "AND tx_id >= pg_snapshot_xmin(pg_current_snapshot()))"
+        ),
+        {"tx": str(after.tx_id), "pos": after.position},
+    )
+    return bool(result.scalar_one())
+
+
 async def read_all(conn: AsyncConnection, after: Position | None = None, limit: int = 1000
                    ) -> list[StoredEvent]:
-    """Every committed event in global order (used by audit and replays)."""
+    """Up to ``limit`` committed events in global order after ``after`` (audit and replays page
+    through the log by passing the last position they saw)."""
     return await read_committed_after(conn, after or Position.start(), limit)
+
+
+def chain_break(event: StoredEvent, previous: StoredEvent | None) -> str | None:
+    """Why ``event`` does not follow ``previous`` (the event before it in its stream), or None."""
+    env = event.envelope
+    expected_version = 1 if previous is None else previous.envelope.stream_version + 1
+    if env.stream_version != expected_version:
+        return f"stream version {env.stream_version} follows {expected_version - 1}: an event is missing"
+    expected_prev = None if previous is None else previous.hash
+    if event.prev_hash != expected_prev:
+        return "prev_hash is not the hash of the previous event in the stream"
+    if chain_hash(env, event.key, event.prev_hash) != event.hash:
+        return "hash does not match the event's content (edited after it was appended)"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """The first event whose hash chain does not hold, and why."""
+
+    event: StoredEvent
+    reason: str
+
+
+def _unvalidated(row: Any) -> StoredEvent:
+    """A stored row as an event without validation, to name it in an audit finding."""
+    actor: Any = Actor.model_construct(**row.actor) if isinstance(row.actor, dict) else row.actor
+    envelope = EventEnvelope.model_construct(
+        event_id=row.event_id, event_type=row.event_type, schema_version=row.schema_version,
+        stream_id=row.stream_id, stream_version=row.stream_version, occurred_at=row.occurred_at,
+        correlation_id=row.correlation_id, causation_id=row.causation_id, actor=actor,
+        payload=row.payload,
+    )
+    return StoredEvent(envelope, Position(int(row.tx_id_text), int(row.position)), row.message_key,
+                       row.prev_hash, row.hash)
+
+
+async def verify_stream(conn: AsyncConnection, stream_id: str) -> ChainBreak | None:
+    """Recompute one stream's hash chain; the first broken event, or None when it is intact."""
+    previous: StoredEvent | None = None
+    try:
+        stored = await read_stream(conn, stream_id)
+    except ValueError:  # a row no longer reads as an event: find and name it
+        return await verify_chain(conn, only_stream=stream_id)
+    for event in stored:
+        reason = chain_break(event, previous)
+        if reason is not None:
+            return ChainBreak(event, reason)
+        previous = event
+    return None
+
+
+async def verify_chain(conn: AsyncConnection, *, page_size: int = 2000,
+                       only_stream: str | None = None) -> ChainBreak | None:
+    """Recompute every stream's hash chain (``oms audit verify``), paging through the table.
+
+    Returns the first broken event in (stream_id, stream_version) order, or None. Reads the
+    table directly, not through the commit-order barrier, so nothing committed is left out.
+    """
+    previous: StoredEvent | None = None
+    after: tuple[str, int] = ("", 0)
+    while True:
+        rows = (
+            await conn.execute(
+                text(
+                    f"SELECT {_COLUMNS} FROM events WHERE (stream_id, stream_version) > (:s, :v) "
+                    "AND (CAST(:only AS text) IS NULL OR stream_id = :only) "
+                    "ORDER BY stream_id, stream_version LIMIT :limit"
+                ),
+                {"s": after[0], "v": after[1], "only": only_stream, "limit": page_size},
+            )
+        ).all()
+        for row in rows:
+            try:
+                event = _stored(row)
+            except ValueError as error:  # edited into something that is not even an event
+                return ChainBreak(_unvalidated(row), f"not a valid event: {error}".replace("\n", "; "))
+            env = event.envelope
+            if previous is not None and previous.envelope.stream_id != env.stream_id:
+                previous = None
+            reason = chain_break(event, previous)
+            if reason is not None:
+                return ChainBreak(event, reason)
+            previous = event
+        if len(rows) < page_size:
+            return None
+        last = rows[-1]
+        after = (str(last.stream_id), int(last.stream_version))

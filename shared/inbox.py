@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_unpublished ON dead_letters (id) WHERE published_at IS NULL;
 """
 
+DEAD_LETTER_PAGE = 1000
+
 MESSAGE_NAMESPACE = uuid.UUID("6f6d7300-0000-4000-8000-6d6573736167")
 
 
@@ -145,9 +147,12 @@ class IdempotentConsumer:
         self.envelopes = envelopes
         self.max_attempts = max_attempts
         self.base_delay = base_delay
+        self._dead_letters_unpublished = False
 
     async def process(self, records: Sequence[Any]) -> None:
-        batch = [incoming_from_record(r, envelopes=self.envelopes) for r in records]
+        # Storefront topics carry the storefronts' own JSON; every oms.* topic carries envelopes.
+        batch = [incoming_from_record(r, envelopes=self.envelopes and r.topic.startswith("oms."))
+                 for r in records]
         await self.process_incoming(batch)
 
     async def process_incoming(self, batch: Sequence[Incoming]) -> None:
@@ -163,8 +168,19 @@ class IdempotentConsumer:
                 log.warning("transient failure; retrying batch", consumer=self.name,
                             attempt=attempt, delay=delay, error=str(error))
                 await asyncio.sleep(delay)
-        if dead:
+        if dead or self._dead_letters_unpublished:
+            await self._publish_dead_letters()
+
+    async def _publish_dead_letters(self) -> None:
+        # The batch and its dead letters are committed; failing here would only make the broker
+        # redeliver a batch the inbox already holds, so keep the letters for the next batch.
+        try:
             await self.flush_dead_letters()
+            self._dead_letters_unpublished = False
+        except Exception as error:
+            self._dead_letters_unpublished = True
+            log.warning("dead letters not published yet; retrying with the next batch",
+                        consumer=self.name, error=str(error))
 
     async def _claim(self, conn: AsyncConnection, batch: Sequence[Incoming]) -> set[uuid.UUID]:
         result = await conn.execute(
@@ -222,6 +238,8 @@ class IdempotentConsumer:
 
     async def _record_dead_letter(self, conn: AsyncConnection, message: Incoming, error: str
                                   ) -> None:
+        log.warning("message dead-lettered", consumer=self.name, topic=message.topic,
+                    partition=message.partition, offset=message.offset, error=error[:300])
         METRICS.inc("oms_dead_letters_total", consumer=self.name, topic=message.topic)
         await conn.execute(
             text(
@@ -237,45 +255,54 @@ class IdempotentConsumer:
         )
 
     async def flush_dead_letters(self) -> int:
-        """Publish recorded dead letters to ``<topic>.dlq`` (retried until the broker takes them)."""
+        """Publish recorded dead letters to ``<topic>.dlq`` (retried until the broker takes them).
+
+        Returns how many were published; a dead letter is marked published only after the broker
+        acknowledged it, so a failure here publishes it again later rather than losing it.
+        """
         if self.publisher is None:
             return 0
-        async with self.engine.connect() as conn:
-            rows = (
+        published = 0
+        while True:
+            async with self.engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        text(
+                            'SELECT id, message_id, topic, partition, "offset", key, value, error, '
+                            "failed_at FROM dead_letters WHERE published_at IS NULL AND consumer = :c "
+                            "ORDER BY id LIMIT :limit"
+                        ),
+                        {"c": self.name, "limit": DEAD_LETTER_PAGE},
+                    )
+                ).all()
+                await conn.rollback()
+            if not rows:
+                return published
+            await self.publisher.publish([self._dead_letter_record(row) for row in rows])
+            async with self.engine.begin() as conn:
                 await conn.execute(
-                    text(
-                        'SELECT id, topic, partition, "offset", key, value, error, failed_at '
-                        "FROM dead_letters WHERE published_at IS NULL AND consumer = :c "
-                        "ORDER BY id LIMIT 1000"
-                    ),
-                    {"c": self.name},
+                    text("UPDATE dead_letters SET published_at = now() WHERE id = ANY(:ids)"),
+                    {"ids": [row.id for row in rows]},
                 )
-            ).all()
-            await conn.rollback()
-        if not rows:
-            return 0
-        records = [
-            OutgoingRecord(
-                topic=dlq(row.topic),
-                key=row.key,
-                value=json.dumps(
-                    {
-                        "topic": row.topic, "partition": row.partition, "offset": row.offset,
-                        "key": row.key, "consumer": self.name, "error": row.error,
-                        "failed_at": row.failed_at.isoformat(),
-                        "original": bytes(row.value).decode("utf-8", errors="replace"),
-                        "original_b64": base64.b64encode(bytes(row.value)).decode(),
-                    },
-                    ensure_ascii=False,
-                ).encode(),
-                headers={"error": row.error[:500], "consumer": self.name},
-            )
-            for row in rows
-        ]
-        await self.publisher.publish(records)
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE dead_letters SET published_at = now() WHERE id = ANY(:ids)"),
-                {"ids": [row.id for row in rows]},
-            )
-        return len(rows)
+            published += len(rows)
+            if len(rows) < DEAD_LETTER_PAGE:
+                return published
+
+    def _dead_letter_record(self, row: Any) -> OutgoingRecord:
+        value = bytes(row.value)
+        return OutgoingRecord(
+            topic=dlq(row.topic),
+            key=row.key,
+            value=json.dumps(
+                {
+                    "message_id": str(row.message_id), "topic": row.topic,
+                    "partition": row.partition, "offset": row.offset, "key": row.key,
+                    "consumer": self.name, "error": row.error,
+                    "failed_at": row.failed_at.isoformat(),
+                    "original": value.decode("utf-8", errors="replace"),
+                    "original_b64": base64.b64encode(value).decode(),
+                },
+                ensure_ascii=False,
+            ).encode(),
+            headers={"error": row.error[:500], "consumer": self.name},
+        )

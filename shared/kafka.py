@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
 
 from shared.settings import OmsSettings
 
@@ -81,6 +83,39 @@ def make_broker(settings: OmsSettings) -> KafkaBroker:
 BatchFn = Callable[[Sequence[Any]], Awaitable[None]]
 
 
+def _records(message: StreamMessage[Any]) -> tuple[Any, ...]:
+    raw = message.raw_message
+    return tuple(raw) if isinstance(raw, tuple) else (raw,)
+
+
+def _readable_headers(record: Any) -> Any:
+    headers = record.headers or ()
+    try:
+        for _, value in headers:
+            value.decode()
+        return record
+    except (AttributeError, UnicodeDecodeError):  # a None or non-UTF-8 header value
+        return dataclasses.replace(record, headers=[
+            (key, (value or b"").decode(errors="replace").encode()) for key, value in headers
+        ])
+
+
+async def _tolerant_parse(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's parser decodes every header as UTF-8 and fails on anything else; a record
+    it cannot parse is neither handled nor nacked (silently skipped). Make headers readable."""
+    if isinstance(message, tuple):
+        return await original(tuple(_readable_headers(record) for record in message))
+    return await original(_readable_headers(message))
+
+
+async def _undecoded(message: StreamMessage[Any]) -> list[bytes]:
+    """Leave bodies as bytes: the inbox decodes each record itself and dead-letters what it
+    cannot read. FastStream's own decoding raises on a body that is not the JSON its
+    content-type header promises, before the handler runs; NACK_ON_ERROR would then seek back to
+    that poison message forever and block its partition."""
+    return [record.value or b"" for record in _records(message)]
+
+
 def subscribe_batches(
     broker: KafkaBroker,
     topics: Sequence[str],
@@ -103,8 +138,8 @@ def subscribe_batches(
         batch_timeout_ms=50,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=_undecoded,
+        parser=_tolerant_parse,
     )
     async def _handle_batch(message: KafkaMessage) -> None:
-        raw = message.raw_message
-        records = list(raw) if isinstance(raw, tuple) else [raw]
-        await on_batch(records)
+        await on_batch(list(_records(message)))

@@ -61,11 +61,13 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        if isinstance(self.amount, float):
-            raise MoneyError("Money.amount must be Decimal, not float")
-        object.__setattr__(
-            self, "amount", self.amount.quantize(quantum(self.currency), rounding=ROUND_HALF_UP)
-        )
+        # to_decimal refuses float, bool and non-finite values and accepts an int amount.
+        amount = to_decimal(self.amount)
+        try:
+            rounded = amount.quantize(quantum(self.currency), rounding=ROUND_HALF_UP)
+        except InvalidOperation:  # more digits than the decimal context holds
+            raise MoneyError(f"{amount} {self.currency} is too large to be money") from None
+        object.__setattr__(self, "amount", rounded)
 
     @classmethod
     def of(cls, value: object, currency: str) -> Money:

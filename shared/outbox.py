@@ -11,12 +11,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import run_script
-from shared.eventstore import NOTIFY_CHANNEL, Position, StoredEvent, read_committed_after
+from shared.eventstore import (
+    NOTIFY_CHANNEL,
+    Position,
+    StoredEvent,
+    events_held_back,
+    read_committed_after,
+)
 from shared.kafka import OutgoingRecord, Publisher
 from shared.logging import get_logger
 from shared.metrics import METRICS
 
 log = get_logger(__name__)
+
+HELD_BACK_RETRY_SECONDS = 0.1
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS relay_checkpoints (
@@ -72,7 +80,8 @@ class OutboxRelay:
     """Tails the event store in commit order and publishes each event to its topic.
 
     Woken by LISTEN/NOTIFY (the insert trigger), with polling as a fallback. The checkpoint is
-    saved after the broker acknowledged a batch, so a crash republishes rather than loses.
+    saved (in the database, per relay ``name``) after the broker acknowledged a batch, so a crash
+    republishes rather than loses.
     """
 
     def __init__(
@@ -94,26 +103,50 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        self._held_back = False
         self.published = 0
 
     async def reset(self, since: Position | None = None) -> None:
-        """Publish the history again from ``since`` (the start when None): broker loss recovery."""
+        """Publish the history again from ``since`` (the start when None): broker loss recovery.
+
+        Waits for a batch being published (by any instance) to finish first, so that batch's
+        checkpoint cannot overwrite the reset.
+        """
         async with self.engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+                               {"k": self._lock_key})
             await save_checkpoint(conn, self.name, since or Position.start())
         self._wake.set()
 
+    @property
+    def _lock_key(self) -> str:
+        return f"oms.relay.{self.name}"
+
     async def publish_pending(self) -> int:
-        """Publish everything committed and not yet published; returns how many were sent."""
+        """Publish everything committed and not yet published; returns how many were sent.
+
+        Each batch is read, published and checkpointed under a transaction-scoped advisory lock,
+        so several instances of a service never publish the same batch at once nor move the
+        checkpoint backwards; an instance that finds the lock taken leaves the work to its holder.
+        """
         sent = 0
+        self._held_back = False
         while True:
-            async with self.engine.connect() as conn:
+            async with self.engine.begin() as conn:
+                locked = (
+                    await conn.execute(
+                        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"),
+                        {"k": self._lock_key},
+                    )
+                ).scalar_one()
+                if not locked:
+                    return sent
                 checkpoint = await load_checkpoint(conn, self.name)
                 batch = await read_committed_after(conn, checkpoint, self.batch_size)
-                await conn.rollback()
-            if not batch:
-                return sent
-            await self.publisher.publish([to_record(e, self.topic_for(e)) for e in batch])
-            async with self.engine.begin() as conn:
+                if not batch:
+                    self._held_back = await events_held_back(conn, checkpoint)
+                    return sent
+                await self.publisher.publish([to_record(e, self.topic_for(e)) for e in batch])
                 await save_checkpoint(conn, self.name, batch[-1].position)
             sent += len(batch)
             self.published += len(batch)
@@ -124,6 +157,7 @@ class OutboxRelay:
         listener = asyncio.create_task(self._listen()) if self.listen_url else None
         try:
             while True:
+                self._wake.clear()
                 try:
                     await self.publish_pending()
                 except asyncio.CancelledError:
@@ -132,9 +166,12 @@ class OutboxRelay:
                     log.warning("relay batch failed; retrying", relay=self.name, error=str(error))
                     await asyncio.sleep(min(5.0, self.poll_seconds))
                     continue
+                # Events committed behind a transaction still running are released when it ends,
+                # and that transaction may insert no event (so no NOTIFY): look again soon.
+                wait = min(self.poll_seconds, HELD_BACK_RETRY_SECONDS) if self._held_back \
+                    else self.poll_seconds
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                self._wake.clear()
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
         finally:
             if listener is not None:
                 listener.cancel()
@@ -149,6 +186,7 @@ class OutboxRelay:
                     self.listen_url, autocommit=True
                 ) as conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake.set()  # catch up on commits made before LISTEN took effect
                     async for _ in conn.notifies():
                         self._wake.set()
             except asyncio.CancelledError:
