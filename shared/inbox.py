@@ -106,6 +106,14 @@ class Incoming:
             raise ValueError("not an oms envelope")
         return self.envelope
 
+    @classmethod
+    def from_envelope(cls, envelope: EventEnvelope, topic: str, *, partition: int = 0,
+                      offset: int = 0) -> Incoming:
+        """The message a consumer gets for ``envelope`` (as ``incoming_from_record`` decodes it)."""
+        return cls(topic=topic, partition=partition, offset=offset, key=envelope.order_id,
+                   value=envelope.to_json(), headers={"event_type": envelope.event_type},
+                   message_id=envelope.event_id, envelope=envelope)
+
 
 def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
     value: bytes = record.value or b""

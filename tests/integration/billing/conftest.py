@@ -75,8 +75,7 @@ def captured(order_id: str, payment_id: str, amount: str, method: str = "alipay"
 
 
 def incoming(env: EventEnvelope, offset: int = 0) -> Incoming:
-    return Incoming(topic=ORDER_EVENTS, partition=0, offset=offset, key=env.order_id,
-                    value=env.to_json(), headers={}, message_id=env.event_id, envelope=env)
+    return Incoming.from_envelope(env, ORDER_EVENTS, offset=offset)
 
 
 def consumer(engine: AsyncEngine, clock: Clock | None = None) -> IdempotentConsumer:

@@ -51,9 +51,7 @@ def placed(order_id: str, lines: list[tuple[str, int] | tuple[str, int, str]]) -
 
 
 def incoming(envelope: EventEnvelope, offset: int = 0) -> Incoming:
-    return Incoming(topic=ORDER_EVENTS, partition=0, offset=offset, key=envelope.order_id,
-                    value=envelope.to_json(), headers={}, message_id=envelope.event_id,
-                    envelope=envelope)
+    return Incoming.from_envelope(envelope, ORDER_EVENTS, offset=offset)
 
 
 def consumer(engine: AsyncEngine, clock: ManualClock | None = None) -> IdempotentConsumer:

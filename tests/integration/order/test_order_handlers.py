@@ -34,8 +34,7 @@ def result(topic, payload, order_id) -> Incoming:
     env = EventEnvelope(event_id=uuid.uuid4(), event_type=payload.event_type, schema_version=1,
                         stream_id=order_id, stream_version=1, occurred_at=NOW,
                         correlation_id=order_id, actor=SYSTEM, payload=payload.wire())
-    return Incoming(topic=topic, partition=0, offset=0, key=order_id, value=env.to_json(), headers={},
-                    message_id=env.event_id, envelope=env)
+    return Incoming.from_envelope(env, topic)
 
 
 @pytest.fixture

@@ -147,8 +147,4 @@ def topic_of(event: EventEnvelope) -> str:
 
 def incoming(event: EventEnvelope, offset: int = 0) -> Incoming:
     """The message a consumer gets for ``event``, as ``incoming_from_record`` decodes it."""
-    return Incoming(
-        topic=topic_of(event), partition=0, offset=offset, key=event.order_id,
-        value=event.to_json(), headers={"event_type": event.event_type},
-        message_id=event.event_id, envelope=event,
-    )
+    return Incoming.from_envelope(event, topic_of(event), offset=offset)
