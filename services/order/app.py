@@ -7,7 +7,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from services.order import api, handlers, store
-from services.order.catalog import DEMO_CATALOG, parse_catalog
+from services.order.domain.catalog import DEMO_CATALOG, parse_catalog
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, STOREFRONT_ORDERS
 from shared.logging import get_logger

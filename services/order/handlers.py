@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order import domain, store
-from services.order.catalog import Catalog
-from services.order.validation import (
+from services.order.domain.catalog import Catalog
+from services.order.domain.validation import (
     AcceptedSubmission,
     envelope_reasons,
     reason,

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from services.order import handlers, store
-from services.order.catalog import DEMO_CATALOG, parse_catalog
+from services.order.domain.catalog import DEMO_CATALOG, parse_catalog
 from shared import eventstore
 from shared.clock import ManualClock
 from shared.contract.envelope import SYSTEM, EventEnvelope

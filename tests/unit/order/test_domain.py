@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from services.order import domain
-from services.order.catalog import DEMO_CATALOG, parse_catalog
-from services.order.validation import validate_submission
+from services.order.domain.catalog import DEMO_CATALOG, parse_catalog
+from services.order.domain.validation import validate_submission
 from shared.contract.storefront import PaymentCaptured
 from shared.demo.traffic import payment, submission
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.order.catalog import DEMO_CATALOG, match_key, parse_catalog
-from services.order.validation import envelope_reasons, validate_payment, validate_submission
+from services.order.domain.catalog import DEMO_CATALOG, match_key, parse_catalog
+from services.order.domain.validation import envelope_reasons, validate_payment, validate_submission
 from shared.demo.traffic import payment, submission
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-DEMO_CATALOG = Path(__file__).resolve().parents[2] / "deploy" / "catalog.demo.csv"
+DEMO_CATALOG = Path(__file__).resolve().parents[3] / "deploy" / "catalog.demo.csv"
 
 _SEPARATORS = str.maketrans("", "", " -_./\u00b7\u2010\u2011\u2012\u2013\u2014\u2212\u30fc")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.order.catalog import Catalog
+from services.order.domain.catalog import Catalog
 from shared.contract.payloads import OrderLine, RejectionReason
 from shared.contract.storefront import MODEL_BY_TYPE, OrderSubmitted, PaymentCaptured
 from shared.money import MINOR_UNITS, known_currency
