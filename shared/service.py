@@ -46,6 +46,8 @@ class ServiceParts:
     topics: Sequence[str]
     handle: inbox.Handler
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    # Awaited once before consuming starts (load reference data, warm caches).
+    startup: Callable[[], Coroutine[Any, Any, None]] | None = None
 
 
 BuildFn = Callable[[ServiceContext], ServiceParts]
@@ -86,6 +88,8 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
         await publisher.start()
         ctx = ServiceContext(name, settings, engine, publisher, clock or SystemClock(), url)
         parts = build(ctx)
+        if parts.startup is not None:
+            await parts.startup()
         app.state.ctx = ctx
         relay = outbox.OutboxRelay(
             engine, publisher, name=name,

@@ -42,6 +42,14 @@ class OmsSettings(BaseSettings):
     republish_on_start: bool = False
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     consumer_batch_size: int = Field(default=500, ge=1)
+    # How often schedulers (approval escalation, auto-completion) look at the clock.
+    scheduler_seconds: float = Field(default=30.0, gt=0)
+    # Delivered orders complete automatically once the return window has passed.
+    return_window_days: int = Field(default=7, ge=0)
+    # A likely cross-channel duplicate: same phone, same lines, within this many minutes.
+    duplicate_window_minutes: int = Field(default=30, ge=0)
+    # Signs customers' order-tracking tokens; set your own secret in production.
+    tracking_secret: str = "oms-demo-tracking-secret"
 
     def idempotent_producer(self) -> bool:
         if self.kafka_idempotence is not None:

@@ -1,11 +1,13 @@
-"""The order service's own tables: the orders projection (the event store is the truth)."""
+"""The order service's own tables: projections of the event log (the log is the truth)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Integer,
@@ -15,19 +17,20 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    or_,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.order.domain import OrderState
+from services.order.domain.state import OrderState, fold, status
 from shared import eventstore
 
 metadata = MetaData()
 
 orders = Table(
-    "orders",
-    metadata,
+    "orders", metadata,
     Column("order_id", Text, primary_key=True),
     Column("channel", Text, nullable=False),
     Column("channel_order_id", Text, nullable=False),
@@ -37,12 +40,44 @@ orders = Table(
     Column("currency", Text, nullable=False),
     Column("total", Numeric(18, 2), nullable=False),
     Column("captured_total", Numeric(18, 2), nullable=False),
+    Column("paid", Boolean, nullable=False, server_default=text("false")),
     Column("salesperson", Text),
     Column("flags", JSONB, nullable=False),
+    Column("group_id", Text),
+    Column("approval_kind", Text),
+    Column("approval_role", Text),
+    Column("approval_escalate_to", Text),
+    Column("approval_escalations", Integer),
+    Column("approval_due_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
     Column("version", Integer, nullable=False),
     Column("placed_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("channel", "channel_order_id", name="orders_channel_order_key"),
+)
+
+# Facts from other services that confirmation waits for (the order log records the outcome).
+readiness = Table(
+    "order_readiness", metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("reserved", Boolean, nullable=False),
+    Column("reservation_event_id", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+group_buys = Table(
+    "group_buys", metadata,
+    Column("group_id", Text, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("closed_at", DateTime(timezone=True)),
+)
+
+group_members = Table(
+    "group_members", metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("group_id", Text, nullable=False, index=True),
+    Column("active", Boolean, nullable=False),
+    Column("joined_at", DateTime(timezone=True), nullable=False),
 )
 
 
@@ -51,31 +86,38 @@ async def create_schema(conn: AsyncConnection) -> None:
 
 
 async def load_order(conn: AsyncConnection, order_id: str) -> OrderState:
-    from services.order.domain import fold
-
     stored = await eventstore.read_stream(conn, order_id)
-    return fold(order_id, [(e.envelope.event_type, e.envelope.payload, e.envelope.stream_version)
-                           for e in stored])
+    return fold(order_id, [(e.envelope.event_type, e.envelope.payload, e.envelope.stream_version,
+                            e.envelope.occurred_at) for e in stored])
 
 
-async def save_projection(conn: AsyncConnection, state: OrderState, at: Any) -> None:
+async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime,
+                          delivered_at: datetime | None = None) -> None:
     placed = state.placed
     if placed is None:
         return
+    pending = state.approval
     row = {
-        "order_id": state.order_id, "channel": state.channel,
-        "channel_order_id": state.channel_order_id, "status": state.status,
+        "order_id": state.order_id, "channel": placed.channel,
+        "channel_order_id": placed.channel_order_id, "status": status(state),
         "order_type": placed.order_type, "customer_id": str(placed.customer.get("id", "")),
-        "currency": state.currency, "total": state.total, "captured_total": state.captured_total,
-        "salesperson": placed.salesperson, "flags": placed.flags, "version": state.version,
-        "placed_at": placed.submitted_at, "updated_at": at,
+        "currency": placed.currency, "total": state.total, "captured_total": state.captured_total,
+        "paid": state.paid, "salesperson": placed.salesperson, "flags": placed.flags,
+        "group_id": (placed.group_buy or {}).get("group_id"),
+        "approval_kind": pending.kind if pending else None,
+        "approval_role": pending.role if pending else None,
+        "approval_escalate_to": pending.escalate_to if pending else None,
+        "approval_escalations": pending.escalations if pending else None,
+        "approval_due_at": pending.due_at if pending else None,
+        "delivered_at": delivered_at,
+        "version": state.version, "placed_at": placed.submitted_at, "updated_at": at,
     }
     statement = insert(orders).values(**row)
-    await conn.execute(statement.on_conflict_do_update(
-        index_elements=[orders.c.order_id],
-        set_={k: statement.excluded[k] for k in ("status", "captured_total", "version", "updated_at",
-                                                  "flags")},
-    ))
+    changing = [k for k in row if k not in ("order_id", "channel", "channel_order_id", "placed_at",
+                                            "order_type", "customer_id", "currency", "delivered_at")]
+    updates = {k: statement.excluded[k] for k in changing}
+    updates["delivered_at"] = func.coalesce(statement.excluded.delivered_at, orders.c.delivered_at)
+    await conn.execute(statement.on_conflict_do_update(index_elements=[orders.c.order_id], set_=updates))
 
 
 async def order_row(conn: AsyncConnection, order_id: str) -> dict[str, Any] | None:
@@ -91,29 +133,107 @@ async def find_by_channel(conn: AsyncConnection, channel: str, channel_order_id:
     return str(value) if value is not None else None
 
 
-async def search(conn: AsyncConnection, *, status: str | None, channel: str | None,
-                 customer_id: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-    query = select(orders).order_by(orders.c.placed_at.desc(), orders.c.order_id)
-    if status:
-        query = query.where(orders.c.status == status)
+async def search(conn: AsyncConnection, *, statuses: list[str] | None, channel: str | None,
+                 customer_id: str | None, placed_from: datetime | None, placed_to: datetime | None,
+                 flag: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    query = select(orders)
+    if statuses:
+        query = query.where(orders.c.status.in_(statuses))
     if channel:
         query = query.where(orders.c.channel == channel)
     if customer_id:
         query = query.where(orders.c.customer_id == customer_id)
-    rows = (await conn.execute(query.limit(limit).offset(offset))).mappings().all()
+    if placed_from:
+        query = query.where(orders.c.placed_at >= placed_from)
+    if placed_to:
+        query = query.where(orders.c.placed_at < placed_to)
+    if flag:
+        query = query.where(or_(orders.c.flags.contains([flag]),
+                                func.jsonb_path_exists(orders.c.flags,
+                                                       text("'$[*] ? (@ starts with $f)'"),
+                                                       func.jsonb_build_object("f", flag))))
+    total = (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    page = query.order_by(orders.c.placed_at.desc(), orders.c.order_id).limit(limit).offset(offset)
+    return [dict(r) for r in (await conn.execute(page)).mappings().all()], int(total)
+
+
+async def approvals_for(conn: AsyncConnection, role: str | None) -> list[dict[str, Any]]:
+    query = select(orders).where(orders.c.approval_role.is_not(None))
+    if role is not None:
+        query = query.where(or_(orders.c.approval_role == role,
+                                (orders.c.approval_escalations > 0)
+                                & (orders.c.approval_escalate_to == role)))
+    rows = (await conn.execute(query.order_by(orders.c.approval_due_at))).mappings().all()
     return [dict(r) for r in rows]
 
 
+async def waiting_approvals(conn: AsyncConnection) -> list[str]:
+    rows = await conn.execute(select(orders.c.order_id).where(orders.c.approval_role.is_not(None)))
+    return [str(r[0]) for r in rows]
+
+
+async def delivered_before(conn: AsyncConnection, cutoff: datetime) -> list[str]:
+    rows = await conn.execute(select(orders.c.order_id).where(orders.c.status == "delivered",
+                                                              orders.c.delivered_at < cutoff))
+    return [str(r[0]) for r in rows]
+
+
+async def mark_reserved(conn: AsyncConnection, order_id: str, event_id: str, at: datetime) -> None:
+    statement = insert(readiness).values(order_id=order_id, reserved=True,
+                                         reservation_event_id=event_id, updated_at=at)
+    await conn.execute(statement.on_conflict_do_update(
+        index_elements=[readiness.c.order_id],
+        set_={"reserved": True, "reservation_event_id": event_id, "updated_at": at}))
+
+
+async def is_reserved(conn: AsyncConnection, order_id: str) -> bool:
+    value = (await conn.execute(select(readiness.c.reserved)
+                                .where(readiness.c.order_id == order_id))).scalar()
+    return bool(value)
+
+
+async def join_group(conn: AsyncConnection, group_id: str, size: int, order_id: str, at: datetime
+                     ) -> None:
+    await conn.execute(insert(group_buys).values(group_id=group_id, size=size)
+                       .on_conflict_do_nothing(index_elements=[group_buys.c.group_id]))
+    await conn.execute(insert(group_members).values(group_id=group_id, order_id=order_id,
+                                                    active=True, joined_at=at)
+                       .on_conflict_do_nothing(index_elements=[group_members.c.order_id]))
+
+
+async def leave_group(conn: AsyncConnection, order_id: str) -> None:
+    await conn.execute(group_members.update().where(group_members.c.order_id == order_id)
+                       .values(active=False))
+
+
+async def group_state(conn: AsyncConnection, group_id: str, at: datetime) -> tuple[bool, list[str]]:
+    """(closed, active members). Locks the group row so two joiners cannot both miss the close."""
+    group = (await conn.execute(select(group_buys).where(group_buys.c.group_id == group_id)
+                                .with_for_update())).mappings().first()
+    if group is None:
+        return False, []
+    members = [str(r[0]) for r in await conn.execute(
+        select(group_members.c.order_id).where(group_members.c.group_id == group_id,
+                                               group_members.c.active)
+        .order_by(group_members.c.joined_at, group_members.c.order_id))]
+    closed = group["closed_at"] is not None or len(members) >= int(group["size"])
+    if closed and group["closed_at"] is None:
+        await conn.execute(group_buys.update().where(group_buys.c.group_id == group_id)
+                           .values(closed_at=at))
+    return closed, members
+
+
 async def summary(conn: AsyncConnection) -> dict[str, Any]:
-    by_status = {
-        str(status): int(count)
-        for status, count in (await conn.execute(
-            select(orders.c.status, func.count()).group_by(orders.c.status))).all()
-    }
-    totals = (await conn.execute(select(func.count(), func.coalesce(func.sum(orders.c.total), 0)))).one()
-    rejections = (await conn.execute(
-        select(func.count()).select_from(eventstore.events)
-        .where(eventstore.events.c.event_type == "submission.rejected"))).scalar_one()
-    amount: Decimal = totals[1]
-    return {"orders": int(totals[0]), "by_status": by_status, "amount_total": str(amount),
-            "rejections": int(rejections)}
+    by_status = {str(s): int(n) for s, n in (await conn.execute(
+        select(orders.c.status, func.count()).group_by(orders.c.status))).all()}
+    count, amount = (await conn.execute(
+        select(func.count(), func.coalesce(func.sum(orders.c.total), 0)))).one()
+    events = eventstore.events
+    by_type = {str(t): int(n) for t, n in (await conn.execute(
+        select(events.c.event_type, func.count()).group_by(events.c.event_type))).all()}
+    flagged = (await conn.execute(select(func.count()).where(
+        func.jsonb_array_length(orders.c.flags) > 0))).scalar_one()
+    total: Decimal = amount
+    return {"orders": int(count), "by_status": by_status, "amount_total": str(total),
+            "rejections": by_type.get("submission.rejected", 0), "flagged": int(flagged),
+            "events": by_type}

@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shared.cli.run",
     "shared.cli.stock",
     "shared.cli.demo",
+    "shared.cli.rules",
+    "shared.cli.catalog",
 )
 
 for _module in COMMAND_MODULES:

@@ -8,6 +8,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+REGISTRY: dict[str, type[Payload]] = {}
+
 
 class Payload(BaseModel):
     """Base of every event payload. Consumers ignore fields they do not know (forward compatible)."""
@@ -16,6 +18,11 @@ class Payload(BaseModel):
 
     event_type: ClassVar[str]
     schema_version: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "event_type" in cls.__dict__:  # a concrete event payload: one model per event type
+            REGISTRY[cls.event_type] = cls
 
     def wire(self) -> dict[str, Any]:
         """JSON-ready dict: Decimals as strings, instants as ISO 8601 (no floats ever)."""
@@ -35,6 +42,8 @@ class OrderLine(BaseModel):
     unit_price: Decimal
     tax_rate: Decimal = Decimal("0")
     gift_bundle: str | None = None
+    hs_code: str | None = None
+    declared_value: Decimal | None = None
 
 
 class SkuQuantity(BaseModel):
@@ -65,6 +74,8 @@ class OrderPlaced(Payload):
     salesperson: str | None = None
     content_hash: str
     flags: list[str] = Field(default_factory=list)
+    customs: dict[str, Any] | None = None
+    group_buy: dict[str, Any] | None = None
 
 
 class OrderConfirmed(Payload):
@@ -264,15 +275,12 @@ class DiscrepancyResolved(Payload):
     resolved_at: datetime
 
 
-PAYLOAD_TYPES: tuple[type[Payload], ...] = (
-    OrderPlaced, OrderConfirmed, OrderBackordered, OrderPaymentCaptured, OrderPaid,
-    SubmissionRejected, StockReserved, StockShortage, StockReceived, InvoiceIssued,
-    PaymentRecorded, NotificationSent, NotificationFailed, DiscrepancyDetected,
-    DiscrepancyResolved,
-)
-REGISTRY: dict[str, type[Payload]] = {cls.event_type: cls for cls in PAYLOAD_TYPES}
-
-
 def parse_payload(event_type: str, payload: dict[str, Any]) -> Payload:
     """The typed payload of an event; KeyError for an event type this contract does not know."""
     return REGISTRY[event_type].model_validate(payload)
+
+
+# The order lifecycle's payloads live in their own module; importing it registers them.
+from shared.contract import order_events as _order_events  # noqa: E402
+
+assert _order_events

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from services.order import handlers, store
-from services.order.domain.catalog import DEMO_CATALOG, parse_catalog
+from services.order.domain.catalog import DEMO_CATALOG, CatalogRef, parse_catalog
 from shared import eventstore
 from shared.clock import ManualClock
 from shared.contract.envelope import SYSTEM, EventEnvelope
@@ -39,16 +39,17 @@ def result(topic, payload, order_id) -> Incoming:
 
 @pytest.fixture
 async def engine(database_url):
+    from services.order.app import create_schema
     from shared.service import prepare_database
 
-    eng = await prepare_database(database_url, store.create_schema)
+    eng = await prepare_database(database_url, create_schema)
     yield eng
     await eng.dispose()
 
 
 @pytest.fixture
 def consumer(engine):
-    deps = handlers.OrderDeps(catalog=parse_catalog(DEMO_CATALOG), clock=ManualClock(NOW))
+    deps = handlers.OrderDeps(catalog=CatalogRef(parse_catalog(DEMO_CATALOG)), clock=ManualClock(NOW))
     return IdempotentConsumer(name="order", engine=engine, publisher=None,
                               handle=lambda conn, m: handlers.handle(deps, conn, m))
 

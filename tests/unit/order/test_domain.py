@@ -1,75 +1,248 @@
-"""The order aggregate's decisions (pure)."""
+"""The order lifecycle: every transition, refusal, order type, approval and amendment cutoff (pure)."""
 
 from __future__ import annotations
 
-import random
-from datetime import UTC, datetime
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from services.order import domain
-from services.order.domain.catalog import DEMO_CATALOG, parse_catalog
-from services.order.domain.validation import validate_submission
+from services.order.domain import fulfilment, lifecycle
+from services.order.domain.lifecycle import IllegalTransition, InvalidCommand, Readiness, WrongRole
+from services.order.domain.state import status
 from shared.contract.storefront import PaymentCaptured
-from shared.demo.traffic import payment, submission
+from tests.unit.order.factories import NOW, TWO_LEVELS, apply, lines, new_order
 
-NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+RESERVED = Readiness(reserved=True)
 
 
-def placed_state():
-    message = submission("jd", 7, rng=random.Random(3), submitted_at=NOW)
-    accepted = validate_submission(message, catalog=parse_catalog(DEMO_CATALOG), now=NOW)
-    order_id = domain.order_id_for("jd", message["channel_order_id"])
-    placed = domain.placed_from(order_id, accepted.message, accepted.lines, accepted.subtotal,
-                                accepted.discount_total, accepted.total,
-                                domain.content_hash(message), NOW)
-    state = domain.OrderState(order_id)
-    (event,) = domain.place(state, placed)
-    return domain.evolve(state, event.event_type, event.wire(), 1), message
+def types(events):
+    return [e.event_type for e in events]
+
+
+def paid(state):
+    state = apply(state, lifecycle.capture_payment(state, PaymentCaptured(
+        type="payment.captured", channel="tmall", channel_order_id="TM-1", payment_id="P1",
+        method="alipay", amount=state.total, captured_at=NOW), "CNY"))
+    return apply(state, lifecycle.on_settled(state, state.total, "INV-2026-000001"))
+
+
+def confirmed(**kwargs):
+    state = new_order(**kwargs)
+    return apply(state, lifecycle.confirm_if_ready(state, RESERVED))
 
 
 def test_order_id_is_deterministic_per_channel_order():
-    assert domain.order_id_for("jd", "A") == domain.order_id_for("jd", "A")
-    assert domain.order_id_for("jd", "A") != domain.order_id_for("tmall", "A")
-    assert domain.order_id_for("jd", "A").startswith("O-")
+    assert lifecycle.order_id_for("jd", "A") == lifecycle.order_id_for("jd", "A")
+    assert lifecycle.order_id_for("jd", "A") != lifecycle.order_id_for("tmall", "A")
 
 
-def test_place_twice_is_illegal():
-    state, _ = placed_state()
-    with pytest.raises(domain.IllegalTransition) as refused:
-        domain.place(state, state.placed)
-    assert refused.value.status == "placed" and "confirm" in refused.value.allowed
+def test_placed_then_reserved_confirms_once():
+    state = new_order()
+    assert status(state) == "placed"
+    (event,) = lifecycle.confirm_if_ready(state, RESERVED)
+    state = apply(state, [event])
+    assert status(state) == "confirmed" and lifecycle.confirm_if_ready(state, RESERVED) == []
 
 
-def test_reservation_confirms_once():
-    state, _ = placed_state()
-    (confirmed,) = domain.on_stock_reserved(state, "e1")
-    assert confirmed.event_type == "order.confirmed" and confirmed.total == state.total
-    state = domain.evolve(state, confirmed.event_type, confirmed.wire(), 2)
-    assert state.status == "confirmed"
-    assert domain.on_stock_reserved(state, "e2") == []
+def test_reserved_at_placement_confirms_at_once():
+    state = new_order(reserved=True)
+    assert status(state) == "confirmed"
+
+
+def test_placing_twice_is_illegal_and_says_state_and_allowed_actions():
+    state = new_order()
+    with pytest.raises(IllegalTransition) as refused:
+        lifecycle.place(state, state.placed, None, NOW, RESERVED)
+    assert refused.value.status == "placed" and "cancel" in refused.value.allowed
 
 
 def test_shortage_backorders_then_reservation_confirms():
-    state, _ = placed_state()
-    (backordered,) = domain.on_stock_shortage(state, [])
-    state = domain.evolve(state, backordered.event_type, backordered.wire(), 2)
-    assert state.status == "backordered"
-    assert domain.on_stock_reserved(state, "e")[0].event_type == "order.confirmed"
+    state = apply(new_order(), lifecycle.on_stock_shortage(new_order(), []))
+    assert status(state) == "backordered"
+    assert types(lifecycle.confirm_if_ready(state, RESERVED)) == ["order.confirmed"]
 
 
-def test_payment_captured_once_per_payment_id_and_paid_once_when_settled():
-    state, message = placed_state()
-    captured = PaymentCaptured.model_validate(payment(message, captured_at=NOW))
-    (event,) = domain.capture_payment(state, captured, "CNY")
-    state = domain.evolve(state, event.event_type, event.wire(), 2)
-    assert state.captured_total == state.total
-    assert domain.capture_payment(state, captured, "CNY") == []
-    assert domain.on_settled(state, state.total, "INV-2026-000001") == []  # not confirmed yet
-    (confirmed,) = domain.on_stock_reserved(state, "e")
-    state = domain.evolve(state, confirmed.event_type, confirmed.wire(), 3)
-    (paid,) = domain.on_settled(state, state.total, "INV-2026-000001")
-    assert paid.paid_amount == state.total and isinstance(paid.paid_amount, Decimal)
-    state = domain.evolve(state, paid.event_type, paid.wire(), 4)
-    assert state.status == "paid" and domain.on_settled(state, state.total, None) == []
+def test_two_level_approval_in_order_then_confirmation():
+    state = new_order(plan=TWO_LEVELS)
+    assert status(state) == "pending_approval" and state.approval.role == "sales_director"
+    assert lifecycle.confirm_if_ready(state, RESERVED) == []  # reserved but not approved
+    with pytest.raises(WrongRole) as wrong:
+        lifecycle.approve(state, approver="fei", role="finance_director", comment=None, now=NOW,
+                          readiness=RESERVED)
+    assert "sales_director" in wrong.value.needed
+    events = lifecycle.approve(state, approver="dora", role="sales_director", comment="ok", now=NOW,
+                               readiness=RESERVED)
+    assert types(events) == ["order.approved", "order.approval_requested"]
+    assert events[1].role == "finance_director" and events[1].rule_id == "big-orders"
+    state = apply(state, events)
+    events = lifecycle.approve(state, approver="fang", role="finance_director", comment=None, now=NOW,
+                               readiness=RESERVED)
+    assert types(events) == ["order.approved", "order.confirmed"] and events[0].final
+    assert status(apply(state, events)) == "confirmed"
+
+
+def test_rejected_approval_cancels_the_order():
+    state = new_order(plan=TWO_LEVELS)
+    events = lifecycle.reject(state, approver="dora", role="sales_director", reason="credit risk")
+    assert types(events) == ["order.approval_rejected", "order.cancelled"]
+    assert status(apply(state, events)) == "cancelled"
+
+
+def test_overdue_approval_escalates_once_per_sla_and_the_escalation_role_may_decide():
+    state = new_order(plan=TWO_LEVELS)
+    assert lifecycle.escalate_if_overdue(state, NOW + timedelta(hours=3)) == []
+    (escalated,) = lifecycle.escalate_if_overdue(state, NOW + timedelta(hours=4, minutes=1))
+    assert escalated.escalate_to == "general_manager" and escalated.escalations == 1
+    state = apply(state, [escalated], NOW + timedelta(hours=4, minutes=1))
+    assert lifecycle.escalate_if_overdue(state, NOW + timedelta(hours=5)) == []
+    assert lifecycle.escalate_if_overdue(state, NOW + timedelta(hours=8, minutes=2)) != []
+    events = lifecycle.approve(state, approver="gao", role="general_manager", comment=None, now=NOW,
+                               readiness=RESERVED)
+    assert types(events)[0] == "order.approved"
+
+
+def test_amendment_before_confirmation_applies_directly_with_before_and_after():
+    state = new_order()
+    new_lines = lines(("X-100", 3, "199.00"), ("GIFT-MUG", 1, "0.00", "B1"))
+    (event,) = lifecycle.amend(state, request_id="A1", lines=new_lines, shipping_address=None,
+                               plan=None, now=NOW)
+    assert event.event_type == "order.amended"
+    assert event.total_before == Decimal("410.00") and event.total_after == Decimal("609.00")
+    assert [(d.sku, d.quantity) for d in event.lines_delta] == [("X-100", 1)]
+    state = apply(state, [event])
+    assert state.total == Decimal("609.00")
+    assert lifecycle.amend(state, request_id="A1", lines=new_lines, shipping_address=None, plan=None,
+                           now=NOW) == []  # the same request again
+
+
+def test_amendment_after_confirmation_needs_approval_then_applies():
+    state = confirmed()
+    new_lines = lines(("X-100", 1, "199.00"), ("GIFT-MUG", 1, "0.00", "B1"))
+    (request,) = lifecycle.amend(state, request_id="A2", lines=new_lines, shipping_address=None,
+                                 plan=None, now=NOW)
+    assert request.event_type == "order.approval_requested" and request.kind == "amendment"
+    assert request.rule_id == "default-amendment"
+    state = apply(state, [request])
+    assert status(state) == "confirmed"  # the order stays confirmed while the change waits
+    events = lifecycle.approve(state, approver="dora", role="sales_director", comment=None, now=NOW,
+                               readiness=RESERVED)
+    assert types(events) == ["order.approved", "order.amended"]
+    assert events[1].approved_by == ["dora"]
+    assert apply(state, events).total == Decimal("211.00")
+
+
+def test_amendment_after_shipment_is_refused_as_an_event():
+    state = paid(confirmed())
+    state = apply(state, fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF",
+                                         tracking_number="T1", lines=None, now=NOW))
+    (event,) = lifecycle.amend(state, request_id="A3", lines=None, shipping_address={"city": "x"},
+                               plan=None, now=NOW)
+    assert event.event_type == "order.amendment_refused" and "shipped" in event.reason
+
+
+def test_prepaid_orders_ship_only_when_paid_and_partial_shipments_are_allowed():
+    state = confirmed()
+    with pytest.raises(IllegalTransition) as refused:
+        fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF", tracking_number="T",
+                        lines=None, now=NOW)
+    assert "payment outstanding" in str(refused.value)
+    state = paid(state)
+    (first,) = fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF",
+                               tracking_number="T1", lines=[("X-100", 1)], now=NOW)
+    assert not first.complete
+    state = apply(state, [first])
+    assert status(state) == "partially_shipped"
+    with pytest.raises(InvalidCommand) as too_many:
+        fulfilment.ship(state, shipment_id="S2", warehouse="WH", carrier="SF", tracking_number="T2",
+                        lines=[("X-100", 2)], now=NOW)
+    assert too_many.value.code == "exceeds_remaining"
+
+
+def test_gift_bundles_ship_whole_or_not_at_all():
+    order_lines = lines(("X-100", 1, "199.00", "B1"), ("GIFT-MUG", 1, "0.00", "B1"), ("TEA-500", 1, "88.00"))
+    state = paid(confirmed(order_lines=order_lines))
+    with pytest.raises(InvalidCommand) as split:
+        fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF", tracking_number="T",
+                        lines=[("X-100", 1)], now=NOW)
+    assert split.value.code == "bundle_split"
+    (ok,) = fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF", tracking_number="T",
+                            lines=[("X-100", 1), ("GIFT-MUG", 1)], now=NOW)
+    assert len(ok.lines) == 2 and not ok.complete
+
+
+def test_cod_orders_ship_before_payment():
+    state = confirmed(terms="cod")
+    assert "ship" in lifecycle.allowed_actions(state)
+
+
+def test_shipped_delivered_completed_and_no_cancel_after_shipment():
+    state = paid(confirmed())
+    state = apply(state, fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF",
+                                         tracking_number="T1", lines=None, now=NOW))
+    assert status(state) == "shipped"
+    with pytest.raises(IllegalTransition):
+        fulfilment.cancel(state, reason="changed mind", by="u", request_id=None)
+    with pytest.raises(IllegalTransition):
+        fulfilment.complete(state, NOW, "x")
+    state = apply(state, fulfilment.deliver(state, NOW))
+    assert status(state) == "delivered"
+    state = apply(state, fulfilment.complete(state, NOW, "return window passed"))
+    assert status(state) == "completed"
+
+
+def test_cancel_before_shipment_from_every_earlier_state():
+    for state in (new_order(), new_order(plan=TWO_LEVELS), confirmed(), paid(confirmed())):
+        (event,) = fulfilment.cancel(state, reason="customer asked", by="u", request_id="C1")
+        assert event.stage == status(state)
+        assert status(apply(state, [event])) == "cancelled"
+
+
+def test_return_requested_then_received():
+    state = paid(confirmed())
+    state = apply(state, fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF",
+                                         tracking_number="T1", lines=None, now=NOW))
+    state = apply(state, fulfilment.deliver(state, NOW))
+    with pytest.raises(InvalidCommand) as too_many:
+        fulfilment.request_return(state, request_id="R1", lines=[("X-100", 3)], reason="broken")
+    assert too_many.value.code == "exceeds_shipped"
+    state = apply(state, fulfilment.request_return(state, request_id="R1", lines=[("X-100", 1)],
+                                                   reason="broken"))
+    assert status(state) == "return_requested"
+    assert "complete" not in lifecycle.allowed_actions(state)
+    state = apply(state, fulfilment.receive_return(state, request_id="R1", warehouse="WH", now=NOW))
+    assert status(state) == "returned"
+
+
+def test_presale_confirms_without_stock_deposit_then_balance_before_shipping():
+    state = new_order(order_type="presale", terms="deposit", deposit_amount="100.00")
+    assert status(state) == "confirmed"  # presale goods may not exist yet: no reservation needed
+    deposit = PaymentCaptured(type="payment.captured", channel="tmall", channel_order_id="TM-1",
+                              payment_id="D1", method="alipay", amount=Decimal("100.00"),
+                              kind="deposit", captured_at=NOW)
+    events = lifecycle.capture_payment(state, deposit, "CNY")
+    assert types(events) == ["order.payment_captured", "order.deposit_paid"]
+    state = apply(state, events)
+    assert status(state) == "deposit_paid"
+    with pytest.raises(IllegalTransition):
+        fulfilment.ship(state, shipment_id="S", warehouse="W", carrier="C", tracking_number="T",
+                        lines=None, now=NOW)
+    state = apply(state, lifecycle.on_settled(state, state.total, None))
+    assert "ship" in lifecycle.allowed_actions(state)
+
+
+def test_group_buy_confirms_only_when_the_group_closes():
+    state = new_order(order_type="group_buy")
+    assert lifecycle.confirm_if_ready(state, Readiness(reserved=True, group_closed=False)) == []
+    assert types(lifecycle.confirm_if_ready(state, Readiness(reserved=True, group_closed=True))) == [
+        "order.confirmed"]
+
+
+def test_payment_is_recorded_once_per_payment_id_even_after_cancellation():
+    state = apply(new_order(), fulfilment.cancel(new_order(), reason="x", by="u", request_id=None))
+    payment = PaymentCaptured(type="payment.captured", channel="tmall", channel_order_id="TM-1",
+                              payment_id="P9", method="card", amount=Decimal("5.00"), captured_at=NOW)
+    events = lifecycle.capture_payment(state, payment, "CNY")
+    assert types(events) == ["order.payment_captured"]
+    assert lifecycle.capture_payment(apply(state, events), payment, "CNY") == []
+    assert lifecycle.on_settled(state, Decimal("5.00"), None) == []  # cancelled orders are not "paid"
