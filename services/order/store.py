@@ -226,8 +226,9 @@ async def group_state(conn: AsyncConnection, group_id: str, at: datetime) -> tup
 async def summary(conn: AsyncConnection) -> dict[str, Any]:
     by_status = {str(s): int(n) for s, n in (await conn.execute(
         select(orders.c.status, func.count()).group_by(orders.c.status))).all()}
-    count, amount = (await conn.execute(
-        select(func.count(), func.coalesce(func.sum(orders.c.total), 0)))).one()
+    count, amount, active = (await conn.execute(select(
+        func.count(), func.coalesce(func.sum(orders.c.total), 0),
+        func.coalesce(func.sum(orders.c.total).filter(orders.c.status != "cancelled"), 0)))).one()
     events = eventstore.events
     by_type = {str(t): int(n) for t, n in (await conn.execute(
         select(events.c.event_type, func.count()).group_by(events.c.event_type))).all()}
@@ -235,5 +236,6 @@ async def summary(conn: AsyncConnection) -> dict[str, Any]:
         func.jsonb_array_length(orders.c.flags) > 0))).scalar_one()
     total: Decimal = amount
     return {"orders": int(count), "by_status": by_status, "amount_total": str(total),
+            "amount_active": str(active),
             "rejections": by_type.get("submission.rejected", 0), "flagged": int(flagged),
             "events": by_type}

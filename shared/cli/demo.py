@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.demo.runner import DemoOutcome, demo_data_dir, drive
+from shared.demo.runner import DEMO_ENV, DemoOutcome, demo_data_dir, drive
 from shared.logging import configure_logging
 from shared.runtime.supervisor import Runtime
 from shared.settings import OmsSettings
@@ -33,7 +33,7 @@ def demo(
     configure_logging(settings.log_format, "WARNING")
     where = data_dir or demo_data_dir(settings.data_dir)
     console.print(f"[bold]oms demo[/bold]: {orders} orders from 5 channels; data in {where}")
-    runtime = Runtime(data_dir=where, fresh=True, auto_ports=True)
+    runtime = Runtime(data_dir=where, fresh=True, auto_ports=True, extra_env=DEMO_ENV)
     with console.status("starting PostgreSQL, the broker and five services..."):
         info = runtime.start()
     try:
@@ -70,7 +70,7 @@ def report(outcome: DemoOutcome) -> None:
     plan = outcome.plan
     by_channel = ", ".join(f"{c} {n}" for c, n in sorted(plan.channels.items()))
     console.print(f"\nTraffic: {plan.orders} orders ({by_channel}), "
-                  f"{plan.orders} payments, {plan.duplicates} redelivered duplicates, "
+                  f"{plan.payments} payments, {plan.duplicates} redelivered duplicates, "
                   f"{plan.rejections} bad messages ({', '.join(plan.bad_kinds)})")
     table = Table(title="What each service says", show_lines=False)
     for column in ("service", "fact", "expected", "actual", ""):
@@ -79,6 +79,14 @@ def report(outcome: DemoOutcome) -> None:
         mark = "[green]agrees[/green]" if check.ok else "[red]DISAGREES[/red]"
         table.add_row(check.service, check.what, str(check.expected), str(check.actual), mark)
     console.print(table)
+    special = Table(title="Special orders: each outcome")
+    for column in ("order", "expected", "actual", "what happened", ""):
+        special.add_column(column)
+    for item in outcome.specials:
+        happened = "; ".join(item.steps) or " → ".join(item.events)
+        mark = "[green]as expected[/green]" if item.ok else "[red]UNEXPECTED[/red]"
+        special.add_row(item.name, item.expected, str(item.actual), happened, mark)
+    console.print(special)
     stock = Table(title="Stock after the day (per SKU and warehouse)")
     for column in ("sku", "warehouse", "received", "on hand", "reserved", "available"):
         stock.add_column(column)

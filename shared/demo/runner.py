@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import random
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +14,15 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared.contract.topics import STOREFRONT_ORDERS
-from shared.demo import traffic
+from shared.demo.plan import DemoPlan, plan_day
+from shared.demo.scenarios import Operator, Outcome, plan_specials, run_people, settle_outcomes
 from shared.runtime.info import RuntimeInfo
 
 ADMIN = {"X-API-Key": "demo-admin"}
 WAREHOUSES: tuple[tuple[str, int], ...] = (("WH-HANGZHOU", 10), ("WH-SHANGHAI", 20))
+DEMO_RULES = Path(__file__).resolve().parents[2] / "deploy" / "approval-rules.demo.toml"
+# What the demo's own runtime needs: its rules (one with a seconds-long SLA) and a brisk scheduler.
+DEMO_ENV = {"OMS_RULES_FILE": str(DEMO_RULES), "OMS_SCHEDULER_SECONDS": "1"}
 
 
 @dataclass
@@ -36,59 +35,6 @@ class Check:
     @property
     def ok(self) -> bool:
         return str(self.expected) == str(self.actual)
-
-
-@dataclass
-class DemoPlan:
-    """The traffic of one demo day and what every service should end up agreeing on."""
-
-    messages: list[tuple[bytes, bytes]] = field(default_factory=list)  # (key, value)
-    orders: int = 0
-    amount_total: Decimal = Decimal("0.00")
-    units: int = 0
-    units_by_sku: Counter[str] = field(default_factory=Counter)
-    channels: Counter[str] = field(default_factory=Counter)
-    rejections: int = 0
-    bad_kinds: list[str] = field(default_factory=list)
-    duplicates: int = 0
-
-
-def plan_day(orders: int, *, seed: int = 2026, now: datetime | None = None) -> DemoPlan:
-    rng = random.Random(seed)
-    start = (now or datetime.now(UTC)) - timedelta(hours=8)
-    plan = DemoPlan()
-    submissions = []
-    for number in range(1, orders + 1):
-        channel = traffic.CHANNELS[number % len(traffic.CHANNELS)]
-        at = start + timedelta(seconds=number * 20)
-        message = traffic.submission(channel, number, rng=rng, submitted_at=at)
-        submissions.append(message)
-        key = f"{channel}:{message['channel_order_id']}".encode()
-        plan.messages.append((key, json.dumps(message, ensure_ascii=False).encode()))
-        plan.messages.append((key, json.dumps(traffic.payment(message, captured_at=at)).encode()))
-        plan.orders += 1
-        plan.channels[channel] += 1
-        plan.amount_total += traffic.order_total(message)
-        for line in message["lines"]:
-            canonical = next(sku for sku, spelled, _ in traffic.PRODUCTS if spelled == line["sku"])
-            plan.units_by_sku[canonical] += line["quantity"]
-            plan.units += line["quantity"]
-    # storefronts resend: the same message again has no second effect
-    for message in submissions[: max(1, orders // 50)]:
-        key = f"{message['channel']}:{message['channel_order_id']}".encode()
-        plan.messages.append((key, json.dumps(message, ensure_ascii=False).encode()))
-        plan.duplicates += 1
-    # the same channel order id with different content is refused as a conflicting duplicate
-    conflicting = {**submissions[0], "shipping_fee": "99.00"}
-    plan.messages.append((f"{conflicting['channel']}:{conflicting['channel_order_id']}".encode(),
-                          json.dumps(conflicting, ensure_ascii=False).encode()))
-    plan.bad_kinds.append("conflicting duplicate")
-    for kind, bad in traffic.bad_messages(start):
-        value = bad if isinstance(bad, bytes) else json.dumps(bad, ensure_ascii=False).encode()
-        plan.messages.append((b"bad:" + kind.encode(), value))
-        plan.bad_kinds.append(kind)
-    plan.rejections = len(plan.bad_kinds)
-    return plan
 
 
 def seed_stock(client: httpx.Client, info: RuntimeInfo, plan: DemoPlan) -> dict[tuple[str, str], int]:
@@ -129,29 +75,32 @@ def summaries(client: httpx.Client, info: RuntimeInfo) -> dict[str, dict[str, An
 
 def settled(state: dict[str, dict[str, Any]], plan: DemoPlan) -> bool:
     return (state["reconcile"].get("consistent") == plan.orders
-            and state["order"].get("by_status", {}).get("paid") == plan.orders
+            and state["order"].get("by_status", {}).get("paid") == plan.paid_orders
             and state["order"].get("rejections") == plan.rejections
-            and state["notify"].get("notifications_sent", 0) >= 2 * plan.orders)
+            and state["notify"].get("notifications_sent", 0) >= 2 * plan.paid_orders)
 
 
 def checks(state: dict[str, dict[str, Any]], plan: DemoPlan) -> list[Check]:
-    amount = f"{plan.amount_total:.2f}"
+    amount = f"{plan.amount_active:.2f}"
     o, i, b, n, r = (state[k] for k in ("order", "inventory", "billing", "notify", "reconcile"))
+    statuses = o.get("by_status", {})
     return [
         Check("order", "orders placed", plan.orders, o.get("orders")),
-        Check("order", "orders paid", plan.orders, o.get("by_status", {}).get("paid")),
-        Check("order", "order amount", amount, o.get("amount_total")),
+        Check("order", "orders paid", plan.paid_orders, statuses.get("paid")),
+        Check("order", "orders cancelled", plan.cancelled_orders, statuses.get("cancelled", 0)),
+        Check("order", "amount owed (not cancelled)", amount, o.get("amount_active")),
         Check("order", "refused messages", plan.rejections, o.get("rejections")),
+        # Cancelled orders keep their reservation until inventory releases on cancellation.
         Check("inventory", "orders reserved", plan.orders, i.get("orders_reserved")),
         Check("inventory", "units reserved", plan.units, i.get("units_reserved")),
         Check("inventory", "orders short", 0, i.get("orders_short")),
-        Check("billing", "invoices", plan.orders, b.get("invoices")),
+        Check("billing", "invoices", plan.paid_orders, b.get("invoices")),
         Check("billing", "invoiced amount", amount, b.get("invoiced_total")),
-        Check("billing", "payments", plan.orders, b.get("payments")),
+        Check("billing", "payments", plan.payments, b.get("payments")),
         Check("billing", "paid amount", amount, b.get("paid_total")),
-        Check("billing", "settled invoices", plan.orders, b.get("settled_invoices")),
-        Check("notify", "notifications sent", 2 * plan.orders, n.get("notifications_sent")),
-        Check("notify", "orders notified", plan.orders, n.get("orders_notified")),
+        Check("billing", "settled invoices", plan.paid_orders, b.get("settled_invoices")),
+        Check("notify", "notifications sent", 2 * plan.paid_orders, n.get("notifications_sent")),
+        Check("notify", "orders notified", plan.paid_orders, n.get("orders_notified")),
         Check("reconcile", "orders seen", plan.orders, r.get("orders")),
         Check("reconcile", "orders consistent", plan.orders, r.get("consistent")),
     ]
@@ -162,23 +111,28 @@ class DemoOutcome:
     plan: DemoPlan
     state: dict[str, dict[str, Any]]
     checks: list[Check]
+    specials: list[Outcome]
     seconds: float
     stock_before: dict[tuple[str, str], int]
     stock_after: list[dict[str, Any]]
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
+        return all(c.ok for c in self.checks) and all(o.ok for o in self.specials)
 
 
 def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
           progress: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> DemoOutcome:
-    """Seed, publish the day's traffic, wait for the services to settle, collect the checks."""
+    """Seed, publish the day's traffic, play the people, wait for agreement, collect the checks."""
     plan = plan_day(orders)
+    specials = plan_specials(plan)
     with httpx.Client(timeout=30) as client:
         stock_before = seed_stock(client, info, plan)
         started = time.monotonic()
         asyncio.run(publish(info.kafka_bootstrap, plan.messages))
+        operator = Operator(client, info.url("order"),
+                            lambda messages: asyncio.run(publish(info.kafka_bootstrap, messages)))
+        run_people(operator, specials)
         deadline = started + timeout
         state = summaries(client, info)
         while not settled(state, plan) and time.monotonic() < deadline:
@@ -187,11 +141,11 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
             time.sleep(0.5)
             state = summaries(client, info)
         seconds = time.monotonic() - started
-        # let stragglers (a late duplicate, a notification) land before the final comparison
-        time.sleep(1.0)
+        time.sleep(1.0)  # let stragglers (a late duplicate, a notification) land before comparing
         state = summaries(client, info)
+        settle_outcomes(operator, specials)
         stock_after = client.get(f"{info.url('inventory')}/stock", headers=ADMIN).json()
-    return DemoOutcome(plan, state, checks(state, plan), seconds, stock_before, stock_after)
+    return DemoOutcome(plan, state, checks(state, plan), specials, seconds, stock_before, stock_after)
 
 
 def demo_data_dir(base: Path) -> Path:

@@ -17,6 +17,14 @@ PRODUCTS: tuple[tuple[str, str, str], ...] = (
     ("BOOK-01", "book-01", "45.50"),
     ("PHONE-CASE", "Phone-Case", "29.90"),
 )
+_SPELLINGS = {spelled: sku for sku, spelled, _ in PRODUCTS}
+
+
+def canonical(sku: str) -> str:
+    """The catalog SKU of a spelling the demo traffic uses."""
+    return _SPELLINGS.get(sku, sku)
+
+
 PAYMENT_METHODS: tuple[str, ...] = ("alipay", "wechat_pay", "card", "alipay", "wechat_pay")
 NAMES: tuple[str, ...] = ("王芳", "李娜", "张伟", "刘洋", "陈静", "Anna Schmidt", "John Smith")
 

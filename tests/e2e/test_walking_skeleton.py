@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.demo.runner import ADMIN, drive
+from shared.demo.runner import ADMIN, DEMO_ENV, drive
 from shared.runtime.supervisor import Runtime
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def runtime():
     data_dir = Path(tempfile.mkdtemp(prefix="oms-e2e-"))
-    rt = Runtime(data_dir=data_dir, fresh=True, auto_ports=True)
+    rt = Runtime(data_dir=data_dir, fresh=True, auto_ports=True, extra_env=DEMO_ENV)
     rt.start(timeout=120)
     yield rt
     rt.stop()
@@ -31,9 +31,12 @@ def test_orders_flow_through_all_five_services_and_every_service_agrees(runtime)
     outcome = drive(runtime.info, 40, timeout=120)
     failed = [(c.service, c.what, c.expected, c.actual) for c in outcome.checks if not c.ok]
     assert failed == [], failed
+    unexpected = [(o.name, o.expected, o.actual) for o in outcome.specials if not o.ok]
+    assert unexpected == [], unexpected
     info = runtime.info
     with httpx.Client(timeout=10, headers=ADMIN) as client:
-        orders = client.get(f"{info.url('order')}/orders", params={"limit": 1}).json()["orders"]
+        orders = client.get(f"{info.url('order')}/orders",
+                            params={"limit": 1, "status": "paid", "channel": "web"}).json()["orders"]
         order_id = orders[0]["order_id"]
         detail = client.get(f"{info.url('order')}/orders/{order_id}").json()
         types = [e["event_type"] for e in detail["events"]]

@@ -224,24 +224,26 @@ _LIST_KEYS: dict[str, tuple[str, ...] | None] = {  # None: open lists (tiers and
 _DECIMAL_KEYS = (*(key for key, _, _ in _AMOUNT_TESTS), "discount_ratio_above")
 _WHEN_KEYS = (*_DECIMAL_KEYS, "currency", *_LIST_KEYS)
 _LEVEL_KEYS = ("role", "sla", "escalate_to")
-_SLA = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
+_SLA = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string", list: "a list",
                dict: "a table", datetime: "a date-time", date: "a date"}
 
 
 def parse_sla(text: str) -> timedelta | None:
-    """``"30m"``, ``"4h"``, ``"2d"``, ``"1d12h"`` as a timedelta; None when not understood or 0."""
+    """``"30m"``, ``"4h"``, ``"2d"``, ``"1d12h"`` (``"45s"`` for demos) as a timedelta; None when
+    not understood or 0."""
     match = _SLA.fullmatch(text.replace(" ", "").lower())
-    days, hours, minutes = (int(part or 0) for part in (match.groups() if match else (0, 0, 0)))
-    delta = timedelta(days=days, hours=hours, minutes=minutes)
+    days, hours, minutes, seconds = (int(part or 0) for part in (match.groups() if match else (0,) * 4))
+    delta = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
     return delta if delta > timedelta(0) else None
 
 
 def format_sla(sla: timedelta) -> str:
-    days, rest = divmod(int(sla.total_seconds() // 60), 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    text = (f"{days}d" if days else "") + (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
-    return text or f"{int(sla.total_seconds())}s"
+    days, rest = divmod(int(sla.total_seconds()), 24 * 3600)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s"))
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
 
 
 def _a(value: Any) -> str:

@@ -63,7 +63,8 @@ async def test_submission_through_broker_becomes_placed_and_rejections_are_publi
         assert json.loads(rejection.value)["payload"]["reasons"][0]["code"] == "invalid_json"
         summary = (await client.get("/summary", headers=ADMIN)).json()
         assert summary == {"orders": 1, "by_status": {"placed": 1},
-                           "amount_total": body["order"]["total"], "rejections": 1, "flagged": 0,
+                           "amount_total": body["order"]["total"],
+                           "amount_active": body["order"]["total"], "rejections": 1, "flagged": 0,
                            "events": {"order.placed": 1, "submission.rejected": 1}}
         health = await client.get("/health")
         assert health.status_code == 200
