@@ -281,6 +281,7 @@ def parse_payload(event_type: str, payload: dict[str, Any]) -> Payload:
 
 
 # The order lifecycle's payloads live in their own module; importing it registers them.
+from shared.contract import fulfilment_events as _fulfilment_events  # noqa: E402
 from shared.contract import order_events as _order_events  # noqa: E402
 
-assert _order_events
+assert _order_events and _fulfilment_events
