@@ -58,7 +58,7 @@ async def order_view(ctx: ServiceContext, order_id: str, who: Principal) -> dict
             raise HTTPException(404, f"no order {order_id}")
         history = await eventstore.read_stream(conn, order_id)
         state = await store.load_order(conn, order_id)
-    view = {"order": _row(row), "lines": [x.model_dump(mode="json") for x in state.lines],
+    view: dict[str, Any] = {"order": _row(row), "lines": [x.model_dump(mode="json") for x in state.lines],
             "shipping_address": state.shipping_address, "allowed_actions": list(allowed_actions(state)),
             "events": _timeline(history),
             "tracking_token": tracking.tracking_token(ctx.settings.tracking_secret, order_id)}

@@ -115,7 +115,7 @@ async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime
     statement = insert(orders).values(**row)
     changing = [k for k in row if k not in ("order_id", "channel", "channel_order_id", "placed_at",
                                             "order_type", "customer_id", "currency", "delivered_at")]
-    updates = {k: statement.excluded[k] for k in changing}
+    updates: dict[str, Any] = {k: statement.excluded[k] for k in changing}
     updates["delivered_at"] = func.coalesce(statement.excluded.delivered_at, orders.c.delivered_at)
     await conn.execute(statement.on_conflict_do_update(index_elements=[orders.c.order_id], set_=updates))
 

@@ -30,21 +30,29 @@ def user_meta(order_id: str, who: Principal) -> Meta:
                 causation_id=f"http:{uuid.uuid4()}")
 
 
-async def run(deps: OrderDeps, engine: AsyncEngine, order_id: str, who: Principal, decide: Decide
-              ) -> OrderState:
-    """Load, decide, commit; a concurrent writer makes us reload and decide again (never lost)."""
+Work = Callable[[AsyncConnection, OrderState, Meta], Awaitable[OrderState]]
+
+
+async def run_work(engine: AsyncEngine, order_id: str, who: Principal, work: Work) -> OrderState:
+    """Load, act, commit; a concurrent writer makes us reload and act again (never lost)."""
     for attempt in range(5):
         try:
             async with engine.begin() as conn:
                 state = await store.load_order(conn, order_id)
                 if not state.exists:
                     raise UnknownOrder(order_id)
-                events = await decide(conn, state)
-                return await commit(deps, conn, state, events, user_meta(order_id, who))
+                return await work(conn, state, user_meta(order_id, who))
         except ConcurrencyError:
             if attempt == 4:
                 raise
     raise AssertionError("unreachable")
+
+
+async def run(deps: OrderDeps, engine: AsyncEngine, order_id: str, who: Principal, decide: Decide
+              ) -> OrderState:
+    async def work(conn: AsyncConnection, state: OrderState, meta: Meta) -> OrderState:
+        return await commit(deps, conn, state, await decide(conn, state), meta)
+    return await run_work(engine, order_id, who, work)
 
 
 async def approve(deps: OrderDeps, engine: AsyncEngine, order_id: str, who: Principal,
@@ -102,19 +110,10 @@ async def receive_return(deps: OrderDeps, engine: AsyncEngine, order_id: str, wh
 async def amend(deps: OrderDeps, engine: AsyncEngine, order_id: str, who: Principal, *,
                 request_id: str, lines: list[OrderLine] | None,
                 shipping_address: dict[str, Any] | None) -> OrderState:
-    for attempt in range(5):
-        try:
-            async with engine.begin() as conn:
-                state = await store.load_order(conn, order_id)
-                if not state.exists:
-                    raise UnknownOrder(order_id)
-                return await amend_order(deps, conn, state, request_id=request_id, lines=lines,
-                                         shipping_address=shipping_address,
-                                         meta=user_meta(order_id, who))
-        except ConcurrencyError:
-            if attempt == 4:
-                raise
-    raise AssertionError("unreachable")
+    async def work(conn: AsyncConnection, state: OrderState, meta: Meta) -> OrderState:
+        return await amend_order(deps, conn, state, request_id=request_id, lines=lines,
+                                 shipping_address=shipping_address, meta=meta)
+    return await run_work(engine, order_id, who, work)
 
 
 def _sku(deps: OrderDeps, sku: str) -> str:

@@ -89,6 +89,15 @@ async def _existing(deps: OrderDeps, conn: AsyncConnection, message: Incoming, r
     return None
 
 
+async def _order_for(deps: OrderDeps, conn: AsyncConnection, message: Incoming, raw: dict[str, Any],
+                     result: Any) -> OrderState | None:
+    """The order a validated request is about; refusals (invalid, unknown order) are recorded."""
+    if isinstance(result, list):
+        await reject(deps, conn, message, raw, result)
+        return None
+    return await _existing(deps, conn, message, raw, result.channel, result.channel_order_id)
+
+
 async def _refuse(deps: OrderDeps, conn: AsyncConnection, message: Incoming, raw: dict[str, Any],
                   error: Exception) -> None:
     if isinstance(error, lifecycle.IllegalTransition):
@@ -141,11 +150,8 @@ async def submit(deps: OrderDeps, conn: AsyncConnection, message: Incoming, raw:
 
 async def capture(deps: OrderDeps, conn: AsyncConnection, message: Incoming, raw: dict[str, Any]) -> None:
     result = validate_payment(raw, now=deps.clock.now())
-    if isinstance(result, list):
-        await reject(deps, conn, message, raw, result)
-        return
-    state = await _existing(deps, conn, message, raw, result.channel, result.channel_order_id)
-    if state is None:
+    state = await _order_for(deps, conn, message, raw, result)
+    if state is None or isinstance(result, list):
         return
     if result.currency and result.currency != state.currency:
         await reject(deps, conn, message, raw, [reason(
@@ -202,11 +208,8 @@ async def amend_order(deps: OrderDeps, conn: AsyncConnection, state: OrderState,
 async def cancellation(deps: OrderDeps, conn: AsyncConnection, message: Incoming, raw: dict[str, Any]
                        ) -> None:
     result = validate_cancellation(raw, now=deps.clock.now())
-    if isinstance(result, list):
-        await reject(deps, conn, message, raw, result)
-        return
-    state = await _existing(deps, conn, message, raw, result.channel, result.channel_order_id)
-    if state is None:
+    state = await _order_for(deps, conn, message, raw, result)
+    if state is None or isinstance(result, list):
         return
     try:
         decided = fulfilment.cancel(state, reason=result.reason, by=f"storefront:{result.channel}",
@@ -220,11 +223,8 @@ async def cancellation(deps: OrderDeps, conn: AsyncConnection, message: Incoming
 async def return_request(deps: OrderDeps, conn: AsyncConnection, message: Incoming,
                          raw: dict[str, Any]) -> None:
     result = validate_return(raw, catalog=deps.catalog.current, now=deps.clock.now())
-    if isinstance(result, list):
-        await reject(deps, conn, message, raw, result)
-        return
-    state = await _existing(deps, conn, message, raw, result.channel, result.channel_order_id)
-    if state is None:
+    state = await _order_for(deps, conn, message, raw, result)
+    if state is None or isinstance(result, list):
         return
     lines = [(x.sku, x.quantity) for x in result.lines]  # canonical SKUs from validation
     try:

@@ -35,6 +35,7 @@ async def on_inventory(deps: OrderDeps, conn: AsyncConnection, event: EventEnvel
 
 
 async def on_billing(deps: OrderDeps, conn: AsyncConnection, event: EventEnvelope) -> None:
+    voucher: str | None
     if event.event_type == "invoice.issued":
         invoice = InvoiceIssued.model_validate(event.payload)
         settled, paid, voucher = invoice.settled, invoice.paid_total, invoice.voucher_number
