@@ -1,70 +1,79 @@
-"""Reconcile's own table: one fact sheet per order with its last assessment."""
+"""Reconcile's own tables: one fact sheet per order with its findings, and the discrepancies."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
+    BigInteger,
     Column,
     DateTime,
     Index,
-    Integer,
     MetaData,
-    Numeric,
     Table,
     Text,
+    Uuid,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconcile.domain import (
     Assessment,
-    InvoiceFact,
-    NotificationFact,
     OrderFacts,
-    PaymentFact,
-    money,
+    describe,
+    from_document,
+    to_document,
 )
+from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved
 
 metadata = MetaData()
 
-order_facts = Table(
-    "order_facts",
+# A new table name (the walking skeleton's ``order_facts`` had one column per fact): an old
+# database keeps its old table untouched and this one is built from the events.
+fact_sheets = Table(
+    "order_fact_sheets",
     metadata,
     Column("order_id", Text, primary_key=True),
-    # what order.placed said
-    Column("placed", Boolean, nullable=False, default=False),
-    Column("currency", Text),
-    Column("order_total", Numeric),
-    Column("ordered", JSONB, nullable=False, default=dict),  # {sku: quantity}
-    # status facts
-    Column("confirmed", Boolean, nullable=False, default=False),
-    Column("backordered", Boolean, nullable=False, default=False),
-    Column("paid_flag", Boolean, nullable=False, default=False),
-    Column("cancelled", Boolean, nullable=False, default=False),
-    # what inventory, billing and notify said, by their own ids (idempotent), plus the sums
-    Column("reservations", JSONB, nullable=False, default=dict),  # {event_id: {sku: quantity}}
-    Column("reserved", JSONB, nullable=False, default=dict),  # {sku: quantity}
-    Column("invoices", JSONB, nullable=False, default=dict),  # {invoice_id: {voucher_number, ...}}
-    Column("invoices_count", Integer, nullable=False, default=0),
-    Column("invoiced_total", Numeric, nullable=False, default=0),
-    Column("payments", JSONB, nullable=False, default=dict),  # {payment_id: {amount, currency}}
-    Column("paid_total", Numeric, nullable=False, default=0),
-    Column("notifications", JSONB, nullable=False, default=dict),  # {id: {source_event_type, ...}}
-    Column("notifications_count", Integer, nullable=False, default=0),
-    # the assessment, recomputed on every event of the order
+    Column("facts", JSONB, nullable=False, default=dict),  # domain.to_document
+    # the assessment, recomputed on every event of the order (and by the grace-period job)
     Column("status", Text, nullable=False, default="pending"),
     Column("reasons", JSONB, nullable=False, default=list),
-    # since when the order has had this status: issue 5 reports pending past a grace period
+    Column("findings", JSONB, nullable=False, default=list),  # [{kind, reason, expected, ...}]
+    Column("finding_since", JSONB, nullable=False, default=dict),  # {kind: ISO instant}
+    # earliest start of a disagreement not raised yet: the job looks once it is past the grace
+    Column("unraised_since", DateTime(timezone=True)),
     Column("status_since", DateTime(timezone=True), nullable=False),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("order_facts_status_since", "status", "status_since"),
+    Index("order_fact_sheets_status_since", "status", "status_since"),
+    Index("order_fact_sheets_unraised", "unraised_since",
+          postgresql_where=text("unraised_since IS NOT NULL")),
+)
+
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("order_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("expected", Text, nullable=False),
+    Column("actual", Text, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+    Column("detected_at", DateTime(timezone=True), nullable=False),
+    Column("detected_event_id", Uuid, nullable=False),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_event_id", Uuid),
+    # at most one open discrepancy per order and kind
+    Index("discrepancies_open_kind", "order_id", "kind", unique=True,
+          postgresql_where=text("resolved_at IS NULL")),
+    Index("discrepancies_detected", "detected_at"),
 )
 
 
@@ -72,128 +81,145 @@ async def create_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(metadata.create_all)
 
 
-async def lock_facts(conn: AsyncConnection, order_id: str, now: datetime) -> Any:
+# ---- fact sheets -------------------------------------------------------------------------------
+
+
+async def lock_sheet(conn: AsyncConnection, order_id: str, now: datetime) -> Any:
     """The order's row, created when new, locked until the transaction ends.
 
-    Events of one order arrive on four topics and may be handled by different instances at the
-    same time; the row lock makes their read-modify-write steps take turns.
+    Events of one order arrive on four topics and may be handled by different instances (and the
+    grace-period job) at the same time; the row lock makes their read-modify-write steps take turns.
     """
     await conn.execute(
-        insert(order_facts)
-        .values(order_id=order_id, status_since=now, first_seen_at=now, updated_at=now)
+        insert(fact_sheets)
+        .values(order_id=order_id, facts={}, status_since=now, first_seen_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["order_id"])
     )
     return (
         await conn.execute(
-            select(order_facts).where(order_facts.c.order_id == order_id).with_for_update()
+            select(fact_sheets).where(fact_sheets.c.order_id == order_id).with_for_update()
         )
     ).one()
 
 
 def facts_from_row(row: Any) -> OrderFacts:
-    return OrderFacts(
-        order_id=row.order_id,
-        placed=row.placed,
-        confirmed=row.confirmed,
-        backordered=row.backordered,
-        paid_flag=row.paid_flag,
-        cancelled=row.cancelled,
-        currency=row.currency,
-        order_total=row.order_total,
-        ordered={sku: int(q) for sku, q in row.ordered.items()},
-        reservations={
-            event_id: {sku: int(q) for sku, q in lines.items()}
-            for event_id, lines in row.reservations.items()
-        },
-        invoices={
-            invoice_id: InvoiceFact(i["voucher_number"], Decimal(i["total"]), i["currency"])
-            for invoice_id, i in row.invoices.items()
-        },
-        payments={
-            payment_id: PaymentFact(Decimal(p["amount"]), p["currency"])
-            for payment_id, p in row.payments.items()
-        },
-        notifications={
-            notification_id: NotificationFact(n["source_event_type"], n["recipient"])
-            for notification_id, n in row.notifications.items()
-        },
-    )
+    return from_document(row.order_id, row.facts or {})
 
 
-async def save_facts(conn: AsyncConnection, facts: OrderFacts, assessment: Assessment, *,
-                     since: datetime, now: datetime) -> None:
+def finding_since_from_row(row: Any) -> dict[str, datetime]:
+    return {kind: datetime.fromisoformat(at) for kind, at in (row.finding_since or {}).items()}
+
+
+async def save_sheet(conn: AsyncConnection, facts: OrderFacts, assessment: Assessment, *,
+                     finding_since: Mapping[str, datetime], unraised_since: datetime | None,
+                     status_since: datetime, now: datetime) -> None:
     await conn.execute(
-        order_facts.update()
-        .where(order_facts.c.order_id == facts.order_id)
+        fact_sheets.update()
+        .where(fact_sheets.c.order_id == facts.order_id)
         .values(
-            placed=facts.placed,
-            currency=facts.currency,
-            order_total=facts.order_total,
-            ordered=dict(facts.ordered),
-            confirmed=facts.confirmed,
-            backordered=facts.backordered,
-            paid_flag=facts.paid_flag,
-            cancelled=facts.cancelled,
-            reservations={k: dict(v) for k, v in facts.reservations.items()},
-            reserved=facts.reserved,
-            invoices={
-                k: {"voucher_number": i.voucher_number, "total": str(i.total), "currency": i.currency}
-                for k, i in facts.invoices.items()
-            },
-            invoices_count=facts.invoices_count,
-            invoiced_total=facts.invoiced_total,
-            payments={k: {"amount": str(p.amount), "currency": p.currency}
-                      for k, p in facts.payments.items()},
-            paid_total=facts.paid_total,
-            notifications={
-                k: {"source_event_type": n.source_event_type, "recipient": n.recipient}
-                for k, n in facts.notifications.items()
-            },
-            notifications_count=facts.notifications_count,
+            facts=to_document(facts),
             status=assessment.status,
             reasons=list(assessment.reasons),
-            status_since=since,
+            findings=[{"kind": f.kind, "reason": f.reason, "expected": f.expected,
+                       "actual": f.actual, "waiting": f.waiting,
+                       "since": finding_since[f.kind].isoformat()} for f in assessment.findings],
+            finding_since={kind: at.isoformat() for kind, at in finding_since.items()},
+            unraised_since=unraised_since,
+            status_since=status_since,
             updated_at=now,
         )
     )
 
 
-def _money_text(value: Decimal | None, currency: str | None) -> str | None:
-    return None if value is None else money(value, currency)
+async def orders_due(conn: AsyncConnection, found_before: datetime, limit: int = 1000) -> list[str]:
+    """Orders with a disagreement found before ``found_before`` that is not raised yet."""
+    result = await conn.execute(
+        select(fact_sheets.c.order_id)
+        .where(fact_sheets.c.unraised_since <= found_before)
+        .order_by(fact_sheets.c.unraised_since)
+        .limit(limit)
+    )
+    return [row.order_id for row in result]
 
 
-def sheet(row: Any) -> dict[str, Any]:
+def sheet(row: Any, open_discrepancies: list[dict[str, Any]]) -> dict[str, Any]:
     """The fact sheet as JSON for people: amounts as decimal strings, instants in ISO 8601."""
     return {
         "order_id": row.order_id,
         "status": row.status,
         "reasons": list(row.reasons),
+        "findings": list(row.findings),
         "status_since": row.status_since.isoformat(),
-        "facts": {
-            "placed": row.placed,
-            "confirmed": row.confirmed,
-            "backordered": row.backordered,
-            "paid_flag": row.paid_flag,
-            "cancelled": row.cancelled,
-            "currency": row.currency,
-            "order_total": _money_text(row.order_total, row.currency),
-            "ordered": row.ordered,
-            "reserved": row.reserved,
-            "invoices_count": row.invoices_count,
-            "invoiced_total": _money_text(row.invoiced_total, row.currency),
-            "invoices": row.invoices,
-            "paid_total": _money_text(row.paid_total, row.currency),
-            "payments": row.payments,
-            "notifications_count": row.notifications_count,
-        },
+        "facts": describe(facts_from_row(row)),
+        "open_discrepancies": open_discrepancies,
         "first_seen_at": row.first_seen_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
     }
 
 
 async def fact_sheet(conn: AsyncConnection, order_id: str) -> dict[str, Any] | None:
-    row = (await conn.execute(select(order_facts).where(order_facts.c.order_id == order_id))).first()
-    return None if row is None else sheet(row)
+    row = (await conn.execute(select(fact_sheets).where(fact_sheets.c.order_id == order_id))).first()
+    if row is None:
+        return None
+    return sheet(row, await list_discrepancies(conn, open_only=True, order_id=order_id))
+
+
+# ---- discrepancies -----------------------------------------------------------------------------
+
+
+async def open_kinds(conn: AsyncConnection, order_id: str) -> set[str]:
+    result = await conn.execute(
+        select(discrepancies.c.kind)
+        .where(discrepancies.c.order_id == order_id, discrepancies.c.resolved_at.is_(None))
+    )
+    return {row.kind for row in result}
+
+
+async def record_detected(conn: AsyncConnection, detected: DiscrepancyDetected, *, reason: str,
+                          event_id: uuid.UUID, now: datetime) -> None:
+    await conn.execute(
+        insert(discrepancies).values(
+            order_id=detected.order_id, kind=detected.kind, reason=reason,
+            expected=detected.expected, actual=detected.actual, since=detected.since,
+            detected_at=now, detected_event_id=event_id,
+        )
+    )
+
+
+async def record_resolved(conn: AsyncConnection, resolved: DiscrepancyResolved, *,
+                          event_id: uuid.UUID) -> None:
+    await conn.execute(
+        discrepancies.update()
+        .where(discrepancies.c.order_id == resolved.order_id, discrepancies.c.kind == resolved.kind,
+               discrepancies.c.resolved_at.is_(None))
+        .values(resolved_at=resolved.resolved_at, resolved_event_id=event_id)
+    )
+
+
+def _discrepancy(row: Any) -> dict[str, Any]:
+    return {
+        "order_id": row.order_id, "kind": row.kind, "reason": row.reason,
+        "expected": row.expected, "actual": row.actual, "since": row.since.isoformat(),
+        "detected_at": row.detected_at.isoformat(),
+        "resolved_at": None if row.resolved_at is None else row.resolved_at.isoformat(),
+        "open": row.resolved_at is None,
+    }
+
+
+async def list_discrepancies(conn: AsyncConnection, *, open_only: bool = True,
+                             order_id: str | None = None, kind: str | None = None,
+                             limit: int = 500) -> list[dict[str, Any]]:
+    query = select(discrepancies).order_by(discrepancies.c.detected_at, discrepancies.c.id).limit(limit)
+    if open_only:
+        query = query.where(discrepancies.c.resolved_at.is_(None))
+    if order_id is not None:
+        query = query.where(discrepancies.c.order_id == order_id)
+    if kind is not None:
+        query = query.where(discrepancies.c.kind == kind)
+    return [_discrepancy(row) for row in await conn.execute(query)]
+
+
+# ---- summary -----------------------------------------------------------------------------------
 
 
 async def summary(conn: AsyncConnection, pending_limit: int = 50) -> dict[str, Any]:
@@ -201,20 +227,29 @@ async def summary(conn: AsyncConnection, pending_limit: int = 50) -> dict[str, A
         await conn.execute(
             select(
                 func.count(),
-                func.count().filter(order_facts.c.status == "consistent"),
-                func.count().filter(order_facts.c.status == "pending"),
+                func.count().filter(fact_sheets.c.status == "consistent"),
+                func.count().filter(fact_sheets.c.status == "pending"),
             )
         )
     ).one()
     pending = await conn.execute(
-        select(order_facts.c.order_id, order_facts.c.reasons)
-        .where(order_facts.c.status == "pending")
-        .order_by(order_facts.c.status_since, order_facts.c.order_id)
+        select(fact_sheets.c.order_id, fact_sheets.c.reasons)
+        .where(fact_sheets.c.status == "pending")
+        .order_by(fact_sheets.c.status_since, fact_sheets.c.order_id)
         .limit(pending_limit)
     )
+    by_kind = await conn.execute(
+        select(discrepancies.c.kind, func.count())
+        .where(discrepancies.c.resolved_at.is_(None))
+        .group_by(discrepancies.c.kind)
+        .order_by(discrepancies.c.kind)
+    )
+    open_by_kind = {row[0]: int(row[1]) for row in by_kind}
     return {
         "orders": int(counts[0]),
         "consistent": int(counts[1]),
         "pending": int(counts[2]),
         "pending_orders": [{"order_id": r.order_id, "reasons": list(r.reasons)} for r in pending],
+        "open_discrepancies": sum(open_by_kind.values()),
+        "by_kind": open_by_kind,
     }

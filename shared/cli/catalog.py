@@ -9,7 +9,6 @@ http://127.0.0.1:8101/catalog/import``.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import NoReturn
 
@@ -19,13 +18,14 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
-from shared.settings import OmsSettings
+from shared.runtime import endpoints
 
 console = Console()
 catalog_app = typer.Typer(help="The product catalog in the order service's database.",
                           no_args_is_help=True)
 DATABASE_OPTION = typer.Option(None, "--database-url", help="the order service's database "
-                               "(default: OMS_ORDER_DATABASE_URL, else oms_order on OMS_DATABASE_URL)")
+                               "(default: OMS_ORDER_DATABASE_URL, else oms_order on "
+                               "OMS_DATABASE_URL, else the running `oms run`)")
 
 DATABASE_ERRORS = (OSError, psycopg.Error, SQLAlchemyError)
 
@@ -37,7 +37,7 @@ def _unreachable(error: Exception) -> NoReturn:
 
 
 def order_database_url(option: str | None) -> str:
-    url = option or os.environ.get("OMS_ORDER_DATABASE_URL") or OmsSettings().service_database_url("order")
+    url = option or endpoints.database_url("order")
     if not url:
         console.print("[red]no order database: pass --database-url, or set OMS_ORDER_DATABASE_URL or "
                       "OMS_DATABASE_URL. With the embedded runtime (`oms run`), POST the file to "

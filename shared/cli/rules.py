@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from services.order.domain.approval import (
 )
 from shared.contract.payloads import OrderPlaced
 from shared.db import create_engine
-from shared.settings import OmsSettings
+from shared.runtime import endpoints
 
 rules_app = typer.Typer(help="Approval rules: check a rules file, try it on the order history.",
                         no_args_is_help=True)
@@ -120,8 +119,7 @@ def judge(rules: RuleSet, payloads: list[dict[str, Any]]) -> TrialSummary:
 
 
 def order_database_url(option: str | None) -> str | None:
-    return (option or os.environ.get("OMS_ORDER_DATABASE_URL")
-            or OmsSettings().service_database_url("order"))
+    return option or endpoints.database_url("order")
 
 
 async def placed_payloads(url: str, limit: int | None) -> AsyncIterator[dict[str, Any]]:

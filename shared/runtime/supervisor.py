@@ -21,6 +21,7 @@ from shared.db import ensure_database
 from shared.logging import get_logger
 from shared.runtime.datadir import DataDir
 from shared.runtime.embedded import EmbeddedKafka, EmbeddedPostgres, create_topics, free_port
+from shared.runtime.endpoints import remove_endpoints, write_endpoints
 from shared.runtime.info import RuntimeInfo, ServiceInfo, ServiceStatus
 from shared.runtime.plan import (
     CommandFactory,
@@ -143,6 +144,7 @@ class Runtime:
             info = self._start_infrastructure()
             self._spawn_services(info)
             self._info = info
+            write_endpoints(info)
             self._monitor = threading.Thread(target=self._supervise, name="oms-supervisor",
                                              daemon=True)
             self._monitor.start()
@@ -222,6 +224,7 @@ class Runtime:
                 log.exception("stopping the embedded postgres failed")
             self.postgres = None
         if self._claimed:
+            remove_endpoints(self.data_dir.root)
             self.data_dir.release()
             self._claimed = False
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.contract.payloads import OrderLine, ReservedLine, ShortLine
@@ -79,10 +79,26 @@ def by_priority(warehouses: Iterable[Warehouse]) -> list[str]:
     return [w.code for w in sorted(warehouses, key=lambda w: (w.priority, w.code))]
 
 
+def serving_order(warehouses: Iterable[Warehouse], stock: Iterable[StockKey] = (),
+                  preferred: Collection[str] = ()) -> list[str]:
+    """Warehouses in the order they are asked: ``preferred`` ones first, then by priority.
+
+    Warehouses that hold stock but have no priority row yet count with the default priority.
+    """
+    known = {w.code for w in warehouses}
+    unlisted = {Warehouse(wh) for (_, wh) in stock if wh not in known}
+    order = by_priority([*warehouses, *unlisted])
+    return [wh for wh in order if wh in preferred] + [wh for wh in order if wh not in preferred]
+
+
 def plan_reservation(
-    demands: Sequence[Demand], available: Mapping[StockKey, int], warehouses: Sequence[Warehouse]
+    demands: Sequence[Demand], available: Mapping[StockKey, int], warehouses: Sequence[Warehouse],
+    preferred: Collection[str] = (),
 ) -> Reservation | Shortage:
     """Decide how an order is reserved, or why it cannot be.
+
+    ``preferred`` warehouses (those already serving the order, for an amendment's extra units)
+    are asked before all others; otherwise warehouses are asked by priority.
 
     1. One warehouse (the first by priority) that can serve every line takes the whole order.
     2. Otherwise the order is split: each gift bundle (the lines sharing a ``gift_bundle``) goes
@@ -98,9 +114,7 @@ def plan_reservation(
         if d.quantity < 0:
             raise ValueError(f"line {d.line_no}: quantity {d.quantity} is negative")
     stock = {key: qty for key, qty in available.items() if qty > 0}
-    known = {w.code for w in warehouses}
-    unlisted = {Warehouse(wh) for (_, wh) in stock if wh not in known}
-    order = by_priority([*warehouses, *unlisted])
+    order = serving_order(warehouses, stock, preferred)
     totals = _per_sku(wanted)
 
     short = [

@@ -1,0 +1,65 @@
+"""Grace periods on the injected clock: when a finding becomes a discrepancy and when it is over."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.reconcile.domain.rules import Assessment, Finding
+from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """What one look at an order decides.
+
+    ``finding_since``: since when each current kind has been found (kept while it stays).
+    ``detected`` / ``resolved``: the events to append. ``unraised_since``: the earliest start of
+    a disagreement not raised yet, so a periodic job knows when to look again (None: nothing).
+    """
+
+    finding_since: dict[str, datetime]
+    detected: tuple[DiscrepancyDetected, ...]
+    resolved: tuple[DiscrepancyResolved, ...]
+    unraised_since: datetime | None
+
+
+def track_since(assessment: Assessment, previous: Mapping[str, datetime], now: datetime
+                ) -> dict[str, datetime]:
+    """Since when each kind has been found: a kind that stays keeps its start; a new one starts now."""
+    return {kind: previous.get(kind, now) for kind in assessment.kinds}
+
+
+def review(order_id: str, assessment: Assessment, previous_since: Mapping[str, datetime],
+           open_kinds: Set[str], now: datetime, grace: timedelta) -> Review:
+    """Raise every disagreement found for longer than ``grace`` and not raised yet (once per
+    order and kind while it lasts); resolve every raised kind that is no longer found."""
+    since = track_since(assessment, previous_since, now)
+    detected: list[DiscrepancyDetected] = []
+    waiting: list[datetime] = []
+    for finding in assessment.discrepancies:
+        if finding.kind in open_kinds:
+            continue
+        started = since[finding.kind]
+        if now - started >= grace:
+            detected.append(detection(order_id, finding, started))
+        else:
+            waiting.append(started)
+    found = set(assessment.kinds)
+    resolved = tuple(DiscrepancyResolved(order_id=order_id, kind=kind, resolved_at=now)
+                     for kind in sorted(open_kinds - found))
+    return Review(since, tuple(detected), resolved, min(waiting) if waiting else None)
+
+
+def detection(order_id: str, finding: Finding, since: datetime) -> DiscrepancyDetected:
+    return DiscrepancyDetected(order_id=order_id, kind=finding.kind, expected=finding.expected,
+                               actual=finding.actual, since=since)
+
+
+def status_since(previous_status: str | None, previous_since: datetime | None, status: str,
+                 now: datetime) -> datetime:
+    """When the order entered its current status (kept while it stays)."""
+    if previous_status == status and previous_since is not None:
+        return previous_since
+    return now

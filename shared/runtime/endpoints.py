@@ -1,0 +1,63 @@
+"""Where a running ``oms run`` can be reached, for the operator commands (written at start)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from shared.runtime.info import RuntimeInfo
+from shared.settings import DEFAULT_HTTP_PORTS, OmsSettings
+
+
+def endpoints_file(data_dir: Path) -> Path:
+    return data_dir.expanduser().resolve() / "run" / "endpoints.json"
+
+
+def write_endpoints(info: RuntimeInfo) -> None:
+    document = {"kafka_bootstrap": info.kafka_bootstrap,
+                "services": {name: {"url": s.url, "database_url": s.database_url}
+                             for name, s in info.services.items()}}
+    target = endpoints_file(info.data_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=1))
+    tmp.replace(target)
+
+
+def remove_endpoints(data_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        endpoints_file(data_dir).unlink()
+
+
+def _recorded(settings: OmsSettings) -> dict[str, Any]:
+    try:
+        document = json.loads(endpoints_file(settings.data_dir).read_text())
+    except (OSError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def service_url(service: str, settings: OmsSettings | None = None) -> str:
+    """OMS_<SERVICE>_URL, else the running `oms run` of OMS_DATA_DIR, else the default port."""
+    settings = settings or OmsSettings()
+    explicit = os.environ.get(f"OMS_{service.upper()}_URL")
+    if explicit:
+        return explicit.rstrip("/")
+    recorded = _recorded(settings).get("services", {}).get(service, {}).get("url")
+    if isinstance(recorded, str):
+        return recorded
+    port = os.environ.get(f"OMS_{service.upper()}_HTTP_PORT") or DEFAULT_HTTP_PORTS[service]
+    return f"http://127.0.0.1:{port}"
+
+
+def database_url(service: str, settings: OmsSettings | None = None) -> str | None:
+    """OMS_<SERVICE>_DATABASE_URL / OMS_DATABASE_URL, else the running `oms run`'s database."""
+    settings = settings or OmsSettings()
+    configured = settings.service_database_url(service)
+    if configured:
+        return configured
+    recorded = _recorded(settings).get("services", {}).get(service, {}).get("database_url")
+    return recorded if isinstance(recorded, str) else None
