@@ -48,6 +48,8 @@ class OmsSettings(BaseSettings):
     return_window_days: int = Field(default=7, ge=0)
     # A likely cross-channel duplicate: same phone, same lines, within this many minutes.
     duplicate_window_minutes: int = Field(default=30, ge=0)
+    # Reconcile raises a discrepancy only after the facts disagree this long (events are async).
+    reconcile_grace_seconds: float = Field(default=60.0, ge=0)
     # Signs customers' order-tracking tokens; set your own secret in production.
     tracking_secret: str = "oms-demo-tracking-secret"
 

@@ -1,11 +1,14 @@
-"""Reconcile's composition root: consumes every service's order events; serves fact sheets."""
+"""Reconcile's composition root: consumes every service's order events, raises discrepancies."""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 
 from services.reconcile import api, store
-from services.reconcile.handlers import make_handler
+from services.reconcile.handlers import make_handler, run_discrepancy_job
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
 from shared.service import ServiceContext, ServiceParts, create_app
@@ -13,13 +16,18 @@ from shared.settings import OmsSettings
 
 NAME = "reconcile"
 TOPICS: tuple[str, ...] = (ORDER_EVENTS, INVENTORY_EVENTS, BILLING_EVENTS, NOTIFY_EVENTS)
-
-
-def build(ctx: ServiceContext) -> ServiceParts:
-    return ServiceParts(topics=TOPICS, handle=make_handler(ctx.clock))
-
-
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
-             database_url: str | None = None) -> FastAPI:
+             database_url: str | None = None, grace: timedelta | None = None) -> FastAPI:
+    """``grace`` overrides the settings' OMS_RECONCILE_GRACE_SECONDS (tests)."""
+
+    def build(ctx: ServiceContext) -> ServiceParts:
+        chosen = grace if grace is not None else timedelta(seconds=ctx.settings.reconcile_grace_seconds)
+        ctx.state["grace"] = chosen
+        return ServiceParts(
+            topics=TOPICS, handle=make_handler(ctx.clock, chosen),
+            background=[partial(run_discrepancy_job, ctx.engine, ctx.clock, chosen,
+                                ctx.settings.scheduler_seconds)],
+        )
+
     return create_app(NAME, schema=store.create_schema, build=build, router=api.router,
                       clock=clock, settings=settings, database_url=database_url)

@@ -23,6 +23,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shared.cli.demo",
     "shared.cli.rules",
     "shared.cli.catalog",
+    "shared.cli.billing",
+    "shared.cli.reconcile",
 )
 
 for _module in COMMAND_MODULES:

@@ -137,6 +137,9 @@ TOPIC_BY_PREFIX = {
     "invoice.": "oms.billing.events.v1",
     "payment.": "oms.billing.events.v1",
     "notification.": "oms.notify.events.v1",
+    "revenue.": "oms.billing.events.v1",
+    "credit_note.": "oms.billing.events.v1",
+    "refund.": "oms.billing.events.v1",
 }
 
 

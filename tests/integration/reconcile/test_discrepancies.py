@@ -1,0 +1,159 @@
+"""Discrepancies on the real database through the inbox: raised once past the grace period (on a
+ManualClock), appended to reconcile's event store for the relay, resolved when the facts catch up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.reconcile import store
+from services.reconcile.handlers import make_handler, raise_overdue_discrepancies
+from shared.clock import ManualClock
+from shared.eventstore import read_stream
+from shared.inbox import IdempotentConsumer
+from tests.unit.reconcile.flows import LIFECYCLES, lifecycle
+from tests.unit.reconcile.samples import AT, incoming, new_order_id
+
+GRACE = timedelta(seconds=60)
+
+
+def consumer(engine: AsyncEngine, clock: ManualClock, name: str = "reconcile") -> IdempotentConsumer:
+    return IdempotentConsumer(name=name, engine=engine, publisher=None,
+                              handle=make_handler(clock, GRACE))
+
+
+async def stream(engine: AsyncEngine, order_id: str):
+    async with engine.connect() as conn:
+        return await read_stream(conn, order_id)
+
+
+async def discrepancies(engine: AsyncEngine, order_id: str, open_only: bool = True) -> list[dict]:
+    async with engine.connect() as conn:
+        return await store.list_discrepancies(conn, open_only=open_only, order_id=order_id)
+
+
+async def test_a_lost_revenue_event_is_raised_after_the_grace_and_resolved_when_it_arrives(
+        reconcile_engine):
+    """Issue 5's "done when": one event does not reach reconcile on its way from billing."""
+    engine, clock = reconcile_engine, ManualClock(AT)
+    inbox = consumer(engine, clock)
+    order_id = new_order_id()
+    events = lifecycle("shipped", order_id)
+    [revenue] = [e for e in events if e.event_type == "revenue.recognized"]
+    await inbox.process_incoming([incoming(e) for e in events if e is not revenue])
+
+    assert await raise_overdue_discrepancies(engine, clock, GRACE) == 0  # facts may be in flight
+    clock.advance(GRACE - timedelta(seconds=1))
+    assert await raise_overdue_discrepancies(engine, clock, GRACE) == 0
+    clock.advance(timedelta(seconds=1))
+    assert await raise_overdue_discrepancies(engine, clock, GRACE) == 1
+
+    [raised] = await discrepancies(engine, order_id)
+    assert (raised["kind"], raised["reason"]) == ("shipped_revenue_not_recognised",
+                                                  "shipped but revenue not recognised: S-1")
+    assert (raised["expected"], raised["actual"]) == ("revenue.recognized for S-1",
+                                                      "revenue.recognized for none")
+    assert raised["since"] == AT.isoformat() and raised["open"]
+    [detected] = await stream(engine, order_id)
+    assert detected.key == order_id  # the relay publishes it keyed by the order
+    assert detected.envelope.event_type == "discrepancy.detected"
+    assert detected.envelope.payload["kind"] == "shipped_revenue_not_recognised"
+
+    clock.advance(GRACE * 5)
+    assert await raise_overdue_discrepancies(engine, clock, GRACE) == 0  # once per order and kind
+
+    await inbox.process_incoming([incoming(revenue)])  # the event finally arrives
+    assert await discrepancies(engine, order_id) == []
+    [closed] = await discrepancies(engine, order_id, open_only=False)
+    assert closed["resolved_at"] == clock.now().isoformat()
+    _, resolved = await stream(engine, order_id)
+    assert resolved.envelope.event_type == "discrepancy.resolved"
+    assert resolved.envelope.payload == {"order_id": order_id, "kind": "shipped_revenue_not_recognised",
+                                         "resolved_at": clock.now().isoformat().replace("+00:00", "Z")}
+    assert resolved.envelope.causation_id == str(revenue.event_id)
+    async with engine.connect() as conn:
+        sheet = await store.fact_sheet(conn, order_id)
+    assert sheet is not None and (sheet["status"], sheet["open_discrepancies"]) == ("consistent", [])
+
+
+@pytest.mark.parametrize("name", sorted(LIFECYCLES))
+async def test_healthy_lifecycles_raise_nothing(reconcile_engine, name):
+    clock = ManualClock(AT)
+    order_id = new_order_id()
+    await consumer(reconcile_engine, clock).process_incoming(
+        [incoming(e) for e in lifecycle(name, order_id)])
+    clock.advance(GRACE * 10)
+    assert await raise_overdue_discrepancies(reconcile_engine, clock, GRACE) == 0
+    async with reconcile_engine.connect() as conn:
+        sheet = await store.fact_sheet(conn, order_id)
+        summary = await store.summary(conn)
+    assert sheet is not None and (sheet["status"], sheet["reasons"]) == ("consistent", [])
+    assert (summary["open_discrepancies"], summary["by_kind"]) == (0, {})
+
+
+async def test_facts_that_catch_up_within_the_grace_raise_nothing(reconcile_engine):
+    clock = ManualClock(AT)
+    inbox = consumer(reconcile_engine, clock)
+    order_id = new_order_id()
+    events = lifecycle("paid", order_id)
+    late = [e for e in events if e.event_type in ("invoice.issued", "notification.sent")]
+    await inbox.process_incoming([incoming(e) for e in events if e not in late])
+    clock.advance(GRACE - timedelta(seconds=1))
+    await inbox.process_incoming([incoming(e) for e in late])
+    clock.advance(GRACE * 10)
+    assert await raise_overdue_discrepancies(reconcile_engine, clock, GRACE) == 0
+    assert await stream(reconcile_engine, order_id) == []
+
+
+async def test_an_event_arriving_after_the_grace_raises_without_waiting_for_the_job(reconcile_engine):
+    clock = ManualClock(AT)
+    inbox = consumer(reconcile_engine, clock)
+    order_id = new_order_id()
+    events = lifecycle("cancelled_unpaid", order_id)
+    release_and_void = [e for e in events if e.event_type in ("stock.released", "invoice.voided")]
+    [release, void] = release_and_void
+    await inbox.process_incoming([incoming(e) for e in events if e not in release_and_void])
+    clock.advance(GRACE)
+    await inbox.process_incoming([incoming(void)])  # the stock is still held: raised now
+    [raised] = await discrepancies(reconcile_engine, order_id)
+    assert (raised["kind"], raised["actual"]) == ("cancelled_stock_not_released", "GIFT-MUG x1, X-100 x2")
+    await inbox.process_incoming([incoming(release)])
+    assert await discrepancies(reconcile_engine, order_id) == []
+    kinds = [(s.envelope.event_type, s.envelope.payload["kind"])
+             for s in await stream(reconcile_engine, order_id)]
+    assert kinds == [("discrepancy.detected", "cancelled_stock_not_released"),
+                     ("discrepancy.resolved", "cancelled_stock_not_released")]
+
+
+async def test_redelivery_and_replay_raise_nothing_twice(reconcile_engine):
+    clock = ManualClock(AT)
+    order_id = new_order_id()
+    events = [e for e in lifecycle("shipped", order_id) if e.event_type != "revenue.recognized"]
+    await consumer(reconcile_engine, clock).process_incoming([incoming(e) for e in events])
+    clock.advance(GRACE)
+    assert await raise_overdue_discrepancies(reconcile_engine, clock, GRACE) == 1
+    await consumer(reconcile_engine, clock).process_incoming([incoming(e, 1) for e in events])
+    async with reconcile_engine.begin() as conn:
+        await conn.execute(text("DELETE FROM inbox"))  # a replay: the inbox remembers nothing
+    clock.advance(GRACE)
+    await consumer(reconcile_engine, clock, "reconcile-replay").process_incoming(
+        [incoming(e) for e in reversed(events)])
+    assert await raise_overdue_discrepancies(reconcile_engine, clock, GRACE) == 0
+    assert len(await stream(reconcile_engine, order_id)) == 1
+    assert len(await discrepancies(reconcile_engine, order_id)) == 1
+
+
+async def test_a_wait_is_reported_as_pending_but_never_raised(reconcile_engine):
+    clock = ManualClock(AT)
+    order_id = new_order_id()
+    [placed] = [e for e in lifecycle("paid", order_id) if e.event_type == "order.placed"]
+    await consumer(reconcile_engine, clock).process_incoming([incoming(placed)])
+    clock.advance(GRACE * 100)
+    assert await raise_overdue_discrepancies(reconcile_engine, clock, GRACE) == 0
+    async with reconcile_engine.connect() as conn:
+        sheet = await store.fact_sheet(conn, order_id)
+    assert sheet is not None and sheet["status"] == "pending"
+    assert [(f["kind"], f["waiting"]) for f in sheet["findings"]] == [("awaiting_confirmation", True)]
