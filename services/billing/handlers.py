@@ -1,17 +1,133 @@
-"""Billing's application layer: keep order facts, issue invoices, record payments."""
+"""Billing's application layer: lock an order's account, decide, save it with its events at once."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.billing import domain, store
+from services.billing import account_store, domain, queries, store
+from shared.auth import Principal
 from shared.clock import Clock
-from shared.contract.envelope import SYSTEM, EventEnvelope
-from shared.contract.payloads import OrderConfirmed, OrderPaymentCaptured, OrderPlaced
+from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
+from shared.contract.order_events import OrderAmended, OrderReturned, OrderShipped
+from shared.contract.payloads import OrderPaymentCaptured, OrderPlaced, Payload, parse_payload
 from shared.eventstore import Meta, append
 from shared.inbox import Incoming
+
+
+class CountingVouchers:
+    """Stands in for the counters on a first, dry run: counts the numbers a decision needs."""
+
+    def __init__(self) -> None:
+        self.needs: dict[str, int] = {}
+
+    def next(self, series: str) -> str:
+        self.needs[series] = self.needs.get(series, 0) + 1
+        return f"{series}-0000-{self.needs[series]:06d}"
+
+
+class SuppliedVouchers:
+    def __init__(self, numbers: dict[str, list[str]]) -> None:
+        self.numbers = numbers
+
+    def next(self, series: str) -> str:
+        return self.numbers[series].pop(0)
+
+
+Decide = Callable[[domain.Vouchers], domain.Decision]
+
+
+async def decide_with_vouchers(conn: AsyncConnection, decide: Decide, year: int
+                               ) -> domain.Decision:
+    """Run a decision; when it needs voucher numbers, draw exactly those and run it again.
+
+    Decisions are pure, so the second run decides the same. A decision refused on the first run
+    draws no number; numbers are drawn series by series in one order (CN before INV) and, being
+    inside the caller's transaction, go back with it if it rolls back.
+    """
+    counting = CountingVouchers()
+    decision = decide(counting)
+    if not counting.needs:
+        return decision
+    numbers: dict[str, list[str]] = {}
+    for series in sorted(counting.needs):
+        numbers[series] = [
+            domain.voucher_number(year, await store.next_voucher_number(conn, series, year),
+                                  series)
+            for _ in range(counting.needs[series])]
+    supplied = SuppliedVouchers(numbers)
+    decision = decide(supplied)
+    assert not any(supplied.numbers.values()), "a decision drew fewer numbers the second time"
+    return decision
+
+
+async def _commit(conn: AsyncConnection, account: domain.Account, decision: domain.Decision,
+                  meta: Meta, booking: account_store.Booking, clock: Clock) -> None:
+    if decision.account == account:
+        return
+    if decision.events:
+        await append(conn, account.order_id, None, list(decision.events), meta=meta, clock=clock,
+                     key=account.order_id)
+    await account_store.save_account(conn, account, decision.account, booking)
+
+
+def _captured(payment: OrderPaymentCaptured) -> domain.Payment:
+    return domain.Payment(payment.payment_id, payment.method, payment.kind, payment.amount,
+                          payment.currency, payment.captured_at, "storefront")
+
+
+def _decision_for(event_type: str, payload: Payload, account: domain.Account,
+                  cause: domain.Cause) -> Decide | None:
+    """How an order event is decided on, or None for the event types billing does not book."""
+    if isinstance(payload, OrderPlaced):
+        return lambda v: domain.keep_order(account, payload, cause, v)
+    if event_type == "order.confirmed":
+        return lambda v: domain.confirm(account, cause, v)
+    if isinstance(payload, OrderAmended):
+        return lambda v: domain.amend(account, payload, cause, v)
+    if isinstance(payload, OrderPaymentCaptured):
+        return lambda v: domain.record_payment(account, _captured(payload), cause)
+    if isinstance(payload, OrderShipped):
+        return lambda v: domain.recognize_shipment(account, payload, cause)
+    if event_type == "order.cancelled":
+        return lambda v: domain.cancel(account, cause, v)
+    if isinstance(payload, OrderReturned):
+        return lambda v: domain.take_return(account, payload, cause, v)
+    return None
+
+
+BOOKED = frozenset({"order.placed", "order.confirmed", "order.amended", "order.payment_captured",
+                    "order.shipped", "order.cancelled", "order.returned"})
+
+
+async def handle_order_event(conn: AsyncConnection, message: Incoming, *, clock: Clock) -> None:
+    """Consumer entry point for ``oms.order.events.v1`` (inside the inbox's transaction)."""
+    event = message.event
+    if event.event_type not in BOOKED:
+        return
+    payload = parse_payload(event.event_type, event.payload)
+    order_id = event.order_id
+    if order_id is None:
+        raise domain.BillingRefusal(f"{event.event_type} {event.event_id} names no order")
+    if isinstance(payload, OrderPaymentCaptured) and (
+            await store.payment_row(conn, payload.payment_id)) is not None:
+        return  # payment ids are global: one seen on any order has no second effect
+    account = await account_store.lock_account(conn, order_id)
+    cause = domain.Cause(str(event.event_id), clock.now())
+    decide = _decision_for(event.event_type, payload, account, cause)
+    assert decide is not None
+    decision = await decide_with_vouchers(conn, decide, cause.at.year)
+    booking = account_store.Booking(event.event_id, cause.at,
+                            placed_event_id=event.event_id if isinstance(payload, OrderPlaced)
+                            else None)
+    await _commit(conn, account, decision, _meta(event), booking, clock)
 
 
 def _meta(cause: EventEnvelope) -> Meta:
@@ -19,71 +135,79 @@ def _meta(cause: EventEnvelope) -> Meta:
                 actor=SYSTEM)
 
 
-async def handle_order_event(conn: AsyncConnection, message: Incoming, *, clock: Clock) -> None:
-    """Consumer entry point for ``oms.order.events.v1`` (inside the inbox's transaction)."""
-    event = message.event
-    if event.event_type == OrderPlaced.event_type:
-        await keep_order(conn, event, OrderPlaced.model_validate(event.payload), clock=clock)
-    elif event.event_type == OrderConfirmed.event_type:
-        await invoice_order(conn, event, OrderConfirmed.model_validate(event.payload).order_id,
-                            clock=clock)
-    elif event.event_type == OrderPaymentCaptured.event_type:
-        await record_payment(conn, event, OrderPaymentCaptured.model_validate(event.payload),
-                             clock=clock)
+# ---- payments entered by finance over HTTP ------------------------------------------------------
 
 
-async def keep_order(conn: AsyncConnection, event: EventEnvelope, order: OrderPlaced, *,
-                     clock: Clock) -> None:
-    """Remember what billing needs of a placed order (the first order.placed wins)."""
-    account = await store.lock_order(conn, order.order_id)
-    if account.placed is not None:
-        return
-    await store.keep_order_facts(conn, order, event.event_id)
-    if account.confirmed_event_id is not None:  # confirmed before its facts arrived
-        await _issue(conn, event, order, clock=clock)
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A payment finance saw arrive (a bank transfer, usually) and enters by hand."""
+
+    order_id: str
+    payment_id: str
+    method: str
+    amount: Decimal
+    currency: str
+    received_at: datetime | None = None
 
 
-async def invoice_order(conn: AsyncConnection, event: EventEnvelope, order_id: str, *,
-                        clock: Clock) -> None:
-    """Issue the order's one invoice on its confirmation."""
-    account = await store.lock_order(conn, order_id)
-    if await store.invoice_of(conn, order_id) is not None:
-        return
-    if account.placed is None:
-        await store.remember_confirmation(conn, order_id, event.event_id)
-        return
-    await _issue(conn, event, account.placed, clock=clock)
+class UnknownOrder(LookupError):
+    pass
 
 
-async def _issue(conn: AsyncConnection, cause: EventEnvelope, order: OrderPlaced, *,
-                 clock: Clock) -> None:
-    draft = domain.draft_invoice(order)  # before the voucher: a refusal must not use a number
-    issued_at = clock.now()
-    number = await store.next_voucher_number(conn, domain.INVOICE_SERIES, issued_at.year)
-    issued = domain.issue_invoice(
-        order, draft, invoice_id=str(uuid.uuid4()),
-        voucher=domain.voucher_number(issued_at.year, number),
-        paid_total=await store.paid_total(conn, order.order_id), issued_at=issued_at,
-    )
-    [appended] = await append(conn, order.order_id, None, [issued], meta=_meta(cause),
-                              clock=clock, key=order.order_id)
-    await store.insert_invoice(conn, issued, series=domain.INVOICE_SERIES, year=issued_at.year,
-                               number=number, event_id=appended.event_id,
-                               cause_event_id=cause.event_id)
+class PaymentConflict(Exception):
+    """The payment id is taken by a payment with other content."""
 
 
-async def record_payment(conn: AsyncConnection, event: EventEnvelope,
-                         payment: OrderPaymentCaptured, *, clock: Clock) -> None:
-    """Book a captured payment once per payment id, measured against the invoice if any."""
-    account = await store.lock_order(conn, payment.order_id)
-    if await store.payment_known(conn, payment.payment_id):
-        return
-    recorded = domain.record_payment(
-        payment, paid_before=await store.paid_total(conn, payment.order_id),
-        invoice=await store.invoice_of(conn, payment.order_id), order_currency=account.currency,
-    )
-    [appended] = await append(conn, payment.order_id, None, [recorded], meta=_meta(event),
-                              clock=clock, key=payment.order_id)
-    await store.insert_payment(conn, recorded, kind=payment.kind, captured_at=payment.captured_at,
-                               recorded_at=clock.now(), event_id=appended.event_id,
-                               cause_event_id=event.event_id)
+def _differences(row: Any, transfer: Transfer) -> list[str]:
+    wanted = {"order_id": transfer.order_id, "method": transfer.method,
+              "amount": transfer.amount, "currency": transfer.currency}
+    if transfer.received_at is not None:
+        wanted["received_at"] = transfer.received_at
+    return [f"{name}: {getattr(row, name)} recorded, {value} sent"
+            for name, value in wanted.items() if getattr(row, name) != value]
+
+
+async def _known_payment(conn: AsyncConnection, transfer: Transfer) -> dict[str, Any] | None:
+    row = await store.payment_row(conn, transfer.payment_id)
+    if row is None:
+        return None
+    differences = _differences(row, transfer)
+    if differences:
+        raise PaymentConflict(f"payment {transfer.payment_id} is already recorded with other "
+                              f"content: {'; '.join(differences)}")
+    return queries.payment_view(row)
+
+
+async def record_transfer(engine: AsyncEngine, transfer: Transfer, who: Principal, clock: Clock
+                          ) -> tuple[bool, dict[str, Any]]:
+    """Book a payment entered over HTTP once per payment id: (newly recorded?, the payment).
+
+    The same payment id with the same content answers with the payment as first recorded;
+    with other content it is a PaymentConflict. An order billing has not seen placed is an
+    UnknownOrder; a payment billing cannot book (currency, amount) a BillingRefusal.
+    """
+    try:
+        async with engine.begin() as conn:
+            known = await _known_payment(conn, transfer)
+            if known is not None:
+                return False, known
+            account = await account_store.lock_existing(conn, transfer.order_id)
+            if account is None or account.order is None:
+                raise UnknownOrder(f"billing knows no placed order {transfer.order_id!r}")
+            known = await _known_payment(conn, transfer)  # a twin request may have won the lock
+            if known is not None:
+                return False, known
+            at = clock.now()
+            cause = domain.Cause(f"payment:{transfer.payment_id}", at)
+            payment = domain.Payment(transfer.payment_id, transfer.method, "transfer",
+                                     transfer.amount, transfer.currency,
+                                     transfer.received_at or at, "finance")
+            decision = domain.record_payment(account, payment, cause)
+            meta = Meta(correlation_id=str(uuid.uuid4()), causation_id=None,
+                        actor=Actor(kind="user", id=who.user, role=who.role))
+            await _commit(conn, account, decision, meta,
+                          account_store.Booking(None, at, recorded_by=who.user), clock)
+            row = await store.payment_row(conn, transfer.payment_id)
+            return True, queries.payment_view(row)
+    except exc.IntegrityError as error:  # the same id recorded on another order meanwhile
+        raise PaymentConflict(f"payment {transfer.payment_id} was recorded concurrently") from error

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Literal
 
 from services.billing.domain.invoicing import zero
 from shared.contract.payloads import InvoiceLine, OrderPlaced
@@ -99,7 +100,7 @@ class CreditNote:
     credit_note_id: str
     voucher_number: str
     invoice_voucher_number: str | None
-    reason: str  # cancelled | returned
+    reason: Literal["cancelled", "returned"]
     request_id: str | None  # the return it answers
     currency: str
     lines: tuple[LineAmount, ...]

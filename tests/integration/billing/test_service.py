@@ -1,4 +1,4 @@
-"""The billing service as it runs: order events over the broker in, invoice and payment out."""
+"""The billing service as it runs: order events over the broker in, billing facts out."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from shared.clock import ManualClock
 from shared.contract.topics import BILLING_EVENTS, ORDER_EVENTS
 from shared.settings import OmsSettings
 from tests.conftest import running, wait_until
-from tests.integration.billing.conftest import captured, confirmed, placed
+from tests.integration.billing.conftest import cancelled, captured, confirmed, placed, shipped
 
 ADMIN = {"X-API-Key": "demo-admin"}
 ORDER = "O-00000000000000b7"
@@ -70,3 +70,55 @@ async def test_placed_confirmed_paid_through_the_broker(fresh_kafka, database_ur
                                         "settled_invoices")} == {
             "invoices": 1, "invoiced_total": "395.00", "payments": 1, "paid_total": "395.00",
             "settled_invoices": 1}
+
+
+async def _publish(bootstrap: str, envelopes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for env in envelopes:
+            await producer.send_and_wait(ORDER_EVENTS, env.to_json(), key=env.stream_id.encode())
+    finally:
+        await producer.stop()
+
+
+async def test_cancel_of_a_paid_order_and_a_shipment_through_the_broker(fresh_kafka, database_url):
+    settings = OmsSettings(kafka_bootstrap=fresh_kafka, kafka_idempotence=False)
+    clock = ManualClock(datetime(2026, 11, 21, 9, 0, tzinfo=UTC))
+    app = make_app(settings=settings, clock=clock, database_url=database_url)
+    gone, sent = "O-00000000000000e1", "O-00000000000000e2"
+    async with running(app):
+        await _publish(fresh_kafka, [
+            placed(gone), confirmed(gone), captured(gone, "P-E1", "395.00", method="card"),
+            cancelled(gone),
+            placed(sent), confirmed(sent), captured(sent, "P-E2", "395.00"),
+            shipped(sent, "S-E2", (1, "X-100", 2), (2, "GIFT-MUG", 1))])
+        seen: list[tuple[bytes | None, dict]] = []
+        consumer = AIOKafkaConsumer(BILLING_EVENTS, bootstrap_servers=fresh_kafka,
+                                    auto_offset_reset="earliest", group_id=None)
+        await consumer.start()
+        try:
+            async def all_published() -> bool:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    seen.extend((r.key, json.loads(r.value)) for r in records)
+                types = {m["event_type"] for _, m in seen}
+                return {"refund.issued", "revenue.recognized"} <= types
+
+            await wait_until(all_published)
+        finally:
+            await consumer.stop()
+    by_order: dict[bytes | None, list[dict]] = {}
+    for key, message in seen:
+        by_order.setdefault(key, []).append(message)
+    assert [m["event_type"] for m in by_order[gone.encode()]] == [
+        "invoice.issued", "payment.recorded", "credit_note.issued", "refund.issued"]
+    note, refund = (m["payload"] for m in by_order[gone.encode()][2:])
+    assert (note["reason"], note["total"], note["voucher_number"]) == (
+        "cancelled", "395.00", "CN-2026-000001")
+    assert (refund["amount"], refund["method"], refund["credit_note_voucher_number"]) == (
+        "395.00", "card", "CN-2026-000001")
+    assert [m["event_type"] for m in by_order[sent.encode()]] == [
+        "invoice.issued", "payment.recorded", "revenue.recognized"]
+    revenue = by_order[sent.encode()][2]["payload"]
+    assert (revenue["shipment_id"], revenue["net"], revenue["tax"], revenue["gross"]) == (
+        "S-E2", "350.94", "44.06", "395.00")

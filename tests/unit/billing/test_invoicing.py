@@ -1,8 +1,8 @@
-"""Invoice lines, tax split and rounding, voucher numbers, ledger categories and settlement."""
+"""Invoice lines, tax split and rounding, presale split, due dates, vouchers, ledger categories."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import date
 from decimal import Decimal as D
 
 import pytest
@@ -11,40 +11,17 @@ from hypothesis import strategies as st
 
 from services.billing.domain import (
     BillingRefusal,
-    Invoiced,
     InvoiceMismatch,
+    apportion,
     average_tax_rate,
     draft_invoice,
-    issue_invoice,
+    due_date,
     ledger_category,
-    record_payment,
-    settlement,
+    plan_invoices,
     split_tax,
     voucher_number,
 )
-from shared.contract.payloads import OrderLine, OrderPaymentCaptured, OrderPlaced
-
-NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
-
-
-def order(lines, discounts=(), shipping="0.00", currency="CNY", total=None) -> OrderPlaced:
-    """An order.placed from (sku, quantity, unit_price, tax_rate) lines and discount amounts."""
-    order_lines = [OrderLine(line_no=n, sku=sku, name=f"item {sku}", quantity=q,
-                             unit_price=D(price), tax_rate=D(rate))
-                   for n, (sku, q, price, rate) in enumerate(lines, start=1)]
-    subtotal = sum((line.quantity * line.unit_price for line in order_lines), D(0))
-    discount_total = sum((D(a) for a in discounts), D(0))
-    return OrderPlaced(
-        order_id="O-0000000000000001", channel="tmall", channel_order_id="TM-1",
-        order_type="standard", submitted_at=NOW, customer={"id": "C-1"}, shipping_address={},
-        lines=order_lines,
-        discounts=[{"kind": "coupon", "code": f"C{n}", "amount": a}
-                   for n, a in enumerate(discounts, start=1)],
-        shipping_fee=D(shipping), currency=currency, subtotal=subtotal,
-        discount_total=discount_total,
-        total=D(total) if total is not None else subtotal - discount_total + D(shipping),
-        payment={"method": "alipay", "terms": "prepaid"}, content_hash="h",
-    )
+from tests.unit.billing.builders import NOW, order, presale, sample_order
 
 
 def test_tax_is_split_out_of_a_tax_inclusive_price():
@@ -149,57 +126,50 @@ def test_an_unknown_payment_method_is_refused():
         ledger_category("paypal")
 
 
-def captured(amount, payment_id="P-1", currency="CNY", method="alipay"):
-    return OrderPaymentCaptured(order_id="O-0000000000000001", payment_id=payment_id,
-                                method=method, kind="full", amount=D(amount), currency=currency,
-                                captured_at=NOW)
+def test_apportioned_shares_add_up_exactly_and_the_largest_weight_takes_the_difference():
+    assert apportion(D("10.00"), [D(1), D(1), D(1)], "CNY") == [D("3.34"), D("3.33"), D("3.33")]
+    assert apportion(D("-0.05"), [D("100"), D("0"), D("50")], "CNY") == [
+        D("-0.03"), D("0.00"), D("-0.02")]
+    assert apportion(D("7"), [D(0), D(0)], "JPY") == [D("7"), D("0")]
+    assert apportion(D("1.00"), [], "CNY") == []
 
 
-def test_settlement_shows_what_is_owed_and_any_surplus():
-    partly = settlement(D("100.00"), D("40"), "CNY")
-    assert (partly.outstanding, partly.settled, partly.customer_credit) == (
-        D("60.00"), False, D("0.00"))
-    over = settlement(D("100.00"), D("130.50"), "CNY")
-    assert (over.outstanding, over.settled, over.customer_credit) == (D("0.00"), True, D("30.50"))
+@given(amount=st.decimals(min_value=D("-999.99"), max_value=D("9999.99"), places=2),
+       weights=st.lists(st.decimals(min_value=D("-50"), max_value=D("500"), places=2),
+                        min_size=1, max_size=6))
+@settings(max_examples=200, deadline=None)
+def test_apportion_never_loses_a_cent(amount, weights):
+    assert sum(apportion(amount, weights, "CNY"), D(0)) == amount
 
 
-def test_a_payment_before_the_invoice_has_no_outstanding_and_is_not_settled():
-    recorded = record_payment(captured("395.00"), paid_before=D(0), invoice=None,
-                              order_currency="CNY")
-    assert (recorded.paid_total, recorded.outstanding, recorded.settled) == (D("395.00"), None,
-                                                                             False)
-    assert recorded.voucher_number is None
-    assert recorded.ledger_category == "online_wallet"
+def test_a_presale_order_gets_a_deposit_and_a_balance_invoice_that_add_up_line_by_line():
+    placed = presale(deposit="100.00", discounts=["20.00"], shipping="8.00")
+    deposit, balance = plan_invoices(placed)
+    full = draft_invoice(placed)
+    assert (deposit.kind, balance.kind) == ("deposit", "balance")
+    assert (deposit.total, balance.total) == (D("100.00"), placed.total - D("100.00"))
+    for a, b, whole in zip(deposit.lines, balance.lines, full.lines, strict=True):
+        assert (a.gross + b.gross, a.net + b.net, a.tax + b.tax) == (whole.gross, whole.net,
+                                                                     whole.tax)
+        assert a.net + a.tax == a.gross and b.net + b.tax == b.gross
+    assert [x.kind for x in deposit.lines] == ["goods", "discount", "shipping"]
+    assert deposit.net_total + deposit.tax_total == deposit.total
 
 
-def test_payments_count_against_the_invoice():
-    invoiced = Invoiced("INV-2026-000001", D("395.00"), "CNY")
-    first = record_payment(captured("195.00"), paid_before=D(0), invoice=invoiced,
-                           order_currency="CNY")
-    assert (first.paid_total, first.outstanding, first.settled) == (D("195.00"), D("200.00"),
-                                                                    False)
-    second = record_payment(captured("200.00", "P-2"), paid_before=D("195.00"),
-                            invoice=invoiced, order_currency="CNY")
-    assert (second.paid_total, second.outstanding, second.settled) == (D("395.00"), D("0.00"),
-                                                                       True)
-    assert second.voucher_number == "INV-2026-000001"
+def test_no_deposit_invoice_without_a_usable_deposit():
+    assert [d.kind for d in plan_invoices(presale(deposit="598.00"))] == ["full"]  # all of it
+    assert [d.kind for d in plan_invoices(presale(deposit="0"))] == ["full"]
+    assert [d.kind for d in plan_invoices(sample_order())] == ["full"]
 
 
-def test_payments_that_cannot_be_booked_are_refused():
-    with pytest.raises(BillingRefusal, match="not positive"):
-        record_payment(captured("0.00"), paid_before=D(0), invoice=None, order_currency="CNY")
-    with pytest.raises(BillingRefusal, match="in USD, the order in CNY"):
-        record_payment(captured("1.00", currency="USD"), paid_before=D(0), invoice=None,
-                       order_currency="CNY")
+def test_invoices_on_credit_fall_due_after_thirty_days():
+    on_terms = order([("A", 1, "10.00", "0.13")],
+                     payment={"method": "bank_transfer", "terms": "net_30"})
+    on_credit = order([("A", 1, "10.00", "0.13")],
+                      payment={"method": "credit_terms", "terms": "prepaid"})
+    assert due_date(on_terms, NOW) == due_date(on_credit, NOW) == date(2026, 12, 21)
+    assert due_date(sample_order(), NOW) == date(2026, 11, 21)
 
 
-def test_an_invoice_issued_after_full_payment_is_settled():
-    placed = order([("A", 1, "100.00", "0.13")])
-    issued = issue_invoice(placed, draft_invoice(placed), invoice_id="i-1",
-                           voucher="INV-2026-000007", paid_total=D("120.00"), issued_at=NOW)
-    assert (issued.paid_total, issued.outstanding, issued.settled) == (D("120.00"), D("0.00"),
-                                                                       True)
-    unpaid = issue_invoice(placed, draft_invoice(placed), invoice_id="i-2",
-                           voucher="INV-2026-000008", paid_total=D(0), issued_at=NOW)
-    assert (unpaid.paid_total, unpaid.outstanding, unpaid.settled) == (D("0.00"), D("100.00"),
-                                                                       False)
+def test_voucher_numbers_of_other_series():
+    assert voucher_number(2026, 12, "CN") == "CN-2026-000012"
