@@ -44,6 +44,7 @@ from services.inventory.domain.reservation import (
     Warehouse,
     by_priority,
     plan_reservation,
+    reserves_at_placement,
     serving_order,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "OverShipment", "Reservation", "Served", "Shortage", "StockKey", "Take", "Waiting",
     "Warehouse", "balances_from_ledger", "by_priority", "held_per_sku", "holdings_from_ledger",
     "low_stock_crossing", "merge_demands", "oversold", "per_sku", "plan_behind_queue",
-    "plan_deduction", "plan_reservation", "release_everything", "release_units", "serve_waiting",
-    "serving_order", "set_aside", "split_amendment", "wanted_per_sku",
+    "plan_deduction", "plan_reservation", "release_everything", "release_units",
+    "reserves_at_placement", "serve_waiting", "serving_order", "set_aside", "split_amendment",
+    "wanted_per_sku",
 ]

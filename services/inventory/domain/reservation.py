@@ -74,6 +74,14 @@ class Shortage:
     missing: tuple[ShortLine, ...]
 
 
+DEPOSIT_ORDER_TYPES = frozenset({"presale"})
+
+
+def reserves_at_placement(order_type: str) -> bool:
+    """A presale order locks stock when its deposit is paid, not when it is placed."""
+    return order_type not in DEPOSIT_ORDER_TYPES
+
+
 def by_priority(warehouses: Iterable[Warehouse]) -> list[str]:
     """Warehouse codes in serving order: lower priority number first, then code."""
     return [w.code for w in sorted(warehouses, key=lambda w: (w.priority, w.code))]
@@ -98,7 +106,8 @@ def plan_reservation(
     """Decide how an order is reserved, or why it cannot be.
 
     ``preferred`` warehouses (those already serving the order, for an amendment's extra units)
-    are asked before all others; otherwise warehouses are asked by priority.
+    are asked before all others, and only they may take the whole demand under rule 1 (so the
+    extra units of a SKU join the order's units of that SKU rather than follow another SKU).
 
     1. One warehouse (the first by priority) that can serve every line takes the whole order.
     2. Otherwise the order is split: each gift bundle (the lines sharing a ``gift_bundle``) goes
@@ -124,7 +133,9 @@ def plan_reservation(
     ]
     if short:
         return Shortage(tuple(short))
-    for wh in order:
+    # Extra units of an order already served somewhere go whole to one of its warehouses if one
+    # can take them all; otherwise line by line, its warehouses asked first.
+    for wh in (order if not preferred else [w for w in order if w in preferred]):
         if _covers(stock, wh, totals):
             return Reservation(tuple(Allocation(d.line_no, d.sku, wh, d.quantity) for d in wanted))
 

@@ -6,8 +6,8 @@ import asyncio
 
 from sqlalchemy import func, select, text
 
-from services.inventory import handlers, store
-from services.inventory.domain import DEFAULT_WAREHOUSE_PRIORITY
+from services.inventory import handlers, store, views
+from services.inventory.domain import DEFAULT_WAREHOUSE_PRIORITY, Warehouse
 from shared.clock import ManualClock
 from shared.contract.envelope import Actor
 from shared.db import create_engine
@@ -29,10 +29,10 @@ async def test_receipt_creates_warehouse_balance_ledger_and_event(inventory_engi
     assert received.on_hand == 8
     async with inventory_engine.connect() as conn:
         assert await store.list_warehouses(conn) == [
-            store.Warehouse("WH-SH", DEFAULT_WAREHOUSE_PRIORITY)]
-        assert await store.stock_levels(conn) == [
+            Warehouse("WH-SH", DEFAULT_WAREHOUSE_PRIORITY)]
+        assert await views.stock_levels(conn) == [
             {"sku": "X-100", "warehouse": "WH-SH", "on_hand": 8, "reserved": 0, "available": 8}]
-        entries = await store.ledger(conn, "X-100", 10)
+        entries = await views.ledger(conn, "X-100", 10)
         stream = await read_stream(conn, handlers.stock_stream("X-100", "WH-SH"))
     assert [(e["kind"], e["quantity"], e["reason"]) for e in entries] == [
         ("received", 3, None), ("received", 5, "opening stock")]
@@ -56,8 +56,8 @@ async def test_placed_order_is_reserved_once_through_the_inbox(inventory_engine)
 
     async with inventory_engine.connect() as conn:
         stream = await read_stream(conn, "O-00000000000000a1")
-        levels = await store.stock_levels(conn)
-        found = await store.reservation(conn, "O-00000000000000a1")
+        levels = await views.stock_levels(conn)
+        found = await views.reservation(conn, "O-00000000000000a1")
         reserved_entries = (await conn.execute(
             select(func.count()).select_from(store.stock_ledger)
             .where(store.stock_ledger.c.kind == "reserved"))).scalar()
@@ -74,7 +74,7 @@ async def test_placed_order_is_reserved_once_through_the_inbox(inventory_engine)
     assert reserved_entries == 2
     assert found["status"] == "reserved"
     assert found["units"] == 3
-    assert found["outcome_event_id"] == str(env.event_id)
+    assert found["placed_event_id"] == str(envelope.event_id)
 
 
 async def test_shortage_reserves_nothing_and_names_what_is_missing(inventory_engine):
@@ -84,13 +84,15 @@ async def test_shortage_reserves_nothing_and_names_what_is_missing(inventory_eng
     await consumer(inventory_engine).process_incoming([incoming(envelope)])
     async with inventory_engine.connect() as conn:
         [stored] = await read_stream(conn, "O-00000000000000b2")
-        levels = await store.stock_levels(conn)
-        summary = await store.summary(conn, per_order=True)
+        levels = await views.stock_levels(conn)
+        summary = await views.summary(conn, per_order=True)
     assert stored.envelope.event_type == "stock.shortage"
     assert stored.envelope.payload == {"order_id": "O-00000000000000b2", "missing": [
         {"sku": "X-100", "requested": 3, "available": 1}]}
     assert all(level["reserved"] == 0 for level in levels)
     assert summary == {"orders_reserved": 0, "units_reserved": 0, "orders_short": 1,
+                       "units_released": 0, "units_deducted": 0, "units_returned": 0,
+                       "backorders_waiting": 1, "low_stock_skus": [],
                        "per_order": {"O-00000000000000b2": {"status": "short", "units": 0}}}
 
 
@@ -101,8 +103,8 @@ async def test_warehouse_priority_decides_where_an_order_is_served(inventory_eng
     await consumer(inventory_engine).process_incoming(
         [incoming(placed("O-00000000000000c3", [("X-100", 2)]))])
     async with inventory_engine.connect() as conn:
-        found = await store.reservation(conn, "O-00000000000000c3")
-    assert found["lines"] == [{"line_no": 1, "sku": "X-100", "warehouse": "WH-B", "quantity": 2}]
+        found = await views.reservation(conn, "O-00000000000000c3")
+    assert found["lines"] == [{"sku": "X-100", "warehouse": "WH-B", "quantity": 2}]
 
 
 async def test_two_instances_racing_for_the_last_unit_sell_it_once(inventory_engine, database_url):
@@ -121,7 +123,7 @@ async def test_two_instances_racing_for_the_last_unit_sell_it_once(inventory_eng
         outcomes = (await conn.execute(text(
             "SELECT event_type, count(*) FROM events WHERE stream_id LIKE 'O-%' GROUP BY 1"
         ))).all()
-        levels = await store.stock_levels(conn)
+        levels = await views.stock_levels(conn)
         dead = (await conn.execute(text("SELECT count(*) FROM dead_letters"))).scalar()
     assert dict(outcomes) == {"stock.reserved": 1, "stock.shortage": 1}
     assert levels == [{"sku": "X-100", "warehouse": "WH-A", "on_hand": 1, "reserved": 1,
@@ -142,7 +144,9 @@ async def test_many_concurrent_orders_never_oversell(inventory_engine, database_
         for eng in engines[1:]:
             await eng.dispose()
     async with inventory_engine.connect() as conn:
-        summary = await store.summary(conn, per_order=False)
-        levels = await store.stock_levels(conn)
-    assert summary == {"orders_reserved": 7, "units_reserved": 7, "orders_short": 13}
+        summary = await views.summary(conn, per_order=False)
+        levels = await views.stock_levels(conn)
+    assert (summary["orders_reserved"], summary["units_reserved"], summary["orders_short"]) == (
+        7, 7, 13)
+    assert summary["backorders_waiting"] == 13
     assert [lv["available"] for lv in levels] == [0, 0]

@@ -1,4 +1,4 @@
-"""The inventory service as it runs: HTTP receipts, order.placed over the broker, stock.reserved out."""
+"""The inventory service as it runs: HTTP in, order events over the broker, stock events out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from services.inventory.app import make_app
 from shared.contract.topics import INVENTORY_EVENTS, ORDER_EVENTS
 from shared.settings import OmsSettings
 from tests.conftest import running, wait_until
-from tests.integration.inventory.conftest import placed
+from tests.integration.inventory.conftest import cancelled, placed, shipped
 
 ADMIN = {"X-API-Key": "demo-admin"}
 WAREHOUSE = {"X-API-Key": "demo-warehouse"}
@@ -75,9 +75,88 @@ async def test_receive_then_reserve_through_the_broker(fresh_kafka, database_url
         assert [e["kind"] for e in ledger["entries"]] == ["reserved", "received"]
         assert (await client.get("/stock/NOPE-1", headers=ADMIN)).status_code == 404
         summary = (await client.get("/summary", headers=ADMIN)).json()
-        assert summary == {"orders_reserved": 1, "units_reserved": 2, "orders_short": 0}
+        assert summary == {"orders_reserved": 1, "units_reserved": 2, "orders_short": 0,
+                           "units_released": 0, "units_deducted": 0, "units_returned": 0,
+                           "backorders_waiting": 0, "low_stock_skus": ["X-100"]}
 
         moved = await client.put("/warehouses/WH-A/priority", headers=WAREHOUSE,
                                  json={"priority": 5})
         assert moved.status_code == 200
         assert (await client.get("/warehouses", headers=ADMIN)).json()[0]["priority"] == 5
+
+
+async def publish(bootstrap: str, envelopes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for envelope in envelopes:
+            await producer.send_and_wait(ORDER_EVENTS, envelope.to_json(),
+                                         key=envelope.stream_id.encode())
+    finally:
+        await producer.stop()
+
+
+async def test_cancel_releases_and_ship_deducts_through_the_broker(fresh_kafka, database_url):
+    settings = OmsSettings(kafka_bootstrap=fresh_kafka, kafka_idempotence=False)
+    kept, gone = "O-00000000000000a7", "O-00000000000000b8"
+    async with running(make_app(settings=settings, database_url=database_url)) as client:
+        for body in ({"quantity": 0}, {"reason": "  "}, {"reason": None}, {"quantity": "1"}):
+            bad = {"sku": "X-100", "warehouse": "WH-A", "quantity": 1, "reason": "count"} | body
+            response = await client.post("/stock/adjustments", headers=WAREHOUSE, json=bad)
+            assert response.status_code == 422, (body, response.text)
+        assert (await client.post("/stock/adjustments", headers={"X-API-Key": "demo-sales"}, json={
+            "sku": "X-100", "warehouse": "WH-A", "quantity": 1, "reason": "count"})).status_code == 403
+        gained = await client.post("/stock/adjustments", headers=WAREHOUSE, json={
+            "sku": "x-100", "warehouse": "WH-A", "quantity": 5, "reason": "stock count"})
+        assert gained.status_code == 201, gained.text
+        assert gained.json()["on_hand"] == 5
+
+        await publish(fresh_kafka, [placed(kept, [("X-100", 2)]), placed(gone, [("X-100", 3)])])
+
+        async def both_reserved() -> bool:
+            summary = (await client.get("/summary", headers=ADMIN)).json()
+            return summary["units_reserved"] == 5
+
+        await wait_until(both_reserved)
+        refused = await client.post("/stock/adjustments", headers=WAREHOUSE, json={
+            "sku": "X-100", "warehouse": "WH-A", "quantity": -1, "reason": "broken"})
+        assert refused.status_code == 409
+        assert "5 are reserved" in refused.json()["detail"]
+
+        await publish(fresh_kafka, [cancelled(gone),
+                                    shipped(kept, "S-1", "WH-A", [("X-100", 2)], complete=True)])
+        seen: list[tuple[bytes | None, dict]] = []
+        consumer = AIOKafkaConsumer(INVENTORY_EVENTS, bootstrap_servers=fresh_kafka,
+                                    auto_offset_reset="earliest", group_id=None)
+        await consumer.start()
+        try:
+            async def released_and_deducted() -> bool:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    seen.extend((r.key, json.loads(r.value)) for r in records)
+                types = {m["event_type"] for _, m in seen}
+                return {"stock.released", "stock.deducted"} <= types
+
+            await wait_until(released_and_deducted)
+        finally:
+            await consumer.stop()
+        [(key, released)] = [(k, m) for k, m in seen if m["event_type"] == "stock.released"]
+        assert key == gone.encode()
+        assert released["payload"] == {"order_id": gone, "reason": "cancelled", "lines": [
+            {"sku": "X-100", "warehouse": "WH-A", "quantity": 3}]}
+        [(key, deducted)] = [(k, m) for k, m in seen if m["event_type"] == "stock.deducted"]
+        assert key == kept.encode()
+        assert deducted["payload"] == {"order_id": kept, "shipment_id": "S-1", "lines": [
+            {"sku": "X-100", "warehouse": "WH-A", "quantity": 2}]}
+
+        summary = (await client.get("/summary", headers=ADMIN)).json()
+        assert summary | {"low_stock_skus": None} == {
+            "orders_reserved": 1, "units_reserved": 0, "orders_short": 0, "units_released": 3,
+            "units_deducted": 2, "units_returned": 0, "backorders_waiting": 0,
+            "low_stock_skus": None}
+        sku = (await client.get("/stock/X-100", headers=ADMIN)).json()
+        assert (sku["on_hand"], sku["reserved"], sku["available"]) == (3, 0, 3)
+        assert (await client.get("/stock-ledger/check", headers=ADMIN)).json()["consistent"]
+        assert (await client.get("/backorders", headers=ADMIN)).json() == []
+        kinds = [e["kind"] for e in (await client.get("/stock/X-100/ledger", headers=ADMIN)
+                                     ).json()["entries"]]
+        assert sorted(kinds) == ["adjusted", "deducted", "released", "reserved", "reserved"]

@@ -1,0 +1,108 @@
+"""People's stock commands over HTTP: receipts, adjustments, warehouse priorities, ledger checks."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.inventory import domain, store, views
+from services.inventory.handlers.session import LedgerSession, Thresholds, stock_stream
+from shared.clock import Clock
+from shared.contract.envelope import Actor
+from shared.contract.payloads import StockReceived
+
+
+class AdjustmentRefused(ValueError):
+    """An adjustment that would leave fewer units on hand than are reserved (HTTP 409)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    sku: str
+    warehouse: str
+    quantity: int
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    sku: str
+    warehouse: str
+    quantity: int  # non-zero; negative is a loss
+    reason: str
+
+
+async def receive_stock(engine: AsyncEngine, receipt: Receipt, *, actor: Actor,
+                        correlation_id: str, clock: Clock, thresholds: Thresholds | None = None
+                        ) -> tuple[StockReceived, str]:
+    """Put units into a warehouse (created on first receipt), then serve waiting orders.
+
+    Returns the stock.received event and its id.
+    """
+    if receipt.quantity <= 0:
+        raise ValueError("a receipt needs a positive quantity")
+    async with engine.begin() as conn:
+        s = LedgerSession(conn, clock, thresholds or {}, correlation_id, actor=actor)
+        await s.lock([receipt.sku])
+        await store.ensure_warehouse(conn, receipt.warehouse, s.now)
+        before = await store.balance(conn, receipt.sku, receipt.warehouse)
+        received = StockReceived(sku=receipt.sku, warehouse=receipt.warehouse,
+                                 quantity=receipt.quantity,
+                                 on_hand=before.on_hand + receipt.quantity, reason=receipt.reason)
+        event = await s.emit(stock_stream(receipt.sku, receipt.warehouse), received,
+                             key=receipt.sku, actor=actor)
+        await s.move([domain.Movement(receipt.sku, receipt.warehouse, "received", receipt.quantity)],
+                     event.event_id, reason=receipt.reason, actor=actor)
+        s.cause = event.event_id  # orders served from this receipt name it as their cause
+        await s.finish()
+    return received, str(event.event_id)
+
+
+async def adjust_stock(engine: AsyncEngine, adjustment: Adjustment, *, actor: Actor,
+                       correlation_id: str, clock: Clock, thresholds: Thresholds | None = None
+                       ) -> dict[str, Any]:
+    """Correct on hand (count differences, damage, loss) with a reason, recorded in the ledger.
+
+    Refused (AdjustmentRefused) when on hand would end below what is reserved in that warehouse.
+    A gain serves waiting orders like a receipt does. There is no event type for adjustments in
+    the contract, so the ledger line (with its actor and reason) is the record.
+    """
+    if adjustment.quantity == 0:
+        raise ValueError("an adjustment needs a non-zero quantity")
+    async with engine.begin() as conn:
+        s = LedgerSession(conn, clock, thresholds or {}, correlation_id, actor=actor)
+        await s.lock([adjustment.sku])
+        before = await store.balance(conn, adjustment.sku, adjustment.warehouse)
+        after_on_hand = before.on_hand + adjustment.quantity
+        if after_on_hand < before.reserved:
+            raise AdjustmentRefused(
+                f"quantity: adjusting {adjustment.sku} in {adjustment.warehouse} by "
+                f"{adjustment.quantity} would leave {after_on_hand} on hand but {before.reserved} "
+                f"are reserved for orders; at most {before.available} can be written off")
+        await store.ensure_warehouse(conn, adjustment.warehouse, s.now)
+        entry_id = uuid.uuid4()
+        await s.move([domain.Movement(adjustment.sku, adjustment.warehouse, "adjusted",
+                                      adjustment.quantity)],
+                     entry_id, reason=adjustment.reason, actor=actor)
+        await s.finish()
+        after = await store.balance(conn, adjustment.sku, adjustment.warehouse)
+    return {"sku": adjustment.sku, "warehouse": adjustment.warehouse,
+            "quantity": adjustment.quantity, "reason": adjustment.reason,
+            "adjustment_id": str(entry_id), "on_hand": after.on_hand,
+            "reserved": after.reserved, "available": after.available}
+
+
+async def set_warehouse_priority(engine: AsyncEngine, code: str, priority: int, *,
+                                 clock: Clock) -> None:
+    async with engine.begin() as conn:
+        await store.set_warehouse_priority(conn, code, priority, clock.now())
+
+
+async def check_ledger(engine: AsyncEngine) -> dict[str, Any]:
+    """Recompute every balance and holding from the ledger and compare with the live tables."""
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return await views.ledger_check(conn)
