@@ -234,8 +234,10 @@ async def summary(conn: AsyncConnection) -> dict[str, Any]:
         select(events.c.event_type, func.count()).group_by(events.c.event_type))).all()}
     flagged = (await conn.execute(select(func.count()).where(
         func.jsonb_array_length(orders.c.flags) > 0))).scalar_one()
+    paid = (await conn.execute(select(func.count()).where(
+        orders.c.paid, orders.c.status != "cancelled"))).scalar_one()
     total: Decimal = amount
     return {"orders": int(count), "by_status": by_status, "amount_total": str(total),
-            "amount_active": str(active),
+            "amount_active": str(active), "paid_orders": int(paid),
             "rejections": by_type.get("submission.rejected", 0), "flagged": int(flagged),
             "events": by_type}

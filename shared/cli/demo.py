@@ -87,6 +87,20 @@ def report(outcome: DemoOutcome) -> None:
         mark = "[green]as expected[/green]" if item.ok else "[red]UNEXPECTED[/red]"
         special.add_row(item.name, item.expected, str(item.actual), happened, mark)
     console.print(special)
+    billing = outcome.state["billing"]
+    money = Table(title="Money (billing)")
+    for column in ("figure", "amount"):
+        money.add_column(column)
+    for key, label in (("invoiced_total", "invoiced (live invoices)"), ("credited_total", "credited"),
+                       ("owed_total", "owed"), ("paid_total", "payments received"),
+                       ("refunded_total", "refunded"), ("revenue_recognized", "revenue recognised (net)"),
+                       ("revenue_reversed", "revenue reversed (net)"),
+                       ("customer_credit", "customer credit")):
+        money.add_row(label, str(billing.get(key)))
+    for method, figures in sorted((billing.get("by_method") or {}).items()):
+        money.add_row(f"  paid by {method}", f"{figures.get('amount')} ({figures.get('payments')} payments)")
+    console.print(money)
+    console.print(f"Credit for the returned unit: {outcome.return_credit}")
     stock = Table(title="Stock after the day (per SKU and warehouse)")
     for column in ("sku", "warehouse", "received", "on hand", "reserved", "available"):
         stock.add_column(column)

@@ -37,6 +37,10 @@ class DemoPlan:
     channels: Counter[str] = field(default_factory=Counter)
     bad_kinds: list[str] = field(default_factory=list)
     duplicates: int = 0
+    standard: list[dict[str, Any]] = field(default_factory=list)  # the day's ordinary orders
+    units_cancelled: int = 0
+    never_invoiced: int = 0  # cancelled before confirmation
+    notified_orders: int = 0  # orders that were confirmed and paid (each gets two notifications)
 
     @property
     def rejections(self) -> int:
@@ -54,13 +58,24 @@ class DemoPlan:
             self.units += line["quantity"]
         if cancelled:
             self.cancelled_orders += 1
+            self.never_invoiced += 1
+            self.units_cancelled += sum(line["quantity"] for line in message["lines"])
         else:
             self.amount_active += traffic.order_total(message)
             self.paid_orders += 1
+            self.notified_orders += 1
         for payment in payments or []:
             self.payments += 1
             if publish:
                 self.messages.append(encode(payment))
+
+
+def cancel_after_payment(plan: DemoPlan, message: dict[str, Any]) -> None:
+    """A paid order the storefront cancels before shipment: refunded, stock released."""
+    plan.cancelled_orders += 1
+    plan.paid_orders -= 1
+    plan.units_cancelled += sum(line["quantity"] for line in message["lines"])
+    plan.amount_active -= traffic.order_total(message)
 
 
 def plan_day(orders: int, *, seed: int = 2026, now: datetime | None = None) -> DemoPlan:
@@ -72,6 +87,7 @@ def plan_day(orders: int, *, seed: int = 2026, now: datetime | None = None) -> D
         at = plan.start + timedelta(seconds=number * 20)
         message = traffic.submission(channel, number, rng=rng, submitted_at=at)
         submissions.append(message)
+        plan.standard.append(message)
         plan.add_order(message, payments=[traffic.payment(message, captured_at=at)])
     # storefronts resend: the same message again has no second effect
     for message in submissions[: max(1, orders // 50)]:

@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,15 @@ from aiokafka import AIOKafkaProducer
 from shared.contract.topics import STOREFRONT_ORDERS
 from shared.demo.plan import DemoPlan, plan_day
 from shared.demo.scenarios import Operator, Outcome, plan_specials, run_people, settle_outcomes
+from shared.demo.warehouse import WarehouseDay, plan_warehouse, run_warehouse
 from shared.runtime.info import RuntimeInfo
 
 ADMIN = {"X-API-Key": "demo-admin"}
 WAREHOUSES: tuple[tuple[str, int], ...] = (("WH-HANGZHOU", 10), ("WH-SHANGHAI", 20))
 DEMO_RULES = Path(__file__).resolve().parents[2] / "deploy" / "approval-rules.demo.toml"
 # What the demo's own runtime needs: its rules (one with a seconds-long SLA) and a brisk scheduler.
-DEMO_ENV = {"OMS_RULES_FILE": str(DEMO_RULES), "OMS_SCHEDULER_SECONDS": "1"}
+DEMO_ENV = {"OMS_RULES_FILE": str(DEMO_RULES), "OMS_SCHEDULER_SECONDS": "1",
+            "OMS_RECONCILE_GRACE_SECONDS": "20"}
 
 
 @dataclass
@@ -75,34 +78,40 @@ def summaries(client: httpx.Client, info: RuntimeInfo) -> dict[str, dict[str, An
 
 def settled(state: dict[str, dict[str, Any]], plan: DemoPlan) -> bool:
     return (state["reconcile"].get("consistent") == plan.orders
-            and state["order"].get("by_status", {}).get("paid") == plan.paid_orders
+            and state["order"].get("paid_orders") == plan.paid_orders
             and state["order"].get("rejections") == plan.rejections
-            and state["notify"].get("notifications_sent", 0) >= 2 * plan.paid_orders)
+            and state["notify"].get("notifications_sent", 0) >= 2 * plan.notified_orders)
 
 
-def checks(state: dict[str, dict[str, Any]], plan: DemoPlan) -> list[Check]:
+def checks(state: dict[str, dict[str, Any]], plan: DemoPlan, day: WarehouseDay,
+           return_credit: Decimal) -> list[Check]:
     amount = f"{plan.amount_active:.2f}"
+    owed = f"{plan.amount_active - return_credit:.2f}"
     o, i, b, n, r = (state[k] for k in ("order", "inventory", "billing", "notify", "reconcile"))
-    statuses = o.get("by_status", {})
+    active = plan.orders - plan.cancelled_orders
+    units_active = plan.units - plan.units_cancelled
     return [
         Check("order", "orders placed", plan.orders, o.get("orders")),
-        Check("order", "orders paid", plan.paid_orders, statuses.get("paid")),
-        Check("order", "orders cancelled", plan.cancelled_orders, statuses.get("cancelled", 0)),
+        Check("order", "orders paid (not cancelled)", plan.paid_orders, o.get("paid_orders")),
+        Check("order", "orders cancelled", plan.cancelled_orders, o.get("by_status", {}).get("cancelled", 0)),
         Check("order", "amount owed (not cancelled)", amount, o.get("amount_active")),
         Check("order", "refused messages", plan.rejections, o.get("rejections")),
-        # Cancelled orders keep their reservation until inventory releases on cancellation.
-        Check("inventory", "orders reserved", plan.orders, i.get("orders_reserved")),
-        Check("inventory", "units reserved", plan.units, i.get("units_reserved")),
+        Check("inventory", "orders holding stock", active, i.get("orders_reserved")),
+        Check("inventory", "units reserved now", units_active - day.units_shipped, i.get("units_reserved")),
+        Check("inventory", "units shipped (deducted)", day.units_shipped, i.get("units_deducted")),
+        Check("inventory", "units released (cancelled)", plan.units_cancelled, i.get("units_released")),
+        Check("inventory", "units returned", day.units_returned, i.get("units_returned")),
         Check("inventory", "orders short", 0, i.get("orders_short")),
-        Check("billing", "invoices", plan.paid_orders, b.get("invoices")),
-        Check("billing", "invoiced amount", amount, b.get("invoiced_total")),
+        Check("billing", "orders invoiced", plan.orders - plan.never_invoiced, b.get("orders_invoiced")),
+        Check("billing", "orders settled", plan.paid_orders, b.get("orders_settled")),
+        Check("billing", "owed (invoiced - credited)", owed, b.get("owed_total")),
+        Check("billing", "paid (payments - refunds)", owed, b.get("net_paid_total")),
         Check("billing", "payments", plan.payments, b.get("payments")),
-        Check("billing", "paid amount", amount, b.get("paid_total")),
-        Check("billing", "settled invoices", plan.paid_orders, b.get("settled_invoices")),
-        Check("notify", "notifications sent", 2 * plan.paid_orders, n.get("notifications_sent")),
-        Check("notify", "orders notified", plan.paid_orders, n.get("orders_notified")),
+        Check("notify", "notifications sent", 2 * plan.notified_orders, n.get("notifications_sent")),
+        Check("notify", "orders notified", plan.notified_orders, n.get("orders_notified")),
         Check("reconcile", "orders seen", plan.orders, r.get("orders")),
         Check("reconcile", "orders consistent", plan.orders, r.get("consistent")),
+        Check("reconcile", "open discrepancies", 0, r.get("open_discrepancies")),
     ]
 
 
@@ -113,6 +122,7 @@ class DemoOutcome:
     checks: list[Check]
     specials: list[Outcome]
     seconds: float
+    return_credit: Decimal
     stock_before: dict[tuple[str, str], int]
     stock_after: list[dict[str, Any]]
 
@@ -121,11 +131,25 @@ class DemoOutcome:
         return all(c.ok for c in self.checks) and all(o.ok for o in self.specials)
 
 
+def return_credit_of(client: httpx.Client, info: RuntimeInfo, day: WarehouseDay) -> Decimal:
+    """What billing credited for the returned unit (its share of discounts is billing's rule)."""
+    if day.returned is None:
+        return Decimal(0)
+    found = client.get(f"{info.url('order')}/orders/by-channel/{day.returned['channel']}/"
+                       f"{day.returned['channel_order_id']}", headers=ADMIN).json()
+    notes = client.get(f"{info.url('billing')}/credit-notes",
+                       params={"order_id": found["order"]["order_id"]}, headers=ADMIN).json()
+    rows = notes if isinstance(notes, list) else notes.get("credit_notes", [])
+    return sum((Decimal(str(n["total"])) for n in rows if n.get("reason") == "returned"), Decimal(0))
+
+
 def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
           progress: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> DemoOutcome:
     """Seed, publish the day's traffic, play the people, wait for agreement, collect the checks."""
     plan = plan_day(orders)
     specials = plan_specials(plan)
+    day, fulfilment = plan_warehouse(plan)
+    specials += fulfilment
     with httpx.Client(timeout=30) as client:
         stock_before = seed_stock(client, info, plan)
         started = time.monotonic()
@@ -133,6 +157,7 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
         operator = Operator(client, info.url("order"),
                             lambda messages: asyncio.run(publish(info.kafka_bootstrap, messages)))
         run_people(operator, specials)
+        run_warehouse(operator, day, specials)
         deadline = started + timeout
         state = summaries(client, info)
         while not settled(state, plan) and time.monotonic() < deadline:
@@ -144,8 +169,10 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
         time.sleep(1.0)  # let stragglers (a late duplicate, a notification) land before comparing
         state = summaries(client, info)
         settle_outcomes(operator, specials)
+        credit = return_credit_of(client, info, day)
         stock_after = client.get(f"{info.url('inventory')}/stock", headers=ADMIN).json()
-    return DemoOutcome(plan, state, checks(state, plan), specials, seconds, stock_before, stock_after)
+    return DemoOutcome(plan, state, checks(state, plan, day, credit), specials, seconds, credit,
+                       stock_before, stock_after)
 
 
 def demo_data_dir(base: Path) -> Path:
