@@ -11,11 +11,13 @@ from services.order.domain.lifecycle import (
     _open_returns,
     _returnable,
     _then,
+    allowed_actions,
     cancellable,
     shippable,
 )
 from services.order.domain.state import OrderState, status
 from shared.contract.order_events import (
+    OrderAmendmentRefused,
     OrderCancelled,
     OrderCompleted,
     OrderDelivered,
@@ -52,9 +54,17 @@ def ship(state: OrderState, *, shipment_id: str, warehouse: str, carrier: str, t
                                        warehouse=warehouse, carrier=carrier,
                                        tracking_number=tracking_number, lines=shipped,
                                        complete=False, shipped_at=now)])
-    return [OrderShipped(order_id=state.order_id, shipment_id=shipment_id, warehouse=warehouse,
-                         carrier=carrier, tracking_number=tracking_number, lines=shipped,
-                         complete=after.fully_shipped, shipped_at=now)]
+    events: list[Payload] = [OrderShipped(
+        order_id=state.order_id, shipment_id=shipment_id, warehouse=warehouse, carrier=carrier,
+        tracking_number=tracking_number, lines=shipped, complete=after.fully_shipped, shipped_at=now)]
+    pending = state.approval
+    if pending is not None and pending.kind == "amendment":
+        # Goods left before anyone approved the change: it can no longer apply.
+        events.append(OrderAmendmentRefused(
+            order_id=state.order_id, request_id=pending.request_id or "",
+            reason="the order shipped before the amendment was approved",
+            status=status(after), allowed=list(allowed_actions(after))))
+    return events
 
 
 def _allocate(state: OrderState, lines: Sequence[tuple[str, int]] | None) -> dict[int, int]:

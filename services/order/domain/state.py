@@ -236,6 +236,14 @@ def _amended(state: OrderState, payload: dict[str, Any], _: datetime | None) -> 
                    amendment_requests=state.amendment_requests | {event.request_id})
 
 
+def _amendment_refused(state: OrderState, payload: dict[str, Any]) -> OrderState:
+    request_id = str(payload.get("request_id"))
+    pending = state.approval
+    if pending is not None and pending.kind == "amendment" and pending.request_id == request_id:
+        state = replace(state, approval=None)  # the change no longer waits for anyone
+    return replace(state, amendment_requests=state.amendment_requests | {request_id})
+
+
 def _captured(state: OrderState, payload: dict[str, Any], _: datetime | None) -> OrderState:
     event = OrderPaymentCaptured.model_validate(payload)
     return replace(state, payment_ids=state.payment_ids | {event.payment_id},
@@ -274,8 +282,7 @@ _EVOLVERS = {
     "order.approval_escalated": _escalated,
     "order.confirmed": lambda s, p, a: replace(s, confirmed=True, backordered=False),
     "order.amended": _amended,
-    "order.amendment_refused": lambda s, p, a: replace(
-        s, amendment_requests=s.amendment_requests | {str(p.get("request_id"))}),
+    "order.amendment_refused": lambda s, p, a: _amendment_refused(s, p),
     "order.payment_captured": _captured,
     "order.deposit_paid": lambda s, p, a: replace(s, deposit_paid=True),
     "order.paid": lambda s, p, a: replace(s, paid=True),

@@ -246,3 +246,19 @@ def test_payment_is_recorded_once_per_payment_id_even_after_cancellation():
     assert types(events) == ["order.payment_captured"]
     assert lifecycle.capture_payment(apply(state, events), payment, "CNY") == []
     assert lifecycle.on_settled(state, Decimal("5.00"), None) == []  # cancelled orders are not "paid"
+
+
+def test_shipping_refuses_an_amendment_still_waiting_for_approval():
+    """Found by the stateful test: an amendment approved after shipment changed shipped lines."""
+    state = paid(confirmed())
+    new_lines = lines(("X-100", 1, "199.00"), ("GIFT-MUG", 1, "0.00", "B1"))
+    state = apply(state, lifecycle.amend(state, request_id="A9", lines=new_lines, shipping_address=None,
+                                         plan=None, now=NOW))
+    events = fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF", tracking_number="T",
+                             lines=None, now=NOW)
+    assert types(events) == ["order.shipped", "order.amendment_refused"]
+    state = apply(state, events)
+    assert state.approval is None
+    with pytest.raises(IllegalTransition):
+        lifecycle.approve(state, approver="dora", role="sales_director", comment=None, now=NOW,
+                          readiness=RESERVED)
