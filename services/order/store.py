@@ -186,6 +186,15 @@ async def mark_reserved(conn: AsyncConnection, order_id: str, event_id: str, at:
         set_={"reserved": True, "reservation_event_id": event_id, "updated_at": at}))
 
 
+async def mark_short(conn: AsyncConnection, order_id: str, event_id: str, at: datetime) -> None:
+    """Inventory is short for this order (placement, deposit or an amendment's extra units)."""
+    statement = insert(readiness).values(order_id=order_id, reserved=False,
+                                         reservation_event_id=event_id, updated_at=at)
+    await conn.execute(statement.on_conflict_do_update(
+        index_elements=[readiness.c.order_id],
+        set_={"reserved": False, "reservation_event_id": event_id, "updated_at": at}))
+
+
 async def is_reserved(conn: AsyncConnection, order_id: str) -> bool:
     value = (await conn.execute(select(readiness.c.reserved)
                                 .where(readiness.c.order_id == order_id))).scalar()

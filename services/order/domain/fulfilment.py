@@ -30,10 +30,14 @@ from shared.contract.payloads import Payload, SkuQuantity
 
 
 def ship(state: OrderState, *, shipment_id: str, warehouse: str, carrier: str, tracking_number: str,
-         lines: Sequence[tuple[str, int]] | None, now: datetime) -> list[Payload]:
-    """Ship some or all remaining lines. Gift bundles ship whole or not at all."""
+         lines: Sequence[tuple[str, int]] | None, now: datetime, stock_reserved: bool = True
+         ) -> list[Payload]:
+    """Ship some or all remaining lines. Gift bundles ship whole or not at all. Nothing ships
+    while inventory is short for the order (a presale deposit or an amendment waiting for stock)."""
     if shipment_id in state.shipment_ids:
         return []
+    if shippable(state) and not stock_reserved:
+        raise IllegalTransition("ship", state, "stock is not reserved yet: the order waits for stock")
     if not shippable(state):
         why = "payment outstanding: prepaid and presale orders ship once paid in full" if (
             state.confirmed and not state.cancelled and not state.fully_shipped) else None

@@ -75,8 +75,10 @@ async def ship(deps: OrderDeps, engine: AsyncEngine, order_id: str, who: Princip
                lines: list[tuple[str, int]] | None) -> OrderState:
     async def decide(conn: AsyncConnection, state: OrderState) -> Sequence[Payload]:
         canonical = [(_sku(deps, sku), q) for sku, q in lines] if lines is not None else None
+        ready = await readiness(conn, deps, state)
         return fulfilment.ship(state, shipment_id=shipment_id, warehouse=warehouse, carrier=carrier,
-                               tracking_number=tracking_number, lines=canonical, now=deps.clock.now())
+                               tracking_number=tracking_number, lines=canonical, now=deps.clock.now(),
+                               stock_reserved=ready.reserved)
     return await run(deps, engine, order_id, who, decide)
 
 

@@ -28,6 +28,7 @@ async def on_inventory(deps: OrderDeps, conn: AsyncConnection, event: EventEnvel
         await store.mark_reserved(conn, state.order_id, str(event.event_id), deps.clock.now())
         decided = lifecycle.confirm_if_ready(state, await readiness(conn, deps, state))
     else:
+        await store.mark_short(conn, state.order_id, str(event.event_id), deps.clock.now())
         shortage = StockShortage.model_validate(event.payload)
         missing = [SkuQuantity(sku=m.sku, quantity=m.requested - m.available) for m in shortage.missing]
         decided = lifecycle.on_stock_shortage(state, missing)

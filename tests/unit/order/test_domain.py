@@ -262,3 +262,11 @@ def test_shipping_refuses_an_amendment_still_waiting_for_approval():
     with pytest.raises(IllegalTransition):
         lifecycle.approve(state, approver="dora", role="sales_director", comment=None, now=NOW,
                           readiness=RESERVED)
+
+
+def test_nothing_ships_while_inventory_is_short_for_the_order():
+    state = paid(confirmed())
+    with pytest.raises(IllegalTransition) as waiting:
+        fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF", tracking_number="T",
+                        lines=None, now=NOW, stock_reserved=False)
+    assert "waits for stock" in str(waiting.value)
