@@ -91,6 +91,9 @@ def report(outcome: DemoOutcome) -> None:
     money = Table(title="Money (billing)")
     for column in ("figure", "amount"):
         money.add_column(column)
+    money.add_row("invoices issued (live / voided)",
+                  f"{billing.get('invoices')} / {billing.get('voided_invoices')}")
+    money.add_row("credit notes / refunds", f"{billing.get('credit_notes')} / {billing.get('refunds')}")
     for key, label in (("invoiced_total", "invoiced (live invoices)"), ("credited_total", "credited"),
                        ("owed_total", "owed"), ("paid_total", "payments received"),
                        ("refunded_total", "refunded"), ("revenue_recognized", "revenue recognised (net)"),
