@@ -47,7 +47,7 @@ def demo(
                 f"invoices {state['billing'].get('invoices', 0)}, "
                 f"consistent {state['reconcile'].get('consistent', 0)}", highlight=False)
 
-        outcome = drive(info, orders, timeout=timeout, progress=_every(progress, 10))
+        outcome = drive(info, orders, timeout=timeout, progress=_every(progress, 10), services=runtime)
     finally:
         with console.status("stopping..."):
             runtime.stop()

@@ -25,6 +25,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shared.cli.catalog",
     "shared.cli.billing",
     "shared.cli.reconcile",
+    "shared.cli.notify",
+    "shared.cli.bank",
+    "shared.cli.audit",
+    "shared.cli.republish",
+    "shared.cli.replay",
+    "shared.cli.dlq",
+    "shared.cli.bench",
 )
 
 for _module in COMMAND_MODULES:

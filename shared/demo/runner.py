@@ -15,6 +15,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared.contract.topics import STOREFRONT_ORDERS
+from shared.demo.faults import Services, plan_fault, run_fault
 from shared.demo.plan import DemoPlan, plan_day
 from shared.demo.scenarios import Operator, Outcome, plan_specials, run_people, settle_outcomes
 from shared.demo.warehouse import WarehouseDay, plan_warehouse, run_warehouse
@@ -144,12 +145,17 @@ def return_credit_of(client: httpx.Client, info: RuntimeInfo, day: WarehouseDay)
 
 
 def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
-          progress: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> DemoOutcome:
-    """Seed, publish the day's traffic, play the people, wait for agreement, collect the checks."""
+          progress: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+          services: Services | None = None) -> DemoOutcome:
+    """Seed, publish the day's traffic, play the people, wait for agreement, collect the checks.
+    With ``services`` (the runtime), also inject the fault: billing down while an order ships."""
     plan = plan_day(orders)
     specials = plan_specials(plan)
     day, fulfilment = plan_warehouse(plan)
     specials += fulfilment
+    fault = plan_fault(plan, day) if services is not None else None
+    if fault is not None:
+        specials.append(fault)
     with httpx.Client(timeout=30) as client:
         stock_before = seed_stock(client, info, plan)
         started = time.monotonic()
@@ -158,6 +164,8 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
                             lambda messages: asyncio.run(publish(info.kafka_bootstrap, messages)))
         run_people(operator, specials)
         run_warehouse(operator, day, specials)
+        if fault is not None and services is not None:
+            run_fault(operator, services, info.url("reconcile"), fault)
         deadline = started + timeout
         state = summaries(client, info)
         while not settled(state, plan) and time.monotonic() < deadline:

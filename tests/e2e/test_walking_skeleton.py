@@ -28,7 +28,7 @@ def runtime():
 
 
 def test_orders_flow_through_all_five_services_and_every_service_agrees(runtime):
-    outcome = drive(runtime.info, 40, timeout=120)
+    outcome = drive(runtime.info, 40, timeout=180, services=runtime)
     failed = [(c.service, c.what, c.expected, c.actual) for c in outcome.checks if not c.ok]
     assert failed == [], failed
     unexpected = [(o.name, o.expected, o.actual) for o in outcome.specials if not o.ok]
