@@ -7,7 +7,9 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from services.reconcile import api, store
+from services.reconcile import api, reports, store
+from services.reconcile.bank import api as bank_api
+from services.reconcile.bank.matching import MatchPolicy
 from services.reconcile.handlers import make_handler, run_discrepancy_job
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
@@ -16,18 +18,26 @@ from shared.settings import OmsSettings
 
 NAME = "reconcile"
 TOPICS: tuple[str, ...] = (ORDER_EVENTS, INVENTORY_EVENTS, BILLING_EVENTS, NOTIFY_EVENTS)
+
+
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
-             database_url: str | None = None, grace: timedelta | None = None) -> FastAPI:
-    """``grace`` overrides the settings' OMS_RECONCILE_GRACE_SECONDS (tests)."""
+             database_url: str | None = None, grace: timedelta | None = None,
+             bank_policy: MatchPolicy | None = None) -> FastAPI:
+    """``grace`` overrides the settings' OMS_RECONCILE_GRACE_SECONDS (tests); ``bank_policy``
+    the bank matching window and tolerance (else OMS_BANK_MATCH_WINDOW_DAYS / _TOLERANCE)."""
 
     def build(ctx: ServiceContext) -> ServiceParts:
         chosen = grace if grace is not None else timedelta(seconds=ctx.settings.reconcile_grace_seconds)
         ctx.state["grace"] = chosen
+        ctx.state["bank_policy"] = bank_policy or bank_api.default_policy()
         return ServiceParts(
             topics=TOPICS, handle=make_handler(ctx.clock, chosen),
             background=[partial(run_discrepancy_job, ctx.engine, ctx.clock, chosen,
                                 ctx.settings.scheduler_seconds)],
         )
 
-    return create_app(NAME, schema=store.create_schema, build=build, router=api.router,
-                      clock=clock, settings=settings, database_url=database_url)
+    app = create_app(NAME, schema=store.create_schema, build=build, router=api.router,
+                     clock=clock, settings=settings, database_url=database_url)
+    app.include_router(bank_api.router)
+    app.include_router(reports.router)
+    return app

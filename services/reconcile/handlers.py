@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconcile import store
+from services.reconcile.bank.handlers import keep_open_items
 from services.reconcile.domain import (
     FACT_EVENT_TYPES,
     OrderFacts,
@@ -32,6 +33,7 @@ def make_handler(clock: Clock, grace: timedelta) -> Handler:
     """The consumer handler; the inbox gives it an open transaction (it opens none itself)."""
 
     async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
+        await keep_open_items(conn, incoming.event)  # the open items bank lines are matched to
         await handle_event(conn, incoming.event, clock, grace)
 
     return handle

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.reconcile.bank import store as bank_store
 from services.reconcile.domain import (
     Assessment,
     OrderFacts,
@@ -79,6 +80,7 @@ discrepancies = Table(
 
 async def create_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(metadata.create_all)
+    await bank_store.create_schema(conn)  # bank matching's and the reports' tables
 
 
 # ---- fact sheets -------------------------------------------------------------------------------

@@ -120,5 +120,44 @@ def summary(api_key: str = API_KEY, as_json: bool = AS_JSON) -> None:
                       highlight=False)
 
 
+@reconcile_app.command("report")
+def report(by: str = typer.Option("day", "--by", help="day | channel | customer | salesperson"),
+           fmt: str = typer.Option("table", "--format", help="table | csv | html | json"),
+           start: str = typer.Option(None, "--from", help="first day (YYYY-MM-DD)"),
+           end: str = typer.Option(None, "--to", help="last day (YYYY-MM-DD)"),
+           api_key: str = API_KEY) -> None:
+    """Orders, amounts, invoiced, paid, bank-matched and open discrepancies per BY."""
+    if fmt not in ("table", "csv", "html", "json"):
+        console.print(f"[red]--format {fmt!r}: table, csv, html or json[/red]")
+        raise typer.Exit(2)
+    params: dict[str, Any] = {"format": "json" if fmt == "table" else fmt}
+    if start:
+        params["from"] = start
+    if end:
+        params["to"] = end
+    url = f"{reconcile_url()}/reports/{by}"
+    try:
+        response = httpx.get(url, headers={"X-API-Key": api_key}, params=params, timeout=60)
+    except httpx.ConnectError:
+        console.print(f"[red]cannot reach the reconcile service at {url}: is `oms run` running?[/red]")
+        raise typer.Exit(2) from None
+    if response.status_code >= 400:
+        console.print(f"[red]{response.status_code}[/red] {response.text}", highlight=False)
+        raise typer.Exit(1)
+    if fmt in ("csv", "html"):
+        typer.echo(response.text, nl=False)
+        return
+    body = response.json()
+    if fmt == "json":
+        _print_json(body)
+        return
+    columns = [body["dimension"], "currency", "orders", "amount", "invoiced", "paid", "matched",
+               "open_discrepancies"]
+    table = Table(*columns, title=f"report per {body['dimension']}")
+    for row in body["rows"]:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(reconcile_app, name="reconcile")

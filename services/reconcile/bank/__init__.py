@@ -1,0 +1,1 @@
+"""Bank statements: import, matching to open invoices, and the decisions as events."""

@@ -1,0 +1,92 @@
+"""Bank statements over HTTP: upload a CSV, read the lines and their matches, and the open items."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from services.reconcile.bank import store
+from services.reconcile.bank.handlers import import_statement, policy_of, rematch
+from services.reconcile.bank.matching import MatchPolicy
+from services.reconcile.bank.statement import FORMATS, Format, StatementError
+from shared.auth import Principal, current_principal, require_roles
+from shared.contract.envelope import Actor
+from shared.service import ServiceContext, context
+
+router = APIRouter(tags=["bank"])
+MAX_BYTES = 20 * 1024 * 1024
+
+
+def default_policy() -> MatchPolicy:
+    """OMS_BANK_MATCH_WINDOW_DAYS (default 7) and OMS_BANK_MATCH_TOLERANCE (default 5.00)."""
+    return MatchPolicy(window_days=int(os.environ.get("OMS_BANK_MATCH_WINDOW_DAYS", "7")),
+                       tolerance=Decimal(os.environ.get("OMS_BANK_MATCH_TOLERANCE", "5.00")))
+
+
+@router.post("/bank/statements")
+async def upload_statement(
+    request: Request,
+    fmt: str = Query("standard", alias="format", description="standard | icbc"),
+    window_days: int | None = Query(None, ge=0, le=366, description="date window of rules 2-4"),
+    tolerance: Decimal | None = Query(None, ge=0, description="partial/overpayment tolerance"),
+    ctx: ServiceContext = Depends(context),
+    who: Principal = Depends(require_roles("finance", "finance_director")),
+) -> dict[str, Any]:
+    """Body: the CSV file (text/csv; UTF-8 with or without BOM, or GBK)."""
+    if fmt not in FORMATS:
+        raise HTTPException(422, [{"loc": ["query", "format"], "msg": f"one of {', '.join(FORMATS)}"}])
+    raw = await request.body()
+    if not raw:
+        raise HTTPException(422, [{"loc": ["body"], "msg": "empty body: send the CSV file"}])
+    if len(raw) > MAX_BYTES:
+        raise HTTPException(413, f"statement larger than {MAX_BYTES} bytes")
+    chosen: Format = "icbc" if fmt == "icbc" else "standard"
+    policy = policy_of(window_days, tolerance, ctx.state.get("bank_policy") or default_policy())
+    try:
+        result = await import_statement(ctx.engine, ctx.clock, raw, chosen, policy,
+                                        Actor(kind="user", id=who.user, role=who.role))
+    except StatementError as error:
+        raise HTTPException(422, [{"loc": ["body"], "msg": str(error)}]) from None
+    return {**result.describe(), "format": chosen, "window_days": policy.window_days,
+            "tolerance": str(policy.tolerance)}
+
+
+@router.post("/bank/rematch")
+async def rematch_unmatched(
+    window_days: int | None = Query(None, ge=0, le=366, description="date window of rules 2-4"),
+    tolerance: Decimal | None = Query(None, ge=0, description="partial/overpayment tolerance"),
+    ctx: ServiceContext = Depends(context),
+    who: Principal = Depends(require_roles("finance", "finance_director")),
+) -> dict[str, Any]:
+    """Match the unmatched money-in lines again, against the invoices known now."""
+    policy = policy_of(window_days, tolerance, ctx.state.get("bank_policy") or default_policy())
+    return await rematch(ctx.engine, ctx.clock, policy, Actor(kind="user", id=who.user, role=who.role))
+
+
+@router.get("/bank/lines")
+async def lines(
+    status: str | None = Query(None, pattern="^(matched|unmatched)$"),
+    start: date | None = Query(None, alias="from"), end: date | None = Query(None, alias="to"),
+    limit: int = Query(1000, ge=1, le=10000),
+    ctx: ServiceContext = Depends(context), _: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    async with ctx.engine.connect() as conn:
+        found = await store.list_lines(conn, status=status, start=start, end=end, limit=limit)
+    return {"lines": found, "count": len(found)}
+
+
+@router.get("/bank/open-items")
+async def open_items(
+    ctx: ServiceContext = Depends(context), _: Principal = Depends(current_principal),
+) -> dict[str, Any]:
+    """Bank lines not matched (or matched with a difference) and invoices still unpaid."""
+    async with ctx.engine.connect() as conn:
+        every = await store.list_lines(conn, limit=10000)
+        unpaid = await store.unpaid_invoices(conn)
+    return {"unmatched_lines": [line for line in every if line["status"] == "unmatched"],
+            "flagged_lines": [line for line in every if line["flagged"]],
+            "unpaid_invoices": unpaid}

@@ -1,0 +1,47 @@
+"""The payloads of reconcile's bank-matching decisions (to move into shared/contract later)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from pydantic import Field
+
+from shared.contract.payloads import Payload
+
+
+class BankLineMatched(Payload):
+    """Part (or all) of a bank line applied to one invoice; one event per invoice, key = order id."""
+
+    event_type = "bank_line.matched"
+
+    transaction_id: str
+    order_id: str
+    voucher_number: str
+    applied: Decimal  # the part of the bank amount applied to this invoice
+    bank_amount: Decimal
+    currency: str
+    booked_on: date
+    rule: str  # reference | amount_in_window | several_invoices_same_customer | amount_within_tolerance
+    score: Decimal
+    tolerance: Decimal
+    window_days: int
+    difference: Decimal = Decimal("0.00")  # bank amount - outstanding matched (< 0 partial, > 0 over)
+    flagged: bool = False
+    reason: str = ""
+
+
+class BankLineUnmatched(Payload):
+    """A bank line no invoice could be matched to automatically; key = bank transaction id."""
+
+    event_type = "bank_line.unmatched"
+
+    transaction_id: str
+    bank_amount: Decimal
+    currency: str
+    booked_on: date
+    reason: str
+    candidates: list[str] = Field(default_factory=list)  # voucher numbers considered
+    tolerance: Decimal
+    window_days: int
+    flagged: bool = False

@@ -1,0 +1,175 @@
+"""Bank matching's application layer: keep open items from events, import and match statements."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.reconcile.bank import store
+from services.reconcile.bank.events import BankLineMatched, BankLineUnmatched
+from services.reconcile.bank.matching import Decision, MatchPolicy, apply, decide
+from services.reconcile.bank.statement import BankLine, Format, RowError, parse_statement
+from shared.clock import Clock
+from shared.contract.envelope import Actor, EventEnvelope
+from shared.contract.fulfilment_events import CreditNoteIssued, InvoiceVoided, RefundIssued
+from shared.contract.payloads import InvoiceIssued, OrderPlaced, Payload, PaymentRecorded
+from shared.eventstore import Meta, append
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+OPEN_ITEM_EVENT_TYPES = frozenset({"order.placed", "invoice.issued", "payment.recorded",
+                                   "invoice.voided", "credit_note.issued", "refund.issued"})
+
+
+async def keep_open_items(conn: AsyncConnection, event: EventEnvelope) -> None:
+    """Inside the consumer's transaction: every write is an upsert or a max, so a replay is harmless."""
+    kind = event.event_type
+    if kind not in OPEN_ITEM_EVENT_TYPES:
+        return
+    if kind == "order.placed":
+        placed = OrderPlaced.model_validate(event.payload)
+        customer_id = placed.customer.get("id")
+        await store.record_order(
+            conn, order_id=placed.order_id, placed_at=placed.submitted_at, channel=placed.channel,
+            channel_order_id=placed.channel_order_id,
+            customer_id=None if customer_id is None else str(customer_id),
+            salesperson=placed.salesperson, currency=placed.currency, total=placed.total)
+    elif kind == "invoice.issued":
+        issued = InvoiceIssued.model_validate(event.payload)
+        await store.record_invoice(conn, voucher_number=issued.voucher_number,
+                                   invoice_id=issued.invoice_id, order_id=issued.order_id,
+                                   currency=issued.currency, total=issued.total,
+                                   paid=issued.paid_total, issued_at=issued.issued_at)
+        await store.record_order_paid(conn, issued.order_id, issued.paid_total)
+    elif kind == "payment.recorded":
+        paid = PaymentRecorded.model_validate(event.payload)
+        await store.record_order_paid(conn, paid.order_id, paid.paid_total)
+        await store.record_invoice_paid(conn, paid.order_id, paid.voucher_number, paid.paid_total)
+    elif kind == "invoice.voided":
+        await store.record_invoice_voided(conn, InvoiceVoided.model_validate(event.payload).voucher_number)
+    elif kind == "credit_note.issued":
+        note = CreditNoteIssued.model_validate(event.payload)
+        if note.invoice_voucher_number:
+            await store.record_credit(conn, note.invoice_voucher_number, note.credit_note_id, note.total)
+    elif kind == "refund.issued":
+        refund = RefundIssued.model_validate(event.payload)
+        await store.record_refund(conn, refund.order_id, refund.refund_id, refund.amount)
+
+
+@dataclass
+class ImportResult:
+    rows_read: int = 0
+    imported: int = 0
+    already_imported: int = 0
+    matched: int = 0
+    flagged: int = 0
+    unmatched: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        return {"rows_read": self.rows_read, "imported": self.imported,
+                "already_imported": self.already_imported, "refused": len(self.errors),
+                "matched": self.matched, "flagged": self.flagged, "unmatched": self.unmatched,
+                "errors": [e.describe() for e in self.errors], "decisions": self.decisions}
+
+
+async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: Format,
+                           policy: MatchPolicy, actor: Actor) -> ImportResult:
+    """Parse, refuse bad rows, skip lines already imported, match the new ones, all in one transaction.
+
+    Raises statement.StatementError when the file as a whole cannot be read.
+    """
+    statement = parse_statement(raw, fmt)
+    result = ImportResult(rows_read=len(statement.lines) + statement.duplicates_in_file
+                          + len({e.line for e in statement.errors}),
+                          already_imported=statement.duplicates_in_file,
+                          errors=list(statement.errors))
+    correlation = f"bank-import-{uuid.uuid4()}"
+    async with engine.begin() as conn:
+        # one import at a time: matching reads and reduces the same open invoices
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
+        known = await store.imported_hashes(conn, [line.transaction_id for line in statement.lines])
+        invoices = await store.known_invoices(conn)
+        for line in sorted(statement.lines, key=lambda x: (x.booked_on, x.line)):
+            previous = known.get(line.transaction_id)
+            if previous == line.content_hash:
+                result.already_imported += 1
+                continue
+            if previous is not None:
+                result.errors.append(RowError(line.line, "transaction_id",
+                                              f"{line.transaction_id!r} was imported before with "
+                                              "different content (conflict)"))
+                continue
+            decision = decide(line, invoices, policy)
+            invoices = apply(invoices, decision)
+            await store.record_line(conn, line, decision, fmt=fmt, now=clock.now(),
+                                    imported_by=actor.id)
+            await _announce(conn, line, decision, clock, Meta(correlation_id=correlation,
+                                                              actor=actor,
+                                                              causation_id=f"bank:{line.transaction_id}"))
+            result.imported += 1
+            result.matched += decision.matched
+            result.flagged += decision.flagged
+            result.unmatched += not decision.matched
+            result.decisions.append({"transaction_id": line.transaction_id, "line": line.line,
+                                     "matched": decision.matched, "rule": decision.rule,
+                                     "flagged": decision.flagged, "reason": decision.reason})
+    result.errors.sort(key=lambda e: e.line)
+    log.info("bank statement imported", imported=result.imported, matched=result.matched,
+             unmatched=result.unmatched, refused=len(result.errors))
+    return result
+
+
+async def rematch(engine: AsyncEngine, clock: Clock, policy: MatchPolicy, actor: Actor) -> dict[str, Any]:
+    """Try the unmatched money-in lines again (invoices issued after the money arrived).
+
+    Lines still unmatched keep their first decision and get no new event.
+    """
+    meta = Meta(correlation_id=f"bank-rematch-{uuid.uuid4()}", actor=actor, causation_id="bank:rematch")
+    matched: list[dict[str, Any]] = []
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
+        waiting = await store.unmatched_receipts(conn)
+        invoices = await store.known_invoices(conn)
+        for line in waiting:
+            decision = decide(line, invoices, policy)
+            if not decision.matched:
+                continue
+            invoices = apply(invoices, decision)
+            await store.record_rematch(conn, line, decision)
+            await _announce(conn, line, decision, clock, meta)
+            matched.append({"transaction_id": line.transaction_id, "rule": decision.rule,
+                            "flagged": decision.flagged, "reason": decision.reason})
+    return {"tried": len(waiting), "matched": len(matched), "decisions": matched}
+
+
+async def _announce(conn: AsyncConnection, line: BankLine, decision: Decision, clock: Clock,
+                    meta: Meta) -> None:
+    """bank_line.matched per invoice (key = its order id), else one bank_line.unmatched."""
+    stream = f"bank-line:{line.transaction_id}"
+    common: dict[str, Any] = {"transaction_id": line.transaction_id, "bank_amount": line.amount,
+                              "currency": line.currency, "booked_on": line.booked_on,
+                              "tolerance": decision.tolerance, "window_days": decision.window_days,
+                              "flagged": decision.flagged}
+    if not decision.matched:
+        unmatched: list[Payload] = [BankLineUnmatched(**common, reason=decision.reason,
+                                                      candidates=list(decision.candidates))]
+        await append(conn, stream, None, unmatched, meta=meta, clock=clock, key=line.transaction_id)
+        return
+    for allocation in decision.allocations:
+        matched = BankLineMatched(**common, order_id=allocation.order_id,
+                                  voucher_number=allocation.voucher_number, applied=allocation.applied,
+                                  rule=decision.rule, score=decision.score,
+                                  difference=decision.difference, reason=decision.reason)
+        await append(conn, stream, None, [matched], meta=meta, clock=clock, key=allocation.order_id)
+
+
+def policy_of(window_days: int | None, tolerance: Decimal | None, default: MatchPolicy) -> MatchPolicy:
+    return MatchPolicy(window_days=default.window_days if window_days is None else window_days,
+                       tolerance=default.tolerance if tolerance is None else tolerance)

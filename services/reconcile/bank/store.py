@@ -1,0 +1,280 @@
+"""Reconcile's tables for bank matching and reports: orders, invoices, bank lines, allocations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.reconcile.bank.matching import Decision, OpenInvoice
+from services.reconcile.bank.statement import BankLine
+
+metadata = MetaData()
+Money = Numeric(18, 2)
+
+# one row per order placed (and its payments and refunds as billing reports them)
+report_orders = Table(
+    "report_orders",
+    metadata,
+    Column("order_id", Text, primary_key=True),
+    Column("placed_at", DateTime(timezone=True)),  # NULL until order.placed is seen
+    Column("channel", Text),
+    Column("channel_order_id", Text),
+    Column("customer_id", Text),
+    Column("salesperson", Text),
+    Column("currency", Text),
+    Column("total", Money),
+    Column("paid_total", Money, nullable=False, server_default=text("0")),
+    Column("refunds", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # {refund_id: amount}
+)
+
+# the invoices billing issued: the open items bank lines are matched to
+bank_invoices = Table(
+    "bank_invoices",
+    metadata,
+    Column("voucher_number", Text, primary_key=True),
+    Column("invoice_id", Text, nullable=False),
+    Column("order_id", Text, nullable=False, index=True),
+    Column("currency", Text, nullable=False),
+    Column("total", Money, nullable=False),
+    Column("paid", Money, nullable=False),  # paid_total billing reported (its recorded payments)
+    Column("credits", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # {credit note: total}
+    Column("matched", Money, nullable=False, server_default=text("0")),  # applied from bank lines
+    Column("voided", Boolean, nullable=False, server_default=text("false")),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+)
+
+bank_lines = Table(
+    "bank_lines",
+    metadata,
+    Column("transaction_id", Text, primary_key=True),
+    Column("booked_on", Date, nullable=False),
+    Column("amount", Money, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("counterparty", Text, nullable=False),
+    Column("memo", Text, nullable=False),
+    Column("content_hash", Text, nullable=False),
+    Column("source_format", Text, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("imported_by", Text, nullable=False),
+    Column("status", Text, nullable=False),  # matched | unmatched
+    Column("rule", Text, nullable=False),
+    Column("score", Numeric(4, 2), nullable=False),
+    Column("tolerance", Money, nullable=False),
+    Column("window_days", Integer, nullable=False),
+    Column("difference", Money, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("candidates", JSONB, nullable=False),
+    Index("bank_lines_status", "status", "booked_on"),
+)
+
+bank_allocations = Table(
+    "bank_allocations",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("transaction_id", Text, nullable=False, index=True),
+    Column("voucher_number", Text, nullable=False),
+    Column("order_id", Text, nullable=False, index=True),
+    Column("applied", Money, nullable=False),
+)
+
+
+async def create_schema(conn: AsyncConnection) -> None:
+    await conn.run_sync(metadata.create_all)
+
+
+# ---- open items from order and billing events ------------------------------------------------
+
+
+async def record_order(conn: AsyncConnection, *, order_id: str, placed_at: datetime, channel: str,
+                       channel_order_id: str, customer_id: str | None, salesperson: str | None,
+                       currency: str, total: Decimal) -> None:
+    values = {"placed_at": placed_at, "channel": channel, "channel_order_id": channel_order_id,
+              "customer_id": customer_id, "salesperson": salesperson, "currency": currency,
+              "total": total}
+    await conn.execute(insert(report_orders).values(order_id=order_id, **values)
+                       .on_conflict_do_update(index_elements=["order_id"], set_=values))
+
+
+async def record_order_paid(conn: AsyncConnection, order_id: str, paid_total: Decimal) -> None:
+    stmt = insert(report_orders).values(order_id=order_id, paid_total=paid_total)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=["order_id"],
+        set_={"paid_total": func.greatest(report_orders.c.paid_total, stmt.excluded.paid_total)}))
+
+
+async def record_refund(conn: AsyncConnection, order_id: str, refund_id: str, amount: Decimal) -> None:
+    entry = func.jsonb_build_object(refund_id, str(amount))
+    stmt = insert(report_orders).values(order_id=order_id, refunds={refund_id: str(amount)})
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=["order_id"], set_={"refunds": report_orders.c.refunds.op("||")(entry)}))
+
+
+async def record_invoice(conn: AsyncConnection, *, voucher_number: str, invoice_id: str, order_id: str,
+                         currency: str, total: Decimal, paid: Decimal, issued_at: datetime) -> None:
+    stmt = insert(bank_invoices).values(voucher_number=voucher_number, invoice_id=invoice_id,
+                                        order_id=order_id, currency=currency, total=total, paid=paid,
+                                        issued_at=issued_at)
+    await conn.execute(stmt.on_conflict_do_update(
+        index_elements=["voucher_number"],
+        set_={"paid": func.greatest(bank_invoices.c.paid, stmt.excluded.paid)}))
+
+
+async def record_invoice_paid(conn: AsyncConnection, order_id: str, voucher_number: str | None,
+                              paid_total: Decimal) -> None:
+    where = (bank_invoices.c.voucher_number == voucher_number if voucher_number
+             else (bank_invoices.c.order_id == order_id) & bank_invoices.c.voided.is_(False))
+    await conn.execute(bank_invoices.update().where(where)
+                       .values(paid=func.greatest(bank_invoices.c.paid, paid_total)))
+
+
+async def record_invoice_voided(conn: AsyncConnection, voucher_number: str) -> None:
+    await conn.execute(bank_invoices.update().where(bank_invoices.c.voucher_number == voucher_number)
+                       .values(voided=True))
+
+
+async def record_credit(conn: AsyncConnection, voucher_number: str, credit_note: str,
+                        total: Decimal) -> None:
+    entry = func.jsonb_build_object(credit_note, str(total))
+    await conn.execute(bank_invoices.update().where(bank_invoices.c.voucher_number == voucher_number)
+                       .values(credits=bank_invoices.c.credits.op("||")(entry)))
+
+
+def _outstanding(row: Any) -> Decimal:
+    credited = sum((Decimal(v) for v in (row.credits or {}).values()), Decimal("0"))
+    return max(Decimal(row.total) - Decimal(row.paid) - credited - Decimal(row.matched),
+               Decimal("0")).quantize(Decimal("0.01"))
+
+
+def _invoice_query() -> Any:
+    return (select(bank_invoices, report_orders.c.customer_id, report_orders.c.channel_order_id)
+            .select_from(bank_invoices.outerjoin(
+                report_orders, report_orders.c.order_id == bank_invoices.c.order_id))
+            .where(bank_invoices.c.voided.is_(False)))
+
+
+async def known_invoices(conn: AsyncConnection, *, lock: bool = False) -> list[OpenInvoice]:
+    """Every invoice not voided, with what is still owed (settled ones too: memos may refer to them)."""
+    query = _invoice_query().order_by(bank_invoices.c.issued_at, bank_invoices.c.voucher_number)
+    if lock:
+        query = query.with_for_update(of=bank_invoices)
+    return [OpenInvoice(voucher_number=r.voucher_number, order_id=r.order_id, currency=r.currency,
+                        total=Decimal(r.total), outstanding=_outstanding(r),
+                        issued_on=r.issued_at.date(), channel_order_id=r.channel_order_id,
+                        customer_id=r.customer_id)
+            for r in await conn.execute(query)]
+
+
+async def unpaid_invoices(conn: AsyncConnection) -> list[dict[str, Any]]:
+    rows = await conn.execute(_invoice_query().order_by(bank_invoices.c.issued_at,
+                                                        bank_invoices.c.voucher_number))
+    return [{"voucher_number": r.voucher_number, "order_id": r.order_id, "customer_id": r.customer_id,
+             "channel_order_id": r.channel_order_id, "currency": r.currency, "total": str(r.total),
+             "paid": str(r.paid), "matched": str(r.matched), "outstanding": str(_outstanding(r)),
+             "issued_at": r.issued_at.isoformat()}
+            for r in rows if _outstanding(r) > 0]
+
+
+# ---- bank lines ----------------------------------------------------------------------------------
+
+
+async def imported_hashes(conn: AsyncConnection, transaction_ids: list[str]) -> dict[str, str]:
+    rows = await conn.execute(select(bank_lines.c.transaction_id, bank_lines.c.content_hash)
+                              .where(bank_lines.c.transaction_id.in_(transaction_ids)))
+    return {r.transaction_id: r.content_hash for r in rows}
+
+
+async def record_line(conn: AsyncConnection, line: BankLine, decision: Decision, *, fmt: str,
+                      now: datetime, imported_by: str) -> None:
+    await conn.execute(insert(bank_lines).values(
+        transaction_id=line.transaction_id, booked_on=line.booked_on, amount=line.amount,
+        currency=line.currency, counterparty=line.counterparty, memo=line.memo,
+        content_hash=line.content_hash, source_format=fmt, imported_at=now, imported_by=imported_by,
+        status="matched" if decision.matched else "unmatched", rule=decision.rule,
+        score=decision.score, tolerance=decision.tolerance, window_days=decision.window_days,
+        difference=decision.difference, flagged=decision.flagged, reason=decision.reason,
+        candidates=list(decision.candidates)))
+    await _allocate(conn, line, decision)
+
+
+async def _allocate(conn: AsyncConnection, line: BankLine, decision: Decision) -> None:
+    for allocation in decision.allocations:
+        await conn.execute(insert(bank_allocations).values(
+            transaction_id=line.transaction_id, voucher_number=allocation.voucher_number,
+            order_id=allocation.order_id, applied=allocation.applied))
+        await conn.execute(bank_invoices.update()
+                           .where(bank_invoices.c.voucher_number == allocation.voucher_number)
+                           .values(matched=bank_invoices.c.matched + allocation.applied))
+
+
+async def unmatched_receipts(conn: AsyncConnection) -> list[BankLine]:
+    """Money in not matched yet, oldest first, locked until the transaction ends."""
+    rows = await conn.execute(
+        select(bank_lines).where(bank_lines.c.status == "unmatched", bank_lines.c.amount > 0)
+        .order_by(bank_lines.c.booked_on, bank_lines.c.transaction_id).with_for_update())
+    return [BankLine(r.transaction_id, r.booked_on, Decimal(r.amount), r.currency, r.counterparty,
+                     r.memo) for r in rows]
+
+
+async def record_rematch(conn: AsyncConnection, line: BankLine, decision: Decision) -> None:
+    """An unmatched line matched now (the invoice arrived later than the money)."""
+    await conn.execute(bank_lines.update().where(bank_lines.c.transaction_id == line.transaction_id)
+                       .values(status="matched", rule=decision.rule, score=decision.score,
+                               tolerance=decision.tolerance, window_days=decision.window_days,
+                               difference=decision.difference, flagged=decision.flagged,
+                               reason=decision.reason, candidates=list(decision.candidates)))
+    await _allocate(conn, line, decision)
+
+
+async def list_lines(conn: AsyncConnection, *, status: str | None = None, start: date | None = None,
+                     end: date | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    query = select(bank_lines).order_by(bank_lines.c.booked_on, bank_lines.c.transaction_id).limit(limit)
+    if status:
+        query = query.where(bank_lines.c.status == status)
+    if start:
+        query = query.where(bank_lines.c.booked_on >= start)
+    if end:
+        query = query.where(bank_lines.c.booked_on <= end)
+    rows = list(await conn.execute(query))
+    allocations: dict[str, list[dict[str, str]]] = {}
+    if rows:
+        found = await conn.execute(select(bank_allocations).where(
+            bank_allocations.c.transaction_id.in_([r.transaction_id for r in rows]))
+            .order_by(bank_allocations.c.id))
+        for a in found:
+            allocations.setdefault(a.transaction_id, []).append(
+                {"voucher_number": a.voucher_number, "order_id": a.order_id, "applied": str(a.applied)})
+    return [{"transaction_id": r.transaction_id, "booked_on": r.booked_on.isoformat(),
+             "amount": str(r.amount), "currency": r.currency, "counterparty": r.counterparty,
+             "memo": r.memo, "status": r.status, "rule": r.rule, "score": str(r.score),
+             "tolerance": str(r.tolerance), "window_days": r.window_days,
+             "difference": str(r.difference), "flagged": r.flagged, "reason": r.reason,
+             "candidates": list(r.candidates), "allocations": allocations.get(r.transaction_id, []),
+             "imported_at": r.imported_at.isoformat(), "source_format": r.source_format}
+            for r in rows]
+
+
+async def matched_per_order(conn: AsyncConnection) -> dict[str, Decimal]:
+    rows = await conn.execute(select(bank_allocations.c.order_id, func.sum(bank_allocations.c.applied))
+                              .group_by(bank_allocations.c.order_id))
+    return {r[0]: Decimal(r[1]) for r in rows}

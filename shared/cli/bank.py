@@ -1,0 +1,119 @@
+"""``oms bank``: import a bank statement CSV into reconcile and list the bank lines and open items."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.runtime.endpoints import service_url
+
+console = Console()
+bank_app = typer.Typer(help="Bank statements matched to invoices (talks to a running reconcile "
+                            "service).", no_args_is_help=True)
+ApiKey = typer.Option("demo-finance", "--api-key", envvar="OMS_API_KEY",
+                      help="API key sent as X-API-Key (import needs finance/finance_director/admin)")
+AS_JSON = typer.Option(False, "--json", help="print the service's JSON instead of tables")
+
+
+def reconcile_url() -> str:
+    """OMS_RECONCILE_URL, else the running `oms run`'s reconcile, else the default port."""
+    return service_url("reconcile").rstrip("/")
+
+
+def _request(method: str, path: str, api_key: str, content_type: str | None = None,
+             **kwargs: Any) -> Any:
+    url = reconcile_url() + path
+    headers = {"X-API-Key": api_key, **({"Content-Type": content_type} if content_type else {})}
+    try:
+        response = httpx.request(method, url, headers=headers, timeout=120, **kwargs)
+    except httpx.ConnectError:
+        console.print(f"[red]cannot reach the reconcile service at {url}: is `oms run` running?[/red]")
+        raise typer.Exit(2) from None
+    if response.status_code >= 400:
+        console.print(f"[red]{response.status_code}[/red] {response.text}", highlight=False)
+        raise typer.Exit(1)
+    return response.json()
+
+
+@bank_app.command("import")
+def import_statement(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                help="the statement CSV (UTF-8, UTF-8 with BOM, or GBK)"),
+    fmt: str = typer.Option("standard", "--format", help="standard | icbc"),
+    window_days: int = typer.Option(None, "--window-days", help="date window (default: the service's)"),
+    tolerance: str = typer.Option(None, "--tolerance", help="partial/overpayment tolerance amount"),
+    api_key: str = ApiKey, as_json: bool = AS_JSON,
+) -> None:
+    """Import FILE: each bad row refused with its line, column and rule; the rest matched.
+
+    Importing the same file again has no second effect.
+    """
+    if fmt not in ("standard", "icbc"):
+        console.print(f"[red]--format {fmt!r}: standard or icbc[/red]")
+        raise typer.Exit(2)
+    params: dict[str, Any] = {"format": fmt}
+    if window_days is not None:
+        params["window_days"] = window_days
+    if tolerance is not None:
+        params["tolerance"] = tolerance
+    body = _request("POST", "/bank/statements", api_key, params=params, content=file.read_bytes(),
+                    content_type="text/csv")
+    if as_json:
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        return
+    console.print(f"{file}: {body['rows_read']} row(s) read; imported {body['imported']}, "
+                  f"already imported {body['already_imported']}, refused {body['refused']}; "
+                  f"matched {body['matched']} (flagged {body['flagged']}), unmatched "
+                  f"{body['unmatched']} (window {body['window_days']} days, tolerance "
+                  f"{body['tolerance']})", highlight=False)
+    for error in body["errors"]:
+        console.print(f"  [red]line {error['line']}[/red] {error['column']}: {error['rule']}",
+                      highlight=False)
+    for decision in body["decisions"]:
+        if decision["flagged"] or not decision["matched"]:
+            label = "flagged" if decision["matched"] else "unmatched"
+            console.print(f"  [yellow]{label}[/yellow] {decision['transaction_id']}: "
+                          f"{decision['reason']}", highlight=False)
+    if body["errors"]:
+        raise typer.Exit(1)
+
+
+@bank_app.command("rematch")
+def rematch(api_key: str = ApiKey) -> None:
+    """Match the unmatched money-in lines again (invoices issued after the money arrived)."""
+    body = _request("POST", "/bank/rematch", api_key)
+    console.print(f"{body['tried']} unmatched line(s) tried, {body['matched']} matched now",
+                  highlight=False)
+    for decision in body["decisions"]:
+        console.print(f"  {decision['transaction_id']}: {decision['rule']} {decision['reason']}",
+                      highlight=False)
+
+
+@bank_app.command("lines")
+def lines(status: str = typer.Option(None, help="matched | unmatched"), api_key: str = ApiKey,
+          as_json: bool = AS_JSON) -> None:
+    """Bank lines imported, with the rule, score and tolerance of each match."""
+    body = _request("GET", "/bank/lines", api_key, params={"status": status} if status else {})
+    if as_json:
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"bank lines ({body['count']})")
+    for column in ("transaction", "booked", "amount", "status", "rule", "score", "difference",
+                   "invoices", "reason"):
+        table.add_column(column, overflow="fold")
+    for line in body["lines"]:
+        table.add_row(line["transaction_id"], line["booked_on"], f"{line['amount']} {line['currency']}",
+                      line["status"] + (" (flagged)" if line["flagged"] else ""), line["rule"],
+                      line["score"], line["difference"],
+                      ", ".join(a["voucher_number"] for a in line["allocations"]), line["reason"])
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bank_app, name="bank")
