@@ -31,6 +31,7 @@ from shared.clock import Clock
 from shared.contract.envelope import Actor, EventEnvelope, canonical_time
 from shared.contract.payloads import Payload
 from shared.db import run_script
+from shared.upcasting import upcast
 
 metadata = MetaData()
 
@@ -275,18 +276,22 @@ _COLUMNS = (
 )
 
 
-def _stored(row: Any) -> StoredEvent:
+def _stored(row: Any, *, upcasted: bool = False) -> StoredEvent:
+    """A row as an event. ``upcasted``: old payload versions upgraded through the named upcasters
+    (for deciding); without it, exactly as stored (what the hash covers: verifying, publishing)."""
+    version, payload = (upcast(row.event_type, row.schema_version, row.payload) if upcasted
+                        else (row.schema_version, row.payload))
     envelope = EventEnvelope(
         event_id=row.event_id,
         event_type=row.event_type,
-        schema_version=row.schema_version,
+        schema_version=version,
         stream_id=row.stream_id,
         stream_version=row.stream_version,
         occurred_at=row.occurred_at,
         correlation_id=row.correlation_id,
         causation_id=row.causation_id,
         actor=Actor.model_validate(row.actor),
-        payload=row.payload,
+        payload=payload,
     )
     return StoredEvent(
         envelope=envelope,
@@ -297,12 +302,14 @@ def _stored(row: Any) -> StoredEvent:
     )
 
 
-async def read_stream(conn: AsyncConnection, stream_id: str) -> list[StoredEvent]:
+async def read_stream(conn: AsyncConnection, stream_id: str, *, upcasted: bool = True
+                      ) -> list[StoredEvent]:
+    """One stream in version order; payloads upcast to their current version unless told not to."""
     result = await conn.execute(
         text(f"SELECT {_COLUMNS} FROM events WHERE stream_id = :s ORDER BY stream_version"),
         {"s": stream_id},
     )
-    return [_stored(row) for row in result]
+    return [_stored(row, upcasted=upcasted) for row in result]
 
 
 async def read_committed_after(
@@ -385,7 +392,7 @@ async def verify_stream(conn: AsyncConnection, stream_id: str) -> ChainBreak | N
     """Recompute one stream's hash chain; the first broken event, or None when it is intact."""
     previous: StoredEvent | None = None
     try:
-        stored = await read_stream(conn, stream_id)
+        stored = await read_stream(conn, stream_id, upcasted=False)
     except ValueError:  # a row no longer reads as an event: find and name it
         return await verify_chain(conn, only_stream=stream_id)
     for event in stored:

@@ -27,6 +27,7 @@ from shared.eventstore import ConcurrencyError
 from shared.kafka import OutgoingRecord, Publisher
 from shared.logging import get_logger
 from shared.metrics import METRICS
+from shared.upcasting import upcast
 
 log = get_logger(__name__)
 
@@ -127,6 +128,9 @@ def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
         return Incoming(message_id=content_id(value), **base)
     try:
         envelope = EventEnvelope.from_json(value)
+        version, payload = upcast(envelope.event_type, envelope.schema_version, envelope.payload)
+        if version != envelope.schema_version:  # an old event (e.g. republished history)
+            envelope = envelope.model_copy(update={"schema_version": version, "payload": payload})
     except ValueError as error:
         reason = f"not an oms event envelope: {error}".replace("\n", "; ")[:2000]
         return Incoming(message_id=content_id(value), decode_error=reason, **base)

@@ -55,6 +55,7 @@ class SkuQuantity(BaseModel):
 
 class OrderPlaced(Payload):
     event_type = "order.placed"
+    schema_version = 2  # v1 (tier at the top, lines priced as "price") upcast on read
 
     order_id: str
     channel: str
