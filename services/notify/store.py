@@ -1,4 +1,4 @@
-"""Notify's own tables: the customers of orders and the stored notifications (inbox channel)."""
+"""Notify's own tables: customers of orders, notifications (pending -> sent/failed), attempts."""
 
 from __future__ import annotations
 
@@ -6,20 +6,28 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
     Table,
     Text,
     UniqueConstraint,
+    case,
     func,
     select,
+    text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify.domain import OrderCustomer, PlannedNotification
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+RETRY = "retry"  # an attempt that failed and will be tried again
 
 metadata = MetaData()
 
@@ -34,6 +42,7 @@ order_customers = Table(
     Column("phone", Text),
     Column("channel", Text, nullable=False),
     Column("channel_order_id", Text, nullable=False),
+    Column("address", Text),
     Column("source_event_id", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
@@ -44,24 +53,56 @@ notifications = Table(
     Column("notification_id", Text, primary_key=True),
     Column("source_event_id", Text, nullable=False),
     Column("source_event_type", Text, nullable=False),
+    Column("correlation_id", Text),
     Column("order_id", Text),
     Column("recipient", Text, nullable=False),
     Column("channel", Text, nullable=False),
+    Column("target", Text),  # inbox: the recipient; email: the address; webhooks: the URL
     Column("rule", Text, nullable=False),
     Column("subject", Text, nullable=False),
     Column("body", Text, nullable=False),
-    Column("status", Text, nullable=False),  # sent | failed
+    Column("html_body", Text),
+    Column("status", Text, nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True)),
     Column("failure_reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
     # Redelivery, replay and republishing bring the same source event id: never a second send.
     UniqueConstraint("source_event_id", "recipient", "channel", name="notifications_once"),
     Index("notifications_by_order", "order_id"),
     Index("notifications_by_recipient", "recipient", "created_at"),
+    Index("notifications_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
 )
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("notification_id", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status", Text, nullable=False),  # sent | retry | failed
+    Column("error", Text),
+    Index("delivery_attempts_by_notification", "notification_id", "attempt"),
+)
+
+# Databases made before notifications were delivered by a background sender.
+_UPGRADE = [
+    "ALTER TABLE order_customers ADD COLUMN IF NOT EXISTS address text",
+    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS correlation_id text",
+    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS target text",
+    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS html_body text",
+    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0",
+    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz",
+    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS finished_at timestamptz",
+]
 
 
 async def create_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(metadata.create_all)
+    for statement in _UPGRADE:
+        await conn.execute(text(statement))
 
 
 async def remember_customer(conn: AsyncConnection, customer: OrderCustomer, *, source_event_id: str,
@@ -69,17 +110,10 @@ async def remember_customer(conn: AsyncConnection, customer: OrderCustomer, *, s
     """Keep the first ``order.placed`` customer of an order (a redelivery changes nothing)."""
     await conn.execute(
         insert(order_customers)
-        .values(
-            order_id=customer.order_id,
-            customer_id=customer.customer_id,
-            customer_name=customer.name,
-            email=customer.email,
-            phone=customer.phone,
-            channel=customer.channel,
-            channel_order_id=customer.channel_order_id,
-            source_event_id=source_event_id,
-            recorded_at=at,
-        )
+        .values(order_id=customer.order_id, customer_id=customer.customer_id,
+                customer_name=customer.name, email=customer.email, phone=customer.phone,
+                channel=customer.channel, channel_order_id=customer.channel_order_id,
+                address=customer.address, source_event_id=source_event_id, recorded_at=at)
         .on_conflict_do_nothing(index_elements=["order_id"])
     )
 
@@ -92,37 +126,66 @@ async def load_customer(conn: AsyncConnection, order_id: str | None) -> OrderCus
     ).first()
     if row is None:
         return None
-    return OrderCustomer(
-        order_id=row.order_id,
-        customer_id=row.customer_id,
-        name=row.customer_name,
-        email=row.email,
-        phone=row.phone,
-        channel=row.channel,
-        channel_order_id=row.channel_order_id,
-    )
+    return OrderCustomer(order_id=row.order_id, customer_id=row.customer_id, name=row.customer_name,
+                         email=row.email, phone=row.phone, channel=row.channel,
+                         channel_order_id=row.channel_order_id, address=row.address or "")
 
 
-async def store_notification(conn: AsyncConnection, planned: PlannedNotification, *, at: datetime
-                             ) -> bool:
-    """Insert the notification unless it exists; True only the first time (then send it)."""
+async def store_notification(conn: AsyncConnection, planned: PlannedNotification, *, status: str,
+                             correlation_id: str, at: datetime) -> bool:
+    """Insert the notification unless it exists; True only the first time (then deliver it)."""
+    finished = at if status != PENDING else None
     result = await conn.execute(
         insert(notifications)
-        .values(
-            notification_id=planned.notification_id,
-            source_event_id=planned.source_event_id,
-            source_event_type=planned.source_event_type,
-            order_id=planned.order_id,
-            recipient=planned.recipient,
-            channel=planned.channel,
-            rule=planned.rule,
-            subject=planned.subject,
-            body=planned.body,
-            status="sent" if planned.sent else "failed",
-            failure_reason=planned.failure,
-            created_at=at,
-        )
+        .values(notification_id=planned.notification_id, source_event_id=planned.source_event_id,
+                source_event_type=planned.source_event_type, correlation_id=correlation_id,
+                order_id=planned.order_id, recipient=planned.recipient, channel=planned.channel,
+                target=planned.target, rule=planned.rule, subject=planned.subject,
+                body=planned.body, html_body=planned.html_body, status=status,
+                attempts=0, next_attempt_at=at if status == PENDING else None,
+                failure_reason=planned.failure, created_at=at, finished_at=finished)
         .on_conflict_do_nothing()
+        .returning(notifications.c.notification_id)
+    )
+    return result.first() is not None
+
+
+async def claim_due(conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int
+                    ) -> list[Any]:
+    """Pending notifications due by ``now``, leased until ``lease_until`` (no other sender takes them)."""
+    due = (
+        select(notifications.c.notification_id)
+        .where(notifications.c.status == PENDING, notifications.c.next_attempt_at <= now)
+        .order_by(notifications.c.next_attempt_at, notifications.c.notification_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await conn.execute(
+        update(notifications)
+        .where(notifications.c.notification_id.in_(due))
+        .values(next_attempt_at=lease_until)
+        .returning(*notifications.c)
+    )
+    return list(result)
+
+
+async def record_attempt(conn: AsyncConnection, notification_id: str, attempt: int, at: datetime,
+                         status: str, error: str | None = None) -> None:
+    await conn.execute(delivery_attempts.insert().values(
+        notification_id=notification_id, attempt=attempt, at=at, status=status, error=error))
+
+
+async def finish_attempt(conn: AsyncConnection, notification_id: str, *, attempts_before: int,
+                         status: str, at: datetime, error: str | None,
+                         next_attempt_at: datetime | None) -> bool:
+    """Move a pending notification on after an attempt; False if someone else already did."""
+    result = await conn.execute(
+        update(notifications)
+        .where(notifications.c.notification_id == notification_id,
+               notifications.c.status == PENDING, notifications.c.attempts == attempts_before)
+        .values(status=status, attempts=attempts_before + 1, failure_reason=error,
+                next_attempt_at=next_attempt_at, finished_at=None if status == PENDING else at)
         .returning(notifications.c.notification_id)
     )
     return result.first() is not None
@@ -131,25 +194,29 @@ async def store_notification(conn: AsyncConnection, planned: PlannedNotification
 _PUBLIC_COLUMNS = (
     notifications.c.notification_id, notifications.c.source_event_id,
     notifications.c.source_event_type, notifications.c.order_id, notifications.c.recipient,
-    notifications.c.channel, notifications.c.subject, notifications.c.body, notifications.c.status,
-    notifications.c.failure_reason, notifications.c.created_at,
+    notifications.c.channel, notifications.c.rule, notifications.c.subject, notifications.c.body,
+    notifications.c.status, notifications.c.attempts, notifications.c.next_attempt_at,
+    notifications.c.failure_reason, notifications.c.created_at, notifications.c.finished_at,
 )
 
 
 def _as_dict(row: Any) -> dict[str, Any]:
     item = dict(row._mapping)
-    item["created_at"] = item["created_at"].isoformat()
+    for key, value in item.items():
+        if isinstance(value, datetime):
+            item[key] = value.isoformat()
     return item
 
 
-async def notifications_of_order(conn: AsyncConnection, order_id: str, limit: int
-                                 ) -> list[dict[str, Any]]:
+async def find_notifications(conn: AsyncConnection, *, order_id: str | None, status: str | None,
+                             channel: str | None, limit: int) -> list[dict[str, Any]]:
+    query = select(*_PUBLIC_COLUMNS)
+    for column, value in ((notifications.c.order_id, order_id), (notifications.c.status, status),
+                          (notifications.c.channel, channel)):
+        if value is not None:
+            query = query.where(column == value)
     rows = await conn.execute(
-        select(*_PUBLIC_COLUMNS)
-        .where(notifications.c.order_id == order_id)
-        .order_by(notifications.c.created_at, notifications.c.notification_id)
-        .limit(limit)
-    )
+        query.order_by(notifications.c.created_at, notifications.c.notification_id).limit(limit))
     return [_as_dict(row) for row in rows]
 
 
@@ -163,16 +230,37 @@ async def inbox_of(conn: AsyncConnection, recipient: str, limit: int) -> list[di
     return [_as_dict(row) for row in rows]
 
 
-async def summary(conn: AsyncConnection) -> dict[str, int]:
-    sent = notifications.c.status == "sent"
-    row = (
-        await conn.execute(
-            select(
-                func.count().filter(sent),
-                func.count(func.distinct(notifications.c.order_id)).filter(sent),
-                func.count().filter(notifications.c.status == "failed"),
-            )
-        )
-    ).one()
+async def deliveries(conn: AsyncConnection, *, notification_id: str | None, status: str | None,
+                     limit: int) -> list[dict[str, Any]]:
+    """Delivery attempts, newest first, with the notification they belong to."""
+    query = select(delivery_attempts, notifications.c.channel, notifications.c.recipient,
+                   notifications.c.order_id, notifications.c.source_event_type).join(
+        notifications, notifications.c.notification_id == delivery_attempts.c.notification_id)
+    if notification_id is not None:
+        query = query.where(delivery_attempts.c.notification_id == notification_id)
+    if status is not None:
+        query = query.where(delivery_attempts.c.status == status)
+    rows = await conn.execute(query.order_by(delivery_attempts.c.id.desc()).limit(limit))
+    return [_as_dict(row) for row in rows]
+
+
+async def summary(conn: AsyncConnection) -> dict[str, Any]:
+    sent = notifications.c.status == SENT
+    row = (await conn.execute(select(
+        func.count().filter(sent),
+        func.count(func.distinct(notifications.c.order_id)).filter(sent),
+        func.count().filter(notifications.c.status == FAILED),
+        func.count().filter(notifications.c.status == PENDING),
+    ))).one()
+
+    async def sent_by(column: Any) -> dict[str, int]:
+        rows = await conn.execute(
+            select(column, func.count()).where(sent).group_by(column).order_by(column))
+        return {str(key): int(count) for key, count in rows}
+
+    audience = case((notifications.c.recipient.startswith("customer:"), "customer"), else_="staff")
     return {"notifications_sent": int(row[0]), "orders_notified": int(row[1]),
-            "notifications_failed": int(row[2])}
+            "by_event_type": await sent_by(notifications.c.source_event_type),
+            "by_channel": await sent_by(notifications.c.channel),
+            "by_audience": await sent_by(audience),
+            "failed": int(row[2]), "pending": int(row[3])}

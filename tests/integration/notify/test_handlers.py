@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notify import store
+from services.notify.config import EXAMPLE_RULES, load_rules
 from services.notify.handlers import make_handler
 from shared.clock import ManualClock
 from shared.inbox import IdempotentConsumer
@@ -34,8 +35,13 @@ async def notify_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+RULES = load_rules(EXAMPLE_RULES)
+
+
 def consumer(engine: AsyncEngine, clock: ManualClock, name: str = "notify") -> IdempotentConsumer:
-    return IdempotentConsumer(name=name, engine=engine, publisher=None, handle=make_handler(clock))
+    """Inbox only (no SMTP, no URLs): the example rules fall back to the inbox."""
+    return IdempotentConsumer(name=name, engine=engine, publisher=None,
+                              handle=make_handler(clock, RULES))
 
 
 async def rows(engine: AsyncEngine, sql: str, **params) -> list:
@@ -90,8 +96,9 @@ async def test_redelivery_replay_and_republish_never_send_twice(notify_engine):
     assert len(await rows(notify_engine, "SELECT 1 FROM notifications")) == 1
     assert len(await rows(notify_engine, "SELECT 1 FROM events")) == 1
     async with notify_engine.connect() as conn:
-        assert await store.summary(conn) == {"notifications_sent": 1, "orders_notified": 1,
-                                             "notifications_failed": 0}
+        assert await store.summary(conn) == {
+            "notifications_sent": 1, "orders_notified": 1, "by_event_type": {"order.confirmed": 1},
+            "by_channel": {"inbox": 1}, "by_audience": {"customer": 1}, "failed": 0, "pending": 0}
 
 
 async def test_a_rebuilt_projection_does_not_send_again(notify_engine):
@@ -119,6 +126,7 @@ async def test_shortage_tells_the_warehouse_with_the_customer_masked(notify_engi
     assert "X-100: requested 2, available 1" in note["body"]
     assert "w*@example.com" in note["body"]
     assert "wf@example.com" not in note["body"] and "王芳" not in note["body"]
+    assert "文三路" not in note["body"]
 
 
 async def test_a_customer_who_cannot_be_addressed_is_logged_as_failed(notify_engine):
@@ -132,7 +140,10 @@ async def test_a_customer_who_cannot_be_addressed_is_logged_as_failed(notify_eng
     assert event.event_type == "notification.failed"
     assert "no order.placed seen" in event.payload["reason"]
     async with notify_engine.connect() as conn:
-        assert (await store.summary(conn))["notifications_sent"] == 0
+        found = await store.summary(conn)
+    assert (found["notifications_sent"], found["failed"]) == (0, 1)
+    [attempt] = await rows(notify_engine, "SELECT * FROM delivery_attempts")
+    assert (attempt.status, attempt.notification_id) == ("failed", note.notification_id)
 
 
 async def test_a_malformed_event_is_dead_lettered_without_blocking_its_neighbours(notify_engine):
@@ -144,3 +155,26 @@ async def test_a_malformed_event_is_dead_lettered_without_blocking_its_neighbour
     assert [r.source_event_type for r in await rows(notify_engine, "SELECT * FROM notifications")] == [
         "order.paid"
     ]
+
+
+async def test_an_older_database_is_upgraded_in_place(engine):
+    """A notify database from before the background sender gets the new columns on start."""
+    async with engine.begin() as conn:
+        await conn.execute(text(
+            "CREATE TABLE order_customers (order_id text PRIMARY KEY, customer_id text NOT NULL, "
+            "customer_name text NOT NULL, email text, phone text, channel text NOT NULL, "
+            "channel_order_id text NOT NULL, source_event_id text NOT NULL, "
+            "recorded_at timestamptz NOT NULL)"))
+        await conn.execute(text(
+            "CREATE TABLE notifications (notification_id text PRIMARY KEY, source_event_id text "
+            "NOT NULL, source_event_type text NOT NULL, order_id text, recipient text NOT NULL, "
+            "channel text NOT NULL, rule text NOT NULL, subject text NOT NULL, body text NOT NULL, "
+            "status text NOT NULL, failure_reason text, created_at timestamptz NOT NULL, "
+            "CONSTRAINT notifications_once UNIQUE (source_event_id, recipient, channel))"))
+    async with engine.begin() as conn:
+        await store.create_schema(conn)
+    order_id = new_order_id()
+    await consumer(engine, ManualClock(AT)).process_incoming(
+        [incoming(envelope(order_placed(order_id))), incoming(envelope(order_confirmed(order_id)))])
+    [note] = await rows(engine, "SELECT * FROM notifications")
+    assert (note.status, note.attempts, note.correlation_id) == ("sent", 0, "corr-1")
