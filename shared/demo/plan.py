@@ -40,7 +40,6 @@ class DemoPlan:
     standard: list[dict[str, Any]] = field(default_factory=list)  # the day's ordinary orders
     units_cancelled: int = 0
     never_invoiced: int = 0  # cancelled before confirmation
-    notified_orders: int = 0  # orders that were confirmed and paid (each gets two notifications)
 
     @property
     def rejections(self) -> int:
@@ -63,7 +62,6 @@ class DemoPlan:
         else:
             self.amount_active += traffic.order_total(message)
             self.paid_orders += 1
-            self.notified_orders += 1
         for payment in payments or []:
             self.payments += 1
             if publish:

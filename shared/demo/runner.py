@@ -81,11 +81,31 @@ def settled(state: dict[str, dict[str, Any]], plan: DemoPlan) -> bool:
     return (state["reconcile"].get("consistent") == plan.orders
             and state["order"].get("paid_orders") == plan.paid_orders
             and state["order"].get("rejections") == plan.rejections
-            and state["notify"].get("notifications_sent", 0) >= 2 * plan.notified_orders)
+            and not state["notify"].get("pending"))
+
+
+# Customer and staff notifications the shipped rules send, each compared with the order service's
+# own count of the events that cause them (one recipient per event; inbox when nothing else is set).
+NOTIFIED_ORDER_EVENTS = ("order.confirmed", "order.paid", "order.shipped", "order.delivered",
+                         "order.backordered", "order.approval_requested", "order.approval_escalated")
+
+
+def notify_checks(o: dict[str, Any], b: dict[str, Any], n: dict[str, Any], detected: int
+                  ) -> list[Check]:
+    sent = n.get("by_event_type") or {}
+    events = o.get("events") or {}
+    found = [Check("notify", f"told of {t}", events.get(t, 0), sent.get(t, 0))
+             for t in NOTIFIED_ORDER_EVENTS]
+    found.append(Check("notify", "told of refund.issued", b.get("refunds"), sent.get("refund.issued", 0)))
+    found.append(Check("notify", "told of discrepancy.detected (finance, auditor)", 2 * detected,
+                       sent.get("discrepancy.detected", 0)))
+    unsent = (n.get("failed") or 0) + (n.get("pending") or 0)
+    found.append(Check("notify", "failed or still pending", 0, unsent))
+    return found
 
 
 def checks(state: dict[str, dict[str, Any]], plan: DemoPlan, day: WarehouseDay,
-           return_credit: Decimal) -> list[Check]:
+           return_credit: Decimal, discrepancies_detected: int = 0) -> list[Check]:
     amount = f"{plan.amount_active:.2f}"
     owed = f"{plan.amount_active - return_credit:.2f}"
     o, i, b, n, r = (state[k] for k in ("order", "inventory", "billing", "notify", "reconcile"))
@@ -108,8 +128,7 @@ def checks(state: dict[str, dict[str, Any]], plan: DemoPlan, day: WarehouseDay,
         Check("billing", "owed (invoiced - credited)", owed, b.get("owed_total")),
         Check("billing", "paid (payments - refunds)", owed, b.get("net_paid_total")),
         Check("billing", "payments", plan.payments, b.get("payments")),
-        Check("notify", "notifications sent", 2 * plan.notified_orders, n.get("notifications_sent")),
-        Check("notify", "orders notified", plan.notified_orders, n.get("orders_notified")),
+        *notify_checks(o, b, n, discrepancies_detected),
         Check("reconcile", "orders seen", plan.orders, r.get("orders")),
         Check("reconcile", "orders consistent", plan.orders, r.get("consistent")),
         Check("reconcile", "open discrepancies", 0, r.get("open_discrepancies")),
@@ -179,7 +198,8 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
         settle_outcomes(operator, specials)
         credit = return_credit_of(client, info, day)
         stock_after = client.get(f"{info.url('inventory')}/stock", headers=ADMIN).json()
-    return DemoOutcome(plan, state, checks(state, plan, day, credit), specials, seconds, credit,
+    detected = 1 if fault is not None else 0
+    return DemoOutcome(plan, state, checks(state, plan, day, credit, detected), specials, seconds, credit,
                        stock_before, stock_after)
 
 
