@@ -112,6 +112,14 @@ def report(outcome: DemoOutcome) -> None:
                       str(outcome.stock_before.get((str(row.get("sku")), str(row.get("warehouse"))), "")),
                       str(row.get("on_hand")), str(row.get("reserved")), str(row.get("available")))
     console.print(stock)
+    rows = outcome.report.get("rows") or []
+    if rows:
+        report = Table(title="Reconcile report by channel (bank matches: `oms bank import`)")
+        for column in rows[0]:
+            report.add_column(column)
+        for row in rows:
+            report.add_row(*(str(v) for v in row.values()))
+        console.print(report)
     pending = outcome.state["reconcile"].get("pending_orders") or []
     for item in pending[:10]:
         console.print(f"  [yellow]pending[/yellow] {item['order_id']}: {'; '.join(item['reasons'])}")

@@ -143,6 +143,7 @@ class DemoOutcome:
     specials: list[Outcome]
     seconds: float
     return_credit: Decimal
+    report: dict[str, Any]
     stock_before: dict[tuple[str, str], int]
     stock_after: list[dict[str, Any]]
 
@@ -198,9 +199,11 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
         settle_outcomes(operator, specials)
         credit = return_credit_of(client, info, day)
         stock_after = client.get(f"{info.url('inventory')}/stock", headers=ADMIN).json()
+        report = client.get(f"{info.url('reconcile')}/reports/channel", params={"format": "json"},
+                            headers=ADMIN).json()
     detected = 1 if fault is not None else 0
     return DemoOutcome(plan, state, checks(state, plan, day, credit, detected), specials, seconds, credit,
-                       stock_before, stock_after)
+                       report, stock_before, stock_after)
 
 
 def demo_data_dir(base: Path) -> Path:

@@ -30,13 +30,13 @@ def plan_warehouse(plan: DemoPlan) -> tuple[WarehouseDay, list[Outcome]]:
     ordinary = plan.standard
     count = max(2, len(ordinary) // 10)
     day.ship = ordinary[1:1 + count]
-    day.deliver = day.ship[: max(1, count // 2)]
+    day.deliver = day.ship[: max(2, count // 2)]  # at least one delivered and one returned
     day.returned = day.deliver[0]
     day.cancelled = ordinary[1 + count] if len(ordinary) > 1 + count else None
     day.units_shipped = sum(line["quantity"] for m in day.ship for line in m["lines"])
     day.units_returned = 1
-    outcomes = [Outcome("shipped", f"shipped and delivered ({len(day.deliver)} orders)", day.deliver[1]
-                        if len(day.deliver) > 1 else day.deliver[0], "delivered"),
+    outcomes = [Outcome("shipped", f"shipped and delivered ({len(day.deliver)} orders)", day.deliver[1],
+                        "delivered"),
                 Outcome("returned", "delivered, one unit returned: credit note and refund",
                         day.returned, "returned")]
     if day.cancelled is not None:
