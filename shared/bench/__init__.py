@@ -1,0 +1,1 @@
+"""``oms bench``: side-by-side throughput and latency measurements of the OMS (issue 6)."""

@@ -1,0 +1,44 @@
+"""``oms bench``: measure appends, batches, end-to-end orders/s, latency, replay (issue 6)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from shared.bench.results import Sizes
+from shared.bench.suite import BENCHES, run
+from shared.logging import configure_logging
+from shared.settings import OmsSettings
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
+
+
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes (a smoke run, ~1 min).")] = False,
+    only: Annotated[str | None, typer.Option(
+        "--only", help=f"Run one benchmark: {', '.join(BENCHES)}.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where the JSON and markdown go.")] = Path(
+        "bench-results"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON, not the table.")] = False,
+) -> None:
+    """Measure the OMS against the eventsourcing library and raw PostgreSQL, in one run."""
+    if only is not None and only not in BENCHES:
+        raise typer.BadParameter(f"choose from {', '.join(BENCHES)}", param_hint="--only")
+    configure_logging(OmsSettings().log_format, "WARNING")
+    sizes = Sizes.quick() if quick else Sizes()
+    report = run(sizes, only=only, quick=quick,
+                 log=lambda line: console.print(line, highlight=False))
+    json_path, md_path = report.write(out)
+    if as_json:
+        console.print_json(json.dumps(report.to_json(), default=str))
+    else:
+        console.print(report.to_markdown(), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"written: {json_path} and {md_path}")

@@ -1,0 +1,46 @@
+"""Each database benchmark runs at tiny sizes and reports its rows (no timing asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.bench.results import Report, Sizes
+from shared.bench.suite import run
+
+
+@pytest.fixture
+def bench_server(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("OMS_BENCH_DATABASE_URL", postgres_url)
+    return postgres_url
+
+
+def names(report: Report, bench: str) -> list[str]:
+    return [r.name for r in report.rows if r.bench == bench]
+
+
+def test_appends_and_batches(bench_server: str) -> None:
+    lines: list[str] = []
+    report = run(Sizes.tiny(), only="appends", log=lines.append)
+    assert "eventsourcing 9.5.6, 1 writer(s)" in names(report, "1 appends")
+    assert "oms group commit, 4 writer(s)" in names(report, "1 appends")
+    ratio_row = next(r for r in report.rows if r.name.startswith("best ours / eventsourcing, 4"))
+    assert ratio_row.value is not None and ratio_row.target == ">= 5x"
+    report = run(Sizes.tiny(), only="batches", log=lines.append)
+    assert any(n.startswith("raw psycopg COPY") for n in names(report, "2 batches"))
+    assert all(r.value is not None and r.value > 0 for r in report.rows)
+    assert lines
+
+
+def test_replay_and_bank(bench_server: str) -> None:
+    report = run(Sizes.tiny(), only="replay", log=lambda _: None)
+    rows = report.rows
+    assert rows[0].value is not None and rows[0].value > 0
+    assert rows[1].name.startswith("1,000,000 events") and rows[1].target == "<= 60"
+    report = run(Sizes.tiny(), only="bank", log=lambda _: None)
+    assert report.rows[0].bench == "6 bank matching"
+    assert "| 6 bank matching |" in report.to_markdown()
+
+
+def test_unknown_benchmark_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        run(Sizes.tiny(), only="nope")
