@@ -128,12 +128,16 @@ def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
         return Incoming(message_id=content_id(value), **base)
     try:
         envelope = EventEnvelope.from_json(value)
-        version, payload = upcast(envelope.event_type, envelope.schema_version, envelope.payload)
-        if version != envelope.schema_version:  # an old event (e.g. republished history)
-            envelope = envelope.model_copy(update={"schema_version": version, "payload": payload})
     except ValueError as error:
         reason = f"not an oms event envelope: {error}".replace("\n", "; ")[:2000]
         return Incoming(message_id=content_id(value), decode_error=reason, **base)
+    try:
+        version, payload = upcast(envelope.event_type, envelope.schema_version, envelope.payload)
+    except Exception as error:  # a payload no upcaster can read must not block its partition
+        reason = f"cannot upcast {envelope.event_type} v{envelope.schema_version}: {error!r}"[:2000]
+        return Incoming(message_id=envelope.event_id, decode_error=reason, **base)
+    if version != envelope.schema_version:  # an old event (e.g. republished history)
+        envelope = envelope.model_copy(update={"schema_version": version, "payload": payload})
     return Incoming(message_id=envelope.event_id, envelope=envelope, **base)
 
 

@@ -17,6 +17,7 @@ from services.order.domain.validation import validate_amendment
 from services.order.handlers import commands
 from shared.auth import Principal, require_roles
 from shared.contract.storefront import Address, Line
+from shared.eventstore import ConcurrencyError
 from shared.service import ServiceContext, context
 
 router = APIRouter(tags=["order commands"])
@@ -77,6 +78,9 @@ def answers() -> Iterator[None]:
                                    "msg": str(error)}]) from None
     except commands.UnknownOrder as error:
         raise HTTPException(404, f"no order {error}") from None
+    except ConcurrencyError as error:
+        raise HTTPException(409, {"message": f"the order kept changing meanwhile; try again ({error})",
+                                  "status": None, "allowed_actions": []}) from None
 
 
 async def _done(ctx: ServiceContext, order_id: str, who: Principal) -> dict[str, Any]:

@@ -98,11 +98,35 @@ def envelope_reasons(raw: Any, size: int) -> list[RejectionReason]:
                         f"{MAX_MESSAGE_BYTES} bytes")]
     if not isinstance(raw, dict):
         return [refusal("$", "not_an_object", "a storefront message must be a JSON object")]
+    if unstorable(raw):
+        return [refusal("$", "invalid_character",
+                        "text must be UTF-8 without NUL characters; accepted: any other Unicode text")]
     kind = raw.get("type")
-    if kind not in MODEL_BY_TYPE:
+    if not isinstance(kind, str) or kind not in MODEL_BY_TYPE:
         return [refusal("type", "unknown_type", f"unknown message type {as_json(kind)}; accepted: "
                         + ", ".join(MODEL_BY_TYPE))]
     return []
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \udXXX escape
+        return True
+    return False
+
+
+def unstorable(value: Any) -> bool:
+    """Text PostgreSQL cannot keep (NUL) or that is not Unicode (lone surrogates), anywhere."""
+    if isinstance(value, str):
+        return _bad_text(value)
+    if isinstance(value, dict):
+        return any(_bad_text(str(k)) or unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(unstorable(v) for v in value)
+    return False
 
 
 def _common(channel: str, currency: str | None, field: str = "currency") -> list[RejectionReason]:

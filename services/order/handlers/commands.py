@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.order import store
@@ -38,6 +39,10 @@ async def run_work(engine: AsyncEngine, order_id: str, who: Principal, work: Wor
     for attempt in range(5):
         try:
             async with engine.begin() as conn:
+                # People's commands on one order queue up here instead of racing each other into
+                # optimistic-concurrency retries (the version check still guards the consumer).
+                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"),
+                                   {"s": order_id})
                 state = await store.load_order(conn, order_id)
                 if not state.exists:
                     raise UnknownOrder(order_id)

@@ -55,13 +55,14 @@ async def handle_storefront(deps: OrderDeps, conn: AsyncConnection, message: Inc
 async def reject(deps: OrderDeps, conn: AsyncConnection, message: Incoming, raw: Any,
                  reasons: list[RejectionReason]) -> None:
     """Every refusal is a stored, published fact (``submission.rejected``), never only a log line."""
+    raw = storable(raw)
     fields = raw if isinstance(raw, dict) else {}
     channel = fields.get("channel") if isinstance(fields.get("channel"), str) else None
     channel_order_id = (fields.get("channel_order_id")
                         if isinstance(fields.get("channel_order_id"), str) else None)
     stored: Any = raw
     if raw is None or len(message.value) > MAX_STORED_MESSAGE:
-        stored = message.value[:MAX_STORED_MESSAGE].decode("utf-8", errors="replace")
+        stored = storable(message.value[:MAX_STORED_MESSAGE].decode("utf-8", errors="replace"))
     key = storefront_key(fields) if channel and channel_order_id else str(message.message_id)
     payload = SubmissionRejected(
         message_type=fields.get("type") if isinstance(fields.get("type"), str) else None,
@@ -72,6 +73,17 @@ async def reject(deps: OrderDeps, conn: AsyncConnection, message: Incoming, raw:
                 causation_id=str(message.message_id))
     await append(conn, f"rejection:{key}", None, [payload], meta=meta, clock=deps.clock, key=key)
     log.info("storefront message rejected", key=key, reasons=[r.code for r in reasons])
+
+
+def storable(value: Any) -> Any:
+    """The refused message as it can be stored: NUL and non-Unicode characters become U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").encode("utf-8", errors="replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {storable(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 def _meta(message: Incoming, channel: str, order_id: str) -> Meta:
