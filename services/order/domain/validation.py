@@ -232,13 +232,25 @@ def _price_rules(lines: Sequence[Line], order_type: str | None) -> list[Rejectio
     return reasons
 
 
+MAX_AMOUNT = Decimal(10) ** 15
+
+
 def _minor_units(currency: str, amounts: Iterator[tuple[str, Decimal | None]]) -> list[RejectionReason]:
     if not known_currency(currency):
         return []
     step = quantum(currency)
-    return [refusal(field, "too_many_decimal_places", f"{amount} has more decimals than {currency} "
-                    f"allows; accepted: at most {MINOR_UNITS[currency]} decimal places")
-            for field, amount in amounts if amount is not None and amount != amount.quantize(step)]
+    reasons = []
+    for field, amount in amounts:
+        if amount is None:
+            continue
+        if abs(amount) >= MAX_AMOUNT:  # also keeps quantize() within Decimal's precision
+            reasons.append(refusal(field, "too_large", f"{amount} is too large; accepted: amounts "
+                                   f"below {MAX_AMOUNT:,}"))
+        elif amount != amount.quantize(step):
+            reasons.append(refusal(field, "too_many_decimal_places", f"{amount} has more decimals "
+                                   f"than {currency} allows; accepted: at most "
+                                   f"{MINOR_UNITS[currency]} decimal places"))
+    return reasons
 
 
 # ---- order.submitted ---------------------------------------------------------------------

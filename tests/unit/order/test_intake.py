@@ -556,3 +556,12 @@ def test_conflicts_name_spellings_that_already_mean_another_active_sku():
 def test_catalog_ref_holds_the_live_catalog():
     ref = CatalogRef(CATALOG)
     assert ref.current is CATALOG and len(CatalogRef().current) == 0
+
+
+def test_an_enormous_amount_is_refused_not_crashed_on():
+    """Found by the intake fuzzer: quantize() beyond Decimal's precision raised InvalidOperation."""
+    result = validate_submission(
+        {**order(), "lines": [{"sku": "X-100", "quantity": 1, "unit_price": "1E+30"}]},
+        catalog=CATALOG, now=NOW)
+    assert isinstance(result, list)
+    assert ("lines[0].unit_price", "too_large") in {(r.field, r.code) for r in result}
