@@ -21,12 +21,19 @@ import psycopg
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from hypothesis import settings as hypothesis_settings
 from psycopg import sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import libpq_url
 from shared.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
 from shared.settings import with_database
+
+# CI replays the same generated examples every run (a failure there must be reproducible and must
+# not depend on luck); developers' runs explore new examples each time.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 @dataclass(frozen=True)
