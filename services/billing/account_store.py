@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,12 +38,24 @@ from services.billing.store import (
 from shared.contract.payloads import InvoiceLine, OrderPlaced
 
 
+def _has(table: Table) -> Any:
+    return literal_column(
+        f"EXISTS (SELECT 1 FROM {table.name} x WHERE x.order_id = billing_orders.order_id)"
+    ).label(f"has_{table.name}")
+
+
+_CHILDREN = (document_lines, invoices, payments, recognitions, credit_notes, refunds)
+_NEW_ROW = insert(billing_orders).values(order_id=bindparam("order_id"))
+# One round trip: the row created when missing, locked (ON CONFLICT DO UPDATE locks it), with
+# which child tables hold rows of the order, so loading skips the empty ones.
+_LOCK_ACCOUNT = _NEW_ROW.on_conflict_do_update(
+    index_elements=[billing_orders.c.order_id], set_={"order_id": _NEW_ROW.excluded.order_id}
+).returning(*billing_orders.c, *(_has(t) for t in _CHILDREN))
+
+
 async def lock_account(conn: AsyncConnection, order_id: str) -> Account:
     """The order's account, its row created when missing and locked (one writer at a time)."""
-    await conn.execute(insert(billing_orders).values(order_id=order_id).on_conflict_do_nothing())
-    row = (await conn.execute(
-        select(billing_orders).where(billing_orders.c.order_id == order_id).with_for_update()
-    )).one()
+    row = (await conn.execute(_LOCK_ACCOUNT, {"order_id": order_id})).one()
     return await _load(conn, row)
 
 
@@ -66,13 +78,22 @@ def _amounts(rows: list[Any]) -> tuple[LineAmount, ...]:
 
 
 async def _load(conn: AsyncConnection, row: Any) -> Account:
+    """The account of ``row``; child tables the row says are empty (``has_<table>`` False, as
+    ``lock_account`` returns them) are not queried."""
     order_id = row.order_id
+    mapping = row._mapping
+
+    def has(table: Table) -> bool:
+        return bool(mapping.get(f"has_{table.name}", True))
+
     lines: dict[str, list[Any]] = {}
-    for line in await conn.execute(select(document_lines).where(
-            document_lines.c.order_id == order_id).order_by(document_lines.c.n)):
-        lines.setdefault(line.document, []).append(line)
+    if has(document_lines):
+        for line in await conn.execute(select(document_lines).where(
+                document_lines.c.order_id == order_id).order_by(document_lines.c.n)):
+            lines.setdefault(line.document, []).append(line)
     invoice_rows = list(await conn.execute(
-        select(invoices).where(invoices.c.order_id == order_id).order_by(invoices.c.seq)))
+        select(invoices).where(invoices.c.order_id == order_id).order_by(invoices.c.seq))
+    ) if has(invoices) else []
     item_rows: dict[str, list[InvoiceLine]] = {r.invoice_id: [] for r in invoice_rows}
     if invoice_rows:
         for item in await conn.execute(select(invoice_lines).where(
@@ -83,6 +104,8 @@ async def _load(conn: AsyncConnection, row: Any) -> Account:
                 tax=item.tax))
 
     async def rows_of(table: Table) -> list[Any]:
+        if not has(table):
+            return []
         return list(await conn.execute(
             select(table).where(table.c.order_id == order_id).order_by(table.c.seq)))
 

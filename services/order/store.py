@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     or_,
     select,
@@ -112,12 +113,29 @@ async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime
         "delivered_at": delivered_at,
         "version": state.version, "placed_at": placed.submitted_at, "updated_at": at,
     }
-    statement = insert(orders).values(**row)
-    changing = [k for k in row if k not in ("order_id", "channel", "channel_order_id", "placed_at",
-                                            "order_type", "customer_id", "currency", "delivered_at")]
-    updates: dict[str, Any] = {k: statement.excluded[k] for k in changing}
+    await conn.execute(_SAVE_PROJECTION, row)
+
+
+_PROJECTION_COLUMNS = (
+    "order_id", "channel", "channel_order_id", "status", "order_type", "customer_id", "currency",
+    "total", "captured_total", "paid", "salesperson", "flags", "group_id", "approval_kind",
+    "approval_role", "approval_escalate_to", "approval_escalations", "approval_due_at",
+    "delivered_at", "version", "placed_at", "updated_at")
+_FIXED = ("order_id", "channel", "channel_order_id", "placed_at", "order_type", "customer_id",
+          "currency", "delivered_at")
+
+
+def _save_projection_statement() -> Any:
+    """Built once (building an upsert per call cost more CPU than running it)."""
+    statement = insert(orders).values({c: bindparam(c, type_=orders.c[c].type)
+                                       for c in _PROJECTION_COLUMNS})
+    updates: dict[str, Any] = {c: statement.excluded[c] for c in _PROJECTION_COLUMNS
+                               if c not in _FIXED}
     updates["delivered_at"] = func.coalesce(statement.excluded.delivered_at, orders.c.delivered_at)
-    await conn.execute(statement.on_conflict_do_update(index_elements=[orders.c.order_id], set_=updates))
+    return statement.on_conflict_do_update(index_elements=[orders.c.order_id], set_=updates)
+
+
+_SAVE_PROJECTION = _save_projection_statement()
 
 
 async def order_row(conn: AsyncConnection, order_id: str) -> dict[str, Any] | None:

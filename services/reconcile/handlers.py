@@ -60,7 +60,7 @@ async def settle(conn: AsyncConnection, row: Any, facts: OrderFacts, clock: Cloc
     now = clock.now()
     assessment = assess(facts)
     decided = review(facts.order_id, assessment, store.finding_since_from_row(row),
-                     await store.open_kinds(conn, facts.order_id), now, grace)
+                     set(row.open_kinds), now, grace)
     outgoing: list[Payload] = [*decided.detected, *decided.resolved]
     appended = await append(conn, facts.order_id, None, outgoing, meta=meta, clock=clock,
                             key=facts.order_id)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     func,
     select,
     text,
@@ -86,22 +87,24 @@ async def create_schema(conn: AsyncConnection) -> None:
 # ---- fact sheets -------------------------------------------------------------------------------
 
 
+_LOCK_SHEET = text(
+    "INSERT INTO order_fact_sheets AS s (order_id, facts, status, reasons, findings, finding_since,"
+    " status_since, first_seen_at, updated_at)"
+    " VALUES (:order_id, '{}', 'pending', '[]', '[]', '{}', :now, :now, :now)"
+    " ON CONFLICT (order_id) DO UPDATE SET order_id = s.order_id"
+    " RETURNING s.*, ARRAY(SELECT d.kind FROM discrepancies d WHERE d.order_id = s.order_id"
+    " AND d.resolved_at IS NULL) AS open_kinds"
+)
+
+
 async def lock_sheet(conn: AsyncConnection, order_id: str, now: datetime) -> Any:
-    """The order's row, created when new, locked until the transaction ends.
+    """The order's row (created when new) with its open discrepancy kinds (``open_kinds``),
+    locked until the transaction ends; one round trip.
 
     Events of one order arrive on four topics and may be handled by different instances (and the
     grace-period job) at the same time; the row lock makes their read-modify-write steps take turns.
     """
-    await conn.execute(
-        insert(fact_sheets)
-        .values(order_id=order_id, facts={}, status_since=now, first_seen_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-    )
-    return (
-        await conn.execute(
-            select(fact_sheets).where(fact_sheets.c.order_id == order_id).with_for_update()
-        )
-    ).one()
+    return (await conn.execute(_LOCK_SHEET, {"order_id": order_id, "now": now})).one()
 
 
 def facts_from_row(row: Any) -> OrderFacts:
@@ -112,25 +115,31 @@ def finding_since_from_row(row: Any) -> dict[str, datetime]:
     return {kind: datetime.fromisoformat(at) for kind, at in (row.finding_since or {}).items()}
 
 
+_SAVE_SHEET = text(
+    "UPDATE order_fact_sheets SET facts = :facts, status = :status, reasons = :reasons,"
+    " findings = :findings, finding_since = :finding_since, unraised_since = :unraised_since,"
+    " status_since = :status_since, updated_at = :now WHERE order_id = :order_id"
+).bindparams(bindparam("facts", type_=JSONB), bindparam("reasons", type_=JSONB),
+             bindparam("findings", type_=JSONB), bindparam("finding_since", type_=JSONB),
+             bindparam("unraised_since", type_=DateTime(timezone=True)))
+
+
 async def save_sheet(conn: AsyncConnection, facts: OrderFacts, assessment: Assessment, *,
                      finding_since: Mapping[str, datetime], unraised_since: datetime | None,
                      status_since: datetime, now: datetime) -> None:
-    await conn.execute(
-        fact_sheets.update()
-        .where(fact_sheets.c.order_id == facts.order_id)
-        .values(
-            facts=to_document(facts),
-            status=assessment.status,
-            reasons=list(assessment.reasons),
-            findings=[{"kind": f.kind, "reason": f.reason, "expected": f.expected,
-                       "actual": f.actual, "waiting": f.waiting,
-                       "since": finding_since[f.kind].isoformat()} for f in assessment.findings],
-            finding_since={kind: at.isoformat() for kind, at in finding_since.items()},
-            unraised_since=unraised_since,
-            status_since=status_since,
-            updated_at=now,
-        )
-    )
+    await conn.execute(_SAVE_SHEET, {
+        "order_id": facts.order_id,
+        "facts": to_document(facts),
+        "status": assessment.status,
+        "reasons": list(assessment.reasons),
+        "findings": [{"kind": f.kind, "reason": f.reason, "expected": f.expected,
+                      "actual": f.actual, "waiting": f.waiting,
+                      "since": finding_since[f.kind].isoformat()} for f in assessment.findings],
+        "finding_since": {kind: at.isoformat() for kind, at in finding_since.items()},
+        "unraised_since": unraised_since,
+        "status_since": status_since,
+        "now": now,
+    })
 
 
 async def orders_due(conn: AsyncConnection, found_before: datetime, limit: int = 1000) -> list[str]:

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.order import store
@@ -18,6 +17,7 @@ from shared.auth import Principal
 from shared.contract.envelope import Actor
 from shared.contract.payloads import OrderLine, Payload
 from shared.eventstore import ConcurrencyError, Meta
+from shared.inbox import lock_stream
 
 Decide = Callable[[AsyncConnection, OrderState], Awaitable[Sequence[Payload]]]
 
@@ -41,8 +41,7 @@ async def run_work(engine: AsyncEngine, order_id: str, who: Principal, work: Wor
             async with engine.begin() as conn:
                 # People's commands on one order queue up here instead of racing each other into
                 # optimistic-concurrency retries (the version check still guards the consumer).
-                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"),
-                                   {"s": order_id})
+                await lock_stream(conn, order_id)
                 state = await store.load_order(conn, order_id)
                 if not state.exists:
                     raise UnknownOrder(order_id)

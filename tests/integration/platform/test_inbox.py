@@ -15,6 +15,7 @@ from shared.contract.topics import dlq
 from shared.eventstore import ConcurrencyError
 from shared.inbox import IdempotentConsumer, Incoming, TransientError
 from shared.kafka import OutgoingRecord, Publisher
+from shared.metrics import METRICS
 from shared.runtime.embedded import create_topics
 from tests.conftest import unique_topic
 from tests.integration.platform.support import (
@@ -86,7 +87,8 @@ async def test_a_failing_message_is_dead_lettered_and_its_neighbours_take_effect
     await consumer.process(batch)
     await consumer.process(batch)  # redelivered: no second effect, no second dead letter
     assert await tallies(tally_engine) == {"O-1": ("1.00", 1), "O-3": ("3.00", 1)}
-    assert handler.calls["O-bad"] == 1
+    # tried with the whole batch (undone), then alone: dead-lettered once, no effect
+    assert handler.calls["O-bad"] == 2
     letters = await dead_letters(tally_engine)
     assert [(d.offset, d.key) for d in letters] == [(1, "O-bad"), (2, "O-garbled")]
     assert "ValueError: cannot tally order O-bad: no such ledger" in letters[0].error
@@ -143,6 +145,50 @@ async def test_a_concurrency_conflict_is_decided_again(tally_engine: AsyncEngine
     await consumer.process([record(topic, 0, tally_event("O-1", "5.00").to_json())])
     assert await tallies(tally_engine) == {"O-1": ("5.00", 1)}
     assert inner.calls["O-1"] == 2
+
+
+async def held_stream_locks(conn) -> int:  # type: ignore[no-untyped-def]
+    return int((await conn.execute(text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND pid = pg_backend_pid()"))).scalar_one())
+
+
+async def test_after_a_conflict_the_retry_holds_the_stream_lock(tally_engine: AsyncEngine,
+                                                                 topic: str) -> None:
+    """The retry queues behind the other writer (the key HTTP commands take) instead of racing
+    it again, so a busy order does not send a good message to the dead letters."""
+    inner = TallyHandler()
+    locks_seen: list[int] = []
+    conflicts = [ConcurrencyError("O-1", 0, 1)]
+
+    async def handle(conn, message: Incoming) -> None:  # type: ignore[no-untyped-def]
+        locks_seen.append(await held_stream_locks(conn))
+        await inner(conn, message)
+        if conflicts:
+            raise conflicts.pop()
+
+    consumer = IdempotentConsumer(name="tally", engine=tally_engine, publisher=None, handle=handle)
+    await consumer.process([record(topic, 0, tally_event("O-1", "5.00").to_json())])
+    assert locks_seen == [0, 1]
+    assert await tallies(tally_engine) == {"O-1": ("5.00", 1)}
+
+
+async def test_a_clean_batch_takes_the_fast_path_and_a_poisoned_one_falls_back(
+        tally_engine: AsyncEngine, topic: str) -> None:
+    def fallbacks() -> float:
+        return METRICS.value("oms_consumer_batch_fallbacks_total", consumer="tally")
+
+    before = fallbacks()
+    consumer = consumer_for(tally_engine, TallyHandler())
+    await consumer.process([record(topic, n, tally_event(f"O-{n}", "1.00").to_json())
+                            for n in range(5)])
+    assert fallbacks() == before
+    await consumer.process([record(topic, 10, tally_event("O-10", "1.00").to_json()),
+                            record(topic, 11, tally_event("O-11", "1.00", explode="x").to_json()),
+                            record(topic, 12, tally_event("O-12", "1.00").to_json())])
+    assert fallbacks() == before + 1
+    assert await tallies(tally_engine) == {f"O-{n}": ("1.00", 1) for n in (0, 1, 2, 3, 4, 10, 12)}
+    assert [d.offset for d in await dead_letters(tally_engine)] == [11]
 
 
 class BrokerAwayOnce(Publisher):
