@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import exc, text
@@ -152,6 +152,20 @@ def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
 Handler = Callable[[AsyncConnection, Incoming], Awaitable[None]]
 
 
+class BatchWork(Protocol):
+    """One batch handled together: ``handle`` each message in order (state may stay in memory),
+    then ``finish`` writes what is left. The effect must equal handling each message alone with
+    the service's ``Handler`` (the consumer falls back to that whenever the batch fails)."""
+
+    async def handle(self, message: Incoming) -> None: ...
+
+    async def finish(self) -> None: ...
+
+
+# Loads what the batch needs in bulk (inside the inbox's transaction) and returns its work.
+BatchStart = Callable[[AsyncConnection, Sequence[Incoming]], Awaitable[BatchWork]]
+
+
 def _context(message: Incoming) -> dict[str, Any]:
     """What every log line about this message carries."""
     env = message.envelope
@@ -171,6 +185,7 @@ class IdempotentConsumer:
         engine: AsyncEngine,
         publisher: Publisher | None,
         handle: Handler,
+        start_batch: BatchStart | None = None,
         envelopes: bool = True,
         max_attempts: int = 6,
         base_delay: float = 0.1,
@@ -179,6 +194,7 @@ class IdempotentConsumer:
         self.engine = engine
         self.publisher = publisher
         self.handle = handle
+        self.start_batch = start_batch
         self.envelopes = envelopes
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -261,17 +277,25 @@ class IdempotentConsumer:
         return dead
 
     async def _handle_together(self, conn: AsyncConnection, messages: Sequence[Incoming]) -> bool:
-        """The fast path: the whole batch in one savepoint, in order (two round trips per batch
-        instead of two per message). Any failure undoes the savepoint and returns False, so the
-        caller handles the messages one by one, each in its own savepoint, and only the bad one
-        is dead-lettered. Transient failures propagate (the whole batch is retried)."""
+        """The fast path: the whole batch in one savepoint, in order (two round trips per
+        batch instead of two per message), through the service's batch work when it has one.
+        Any failure undoes the savepoint and returns False, so the caller handles the messages
+        one by one, each in its own savepoint, and only the bad one is dead-lettered.
+        Transient failures propagate (the whole batch is retried)."""
         if len(messages) < 2:
             return False
         try:
             async with conn.begin_nested():
-                for message in messages:
-                    with structlog.contextvars.bound_contextvars(**_context(message)):
-                        await self.handle(conn, message)
+                if self.start_batch is None:
+                    for message in messages:
+                        with structlog.contextvars.bound_contextvars(**_context(message)):
+                            await self.handle(conn, message)
+                else:
+                    work = await self.start_batch(conn, messages)
+                    for message in messages:
+                        with structlog.contextvars.bound_contextvars(**_context(message)):
+                            await work.handle(message)
+                    await work.finish()
             return True
         except Exception as error:
             if is_transient(error):

@@ -45,6 +45,8 @@ class ServiceParts:
 
     topics: Sequence[str]
     handle: inbox.Handler
+    # Optional: handles a whole batch at once (bulk loads and writes); same effect as ``handle``.
+    start_batch: inbox.BatchStart | None = None
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     # Awaited once before consuming starts (load reference data, warm caches).
     startup: Callable[[], Coroutine[Any, Any, None]] | None = None
@@ -103,7 +105,8 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
         tasks += [asyncio.create_task(job(), name=f"{name}-job") for job in parts.background]
         broker = make_broker(settings)
         consumer = inbox.IdempotentConsumer(
-            name=name, engine=engine, publisher=publisher, handle=parts.handle
+            name=name, engine=engine, publisher=publisher, handle=parts.handle,
+            start_batch=parts.start_batch,
         )
         if parts.topics:
             subscribe_batches(broker, parts.topics, group_id=f"oms-{name}",

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.reconcile import api, reports, store
 from services.reconcile.bank import api as bank_api
 from services.reconcile.bank.matching import MatchPolicy
-from services.reconcile.handlers import make_handler, run_discrepancy_job
+from services.reconcile.handlers import make_batch_start, make_handler, run_discrepancy_job
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
 from shared.service import ServiceContext, ServiceParts, create_app
@@ -32,6 +32,7 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
         ctx.state["bank_policy"] = bank_policy or bank_api.default_policy()
         return ServiceParts(
             topics=TOPICS, handle=make_handler(ctx.clock, chosen),
+            start_batch=make_batch_start(ctx.clock, chosen),
             background=[partial(run_discrepancy_job, ctx.engine, ctx.clock, chosen,
                                 ctx.settings.scheduler_seconds)],
         )

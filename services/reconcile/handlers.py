@@ -4,8 +4,8 @@ raise or resolve discrepancies; the grace-period job raises those that outlast t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -13,7 +13,6 @@ from services.reconcile import store
 from services.reconcile.bank.handlers import keep_open_items
 from services.reconcile.domain import (
     FACT_EVENT_TYPES,
-    OrderFacts,
     apply_event,
     assess,
     review,
@@ -23,7 +22,7 @@ from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved, Payload
 from shared.eventstore import Meta, append
-from shared.inbox import Handler, Incoming
+from shared.inbox import BatchStart, BatchWork, Handler, Incoming
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,28 +38,63 @@ def make_handler(clock: Clock, grace: timedelta) -> Handler:
     return handle
 
 
+def make_batch_start(clock: Clock, grace: timedelta) -> BatchStart:
+    """The same handling for a whole batch: every sheet of the batch locked and loaded in one
+    statement, the events folded in memory in order, the sheets written in one executemany."""
+
+    async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
+        orders = sorted({m.event.order_id for m in messages
+                         if m.event.event_type in FACT_EVENT_TYPES and m.event.order_id})
+        sheets = {row.order_id: store.Sheet.from_row(row)
+                  for row in await store.lock_sheets(conn, orders, clock.now())}
+        return _Batch(conn, clock, grace, sheets)
+
+    return start
+
+
+class _Batch:
+    def __init__(self, conn: AsyncConnection, clock: Clock, grace: timedelta,
+                 sheets: dict[str, store.Sheet]) -> None:
+        self.conn, self.clock, self.grace, self.sheets = conn, clock, grace, sheets
+
+    async def handle(self, message: Incoming) -> None:
+        event = message.event
+        await keep_open_items(self.conn, event)
+        if event.event_type in FACT_EVENT_TYPES and event.order_id is not None:
+            sheet = self.sheets[event.order_id]
+            await _apply(self.conn, sheet, event, self.clock, self.grace)
+
+    async def finish(self) -> None:
+        await store.save_sheets(self.conn, [s for s in self.sheets.values() if s.changed])
+
+
 async def handle_event(conn: AsyncConnection, event: EventEnvelope, clock: Clock,
                        grace: timedelta) -> None:
     order_id = event.order_id
     if event.event_type not in FACT_EVENT_TYPES or order_id is None:
         return
-    row = await store.lock_sheet(conn, order_id, clock.now())
-    facts = apply_event(store.facts_from_row(row), str(event.event_id), event.event_type,
-                        event.payload, event.stream_version)
+    sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
+    await _apply(conn, sheet, event, clock, grace)
+    await store.save_sheets(conn, [sheet])
+
+
+async def _apply(conn: AsyncConnection, sheet: store.Sheet, event: EventEnvelope, clock: Clock,
+                 grace: timedelta) -> None:
+    sheet.begin(clock.now())
+    sheet.facts = apply_event(sheet.facts, str(event.event_id), event.event_type, event.payload,
+                              event.stream_version)
     meta = Meta(correlation_id=event.correlation_id, causation_id=str(event.event_id), actor=SYSTEM)
-    await settle(conn, row, facts, clock, grace, meta)
+    await settle(conn, sheet, clock, grace, meta)
 
 
-async def settle(conn: AsyncConnection, row: Any, facts: OrderFacts, clock: Clock, grace: timedelta,
+async def settle(conn: AsyncConnection, sheet: store.Sheet, clock: Clock, grace: timedelta,
                  meta: Meta) -> int:
-    """Assess the order, append discrepancy events as the review decides, save the sheet.
-
-    Returns how many discrepancies were raised or resolved.
-    """
+    """Assess the order, append discrepancy events as the review decides, update the sheet (in
+    memory: the caller saves it). Returns how many discrepancies were raised or resolved."""
     now = clock.now()
+    facts = sheet.facts
     assessment = assess(facts)
-    decided = review(facts.order_id, assessment, store.finding_since_from_row(row),
-                     set(row.open_kinds), now, grace)
+    decided = review(facts.order_id, assessment, sheet.finding_since, sheet.open_kinds, now, grace)
     outgoing: list[Payload] = [*decided.detected, *decided.resolved]
     appended = await append(conn, facts.order_id, None, outgoing, meta=meta, clock=clock,
                             key=facts.order_id)
@@ -69,16 +103,15 @@ async def settle(conn: AsyncConnection, row: Any, facts: OrderFacts, clock: Cloc
         if isinstance(payload, DiscrepancyDetected):
             await store.record_detected(conn, payload, reason=reasons[payload.kind],
                                         event_id=envelope.event_id, now=now)
+            sheet.open_kinds.add(payload.kind)
             log.warning("discrepancy detected", order_id=facts.order_id, kind=payload.kind,
                         expected=payload.expected, actual=payload.actual)
         elif isinstance(payload, DiscrepancyResolved):
             await store.record_resolved(conn, payload, event_id=envelope.event_id)
+            sheet.open_kinds.discard(payload.kind)
             log.info("discrepancy resolved", order_id=facts.order_id, kind=payload.kind)
-    await store.save_sheet(
-        conn, facts, assessment, finding_since=decided.finding_since,
-        unraised_since=decided.unraised_since,
-        status_since=status_since(row.status, row.status_since, assessment.status, now), now=now,
-    )
+    sheet.settled(assessment, decided.finding_since, decided.unraised_since,
+                  status_since(sheet.status, sheet.status_since, assessment.status, now), now)
     return len(outgoing)
 
 
@@ -95,8 +128,9 @@ async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: 
         meta = Meta(correlation_id=order_id, actor=SYSTEM, causation_id="reconcile:grace-period")
         try:
             async with engine.begin() as conn:
-                row = await store.lock_sheet(conn, order_id, clock.now())
-                changed += await settle(conn, row, store.facts_from_row(row), clock, grace, meta)
+                sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
+                changed += await settle(conn, sheet, clock, grace, meta)
+                await store.save_sheets(conn, [sheet])
         except (asyncio.CancelledError, OSError):
             raise
         except Exception as error:  # one unreadable sheet must not stop the others being checked

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -87,13 +88,22 @@ async def create_schema(conn: AsyncConnection) -> None:
 # ---- fact sheets -------------------------------------------------------------------------------
 
 
+_SHEET_RETURNING = (
+    " RETURNING s.*, (s.xmax = 0) AS inserted, ARRAY(SELECT d.kind FROM discrepancies d"
+    " WHERE d.order_id = s.order_id AND d.resolved_at IS NULL) AS open_kinds"
+)
 _LOCK_SHEET = text(
     "INSERT INTO order_fact_sheets AS s (order_id, facts, status, reasons, findings, finding_since,"
     " status_since, first_seen_at, updated_at)"
     " VALUES (:order_id, '{}', 'pending', '[]', '[]', '{}', :now, :now, :now)"
-    " ON CONFLICT (order_id) DO UPDATE SET order_id = s.order_id"
-    " RETURNING s.*, ARRAY(SELECT d.kind FROM discrepancies d WHERE d.order_id = s.order_id"
-    " AND d.resolved_at IS NULL) AS open_kinds"
+    " ON CONFLICT (order_id) DO UPDATE SET order_id = s.order_id" + _SHEET_RETURNING
+)
+_LOCK_SHEETS = text(
+    "INSERT INTO order_fact_sheets AS s (order_id, facts, status, reasons, findings, finding_since,"
+    " status_since, first_seen_at, updated_at)"
+    " SELECT o, '{}', 'pending', '[]', '[]', '{}', :now, :now, :now"
+    " FROM unnest(CAST(:orders AS text[])) AS o ORDER BY o"
+    " ON CONFLICT (order_id) DO UPDATE SET order_id = s.order_id" + _SHEET_RETURNING
 )
 
 
@@ -107,6 +117,13 @@ async def lock_sheet(conn: AsyncConnection, order_id: str, now: datetime) -> Any
     return (await conn.execute(_LOCK_SHEET, {"order_id": order_id, "now": now})).one()
 
 
+async def lock_sheets(conn: AsyncConnection, order_ids: Sequence[str], now: datetime) -> list[Any]:
+    """``lock_sheet`` for many orders in one statement (rows locked in order-id order)."""
+    if not order_ids:
+        return []
+    return list(await conn.execute(_LOCK_SHEETS, {"orders": sorted(order_ids), "now": now}))
+
+
 def facts_from_row(row: Any) -> OrderFacts:
     return from_document(row.order_id, row.facts or {})
 
@@ -115,31 +132,81 @@ def finding_since_from_row(row: Any) -> dict[str, datetime]:
     return {kind: datetime.fromisoformat(at) for kind, at in (row.finding_since or {}).items()}
 
 
+@dataclass(slots=True)
+class Sheet:
+    """A locked fact sheet being worked on in memory (one event or a batch), saved at the end."""
+
+    facts: OrderFacts
+    status: str
+    status_since: datetime
+    first_seen_at: datetime
+    finding_since: dict[str, datetime]
+    unraised_since: datetime | None
+    open_kinds: set[str]
+    fresh: bool  # created by this transaction and no event applied yet
+    assessment: Assessment | None = None
+    updated_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Sheet:
+        return cls(facts_from_row(row), row.status, row.status_since, row.first_seen_at,
+                   finding_since_from_row(row), row.unraised_since, set(row.open_kinds),
+                   bool(row.inserted))
+
+    def begin(self, now: datetime) -> None:
+        """Before an event is applied: a new sheet starts when its first event is handled."""
+        if self.fresh:
+            self.fresh = False
+            self.status, self.status_since, self.first_seen_at = "pending", now, now
+
+    def settled(self, assessment: Assessment, finding_since: dict[str, datetime],
+                unraised_since: datetime | None, status_since: datetime, now: datetime) -> None:
+        self.assessment, self.finding_since, self.unraised_since = assessment, finding_since, \
+            unraised_since
+        self.status, self.status_since, self.updated_at = assessment.status, status_since, now
+
+    @property
+    def changed(self) -> bool:
+        return self.assessment is not None
+
+
 _SAVE_SHEET = text(
     "UPDATE order_fact_sheets SET facts = :facts, status = :status, reasons = :reasons,"
     " findings = :findings, finding_since = :finding_since, unraised_since = :unraised_since,"
-    " status_since = :status_since, updated_at = :now WHERE order_id = :order_id"
+    " status_since = :status_since, first_seen_at = :first_seen_at, updated_at = :now"
+    " WHERE order_id = :order_id"
 ).bindparams(bindparam("facts", type_=JSONB), bindparam("reasons", type_=JSONB),
              bindparam("findings", type_=JSONB), bindparam("finding_since", type_=JSONB),
              bindparam("unraised_since", type_=DateTime(timezone=True)))
 
 
-async def save_sheet(conn: AsyncConnection, facts: OrderFacts, assessment: Assessment, *,
-                     finding_since: Mapping[str, datetime], unraised_since: datetime | None,
-                     status_since: datetime, now: datetime) -> None:
-    await conn.execute(_SAVE_SHEET, {
-        "order_id": facts.order_id,
-        "facts": to_document(facts),
+def _saved(sheet: Sheet) -> dict[str, Any]:
+    assessment = sheet.assessment
+    assert assessment is not None, "a sheet is saved only after it was settled"
+    return {
+        "order_id": sheet.facts.order_id,
+        "facts": to_document(sheet.facts),
         "status": assessment.status,
         "reasons": list(assessment.reasons),
         "findings": [{"kind": f.kind, "reason": f.reason, "expected": f.expected,
                       "actual": f.actual, "waiting": f.waiting,
-                      "since": finding_since[f.kind].isoformat()} for f in assessment.findings],
-        "finding_since": {kind: at.isoformat() for kind, at in finding_since.items()},
-        "unraised_since": unraised_since,
-        "status_since": status_since,
-        "now": now,
-    })
+                      "since": sheet.finding_since[f.kind].isoformat()}
+                     for f in assessment.findings],
+        "finding_since": {kind: at.isoformat() for kind, at in sheet.finding_since.items()},
+        "unraised_since": sheet.unraised_since,
+        "status_since": sheet.status_since,
+        "first_seen_at": sheet.first_seen_at,
+        "now": sheet.updated_at,
+    }
+
+
+async def save_sheets(conn: AsyncConnection, sheets: Sequence[Sheet]) -> None:
+    """Write the settled sheets (one statement, executed for many rows at once)."""
+    rows = [_saved(sheet) for sheet in sheets if sheet.changed]
+    if len(rows) == 1:
+        await conn.execute(_SAVE_SHEET, rows[0])
+    elif rows:
+        await conn.execute(_SAVE_SHEET, rows)
 
 
 async def orders_due(conn: AsyncConnection, found_before: datetime, limit: int = 1000) -> list[str]:

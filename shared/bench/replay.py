@@ -59,13 +59,15 @@ def incoming_events(count: int) -> list[Incoming]:
 async def replay_rate(url: str, count: int, batch: int) -> tuple[float, float]:
     """(events/s, seconds) of feeding ``count`` events through reconcile's consumer."""
     from services.reconcile import store
-    from services.reconcile.handlers import make_handler
+    from services.reconcile.handlers import make_batch_start, make_handler
 
     events = incoming_events(count)
     engine = await prepare_database(url, store.create_schema)
     clock = ManualClock(datetime(2026, 11, 1, 9, 1, tzinfo=UTC))
+    grace = timedelta(hours=1)
     consumer = IdempotentConsumer(name="reconcile-replay", engine=engine, publisher=None,
-                                  handle=make_handler(clock, timedelta(hours=1)))
+                                  handle=make_handler(clock, grace),
+                                  start_batch=make_batch_start(clock, grace))
     try:
         started = time.perf_counter()
         for i in range(0, len(events), batch):
