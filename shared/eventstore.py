@@ -19,12 +19,10 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
-    exc,
-    insert,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import Clock
@@ -196,11 +194,15 @@ async def append(
     """Append events to a stream inside the caller's transaction.
 
     ``expected_version`` is the version the caller decided on (0 for a new stream); ``None``
-    appends after whatever is there. A concurrent writer makes this raise ConcurrencyError.
+    appends after whatever is there. A concurrent writer makes this raise ConcurrencyError,
+    after which the caller rolls back its transaction or savepoint.
     """
     if not new_events:
         return []
-    version, prev_hash = await stream_head(conn, stream_id)
+    if expected_version == 0:  # a new stream: if it exists after all, version 1 conflicts below
+        version, prev_hash = 0, None
+    else:
+        version, prev_hash = await stream_head(conn, stream_id)
     if expected_version is not None and version != expected_version:
         raise ConcurrencyError(stream_id, expected_version, version)
     message_key = key or stream_id
@@ -240,14 +242,14 @@ async def append(
         )
         envelopes.append(envelope)
         prev_hash = digest
-    try:
-        async with conn.begin_nested():
-            await conn.execute(_INSERT, rows)
-    except exc.IntegrityError as error:
-        if "events_stream_version_key" in str(error.orig):
-            actual, _ = await stream_head(conn, stream_id)
-            raise ConcurrencyError(stream_id, expected_version, actual) from error
-        raise
+    # No savepoint of its own (two round trips per append): a version another writer took is
+    # skipped by ON CONFLICT and shows as a missing RETURNING row. The caller's transaction or
+    # savepoint must then be rolled back (every caller does: the inbox, commands, the jobs), so
+    # rows of this append that did go in never commit.
+    inserted = (await conn.execute(_INSERT, rows)).all()
+    if len(inserted) != len(rows):
+        actual, _ = await stream_head(conn, stream_id)
+        raise ConcurrencyError(stream_id, expected_version, actual)
     return envelopes
 
 
@@ -265,7 +267,8 @@ _INSERT = insert(events).values(
     message_key=bindparam("message_key"),
     prev_hash=bindparam("prev_hash"),
     hash=bindparam("hash"),
-)
+).on_conflict_do_nothing(
+    constraint="events_stream_version_key").returning(events.c.stream_version)
 
 # The text spelling of tx_id gets its own name: an output column called ``tx_id`` would make
 # ``ORDER BY tx_id`` sort the text ('1001' < '983'), not the transaction ids.
