@@ -27,17 +27,17 @@ class Sizes:
     latency_low_seconds: float = 10.0
     replay_events: int = 10_000
     replay_batch: int = 500
-    bank_lines: int = 10_000
-    bank_items: int = 100_000
-    bank_budget: float = 20.0  # seconds; the rest is extrapolated
+    bank_lines: int = 100_000  # the target itself: 100,000 lines against 1,000,000 open items
+    bank_items: int = 1_000_000
+    bank_budget: float = 60.0  # seconds of matching; the rest is extrapolated (linearly in lines)
 
     @classmethod
     def quick(cls) -> Sizes:
         return cls(single_appends=300, repeats=1, batch_events=5000, e2e_orders=100, latency_rate=20.0,
                    latency_seconds=3.0, latency_settle=15.0,
                    latency_low_rate=5.0, latency_low_seconds=2.0,
-                   replay_events=2000, bank_lines=1000, bank_items=10_000,
-                   bank_budget=5.0)
+                   replay_events=2000, bank_lines=10_000, bank_items=100_000,
+                   bank_budget=10.0)
 
     @classmethod
     def tiny(cls) -> Sizes:

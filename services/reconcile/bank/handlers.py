@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconcile.bank import store
 from services.reconcile.bank.events import BankLineMatched, BankLineUnmatched
-from services.reconcile.bank.matching import Decision, MatchPolicy, apply, decide
+from services.reconcile.bank.index import OpenItems
+from services.reconcile.bank.matching import Decision, MatchPolicy
 from services.reconcile.bank.statement import BankLine, Format, RowError, parse_statement
 from shared.clock import Clock
 from shared.contract.envelope import Actor, EventEnvelope
@@ -95,7 +96,8 @@ async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: F
         # one import at a time: matching reads and reduces the same open invoices
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
         known = await store.imported_hashes(conn, [line.transaction_id for line in statement.lines])
-        invoices = await store.known_invoices(conn)
+        # indexed once per statement, each decision applied to it: O(items + lines), not their product
+        invoices = OpenItems(await store.known_invoices(conn), policy)
         for line in sorted(statement.lines, key=lambda x: (x.booked_on, x.line)):
             previous = known.get(line.transaction_id)
             if previous == line.content_hash:
@@ -106,8 +108,8 @@ async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: F
                                               f"{line.transaction_id!r} was imported before with "
                                               "different content (conflict)"))
                 continue
-            decision = decide(line, invoices, policy)
-            invoices = apply(invoices, decision)
+            decision = invoices.decide(line)
+            invoices.apply(decision)
             await store.record_line(conn, line, decision, fmt=fmt, now=clock.now(),
                                     imported_by=actor.id)
             await _announce(conn, line, decision, clock, Meta(correlation_id=correlation,
@@ -136,12 +138,12 @@ async def rematch(engine: AsyncEngine, clock: Clock, policy: MatchPolicy, actor:
     async with engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
         waiting = await store.unmatched_receipts(conn)
-        invoices = await store.known_invoices(conn)
+        invoices = OpenItems(await store.known_invoices(conn), policy)
         for line in waiting:
-            decision = decide(line, invoices, policy)
+            decision = invoices.decide(line)
             if not decision.matched:
                 continue
-            invoices = apply(invoices, decision)
+            invoices.apply(decision)
             await store.record_rematch(conn, line, decision)
             await _announce(conn, line, decision, clock, meta)
             matched.append({"transaction_id": line.transaction_id, "rule": decision.rule,

@@ -17,6 +17,11 @@ Rules, tried in this order (the first that applies decides):
 
 A partial payment or an overpayment is never accepted silently: it is matched only within the
 tolerance, always with its difference and flagged.
+
+The rules are written once (``decide_with``); where they look for invoices is a ``Finder``.
+``decide``/``apply`` here scan a list of invoices per line: simple, the reference the tests compare
+against, but O(invoices) per line. A whole statement is matched through ``index.OpenItems``, which
+answers the same questions from dictionaries and gives exactly the same decisions.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
 from services.reconcile.bank.statement import BankLine
 
@@ -87,37 +93,69 @@ class Decision:
     candidates: tuple[str, ...] = field(default=())
 
 
+class Finder(Protocol):
+    """The invoices each rule looks at, for one line; lists keep the order the invoices were given in.
+
+    "Open" means outstanding > 0, "in the window" issued at most ``window_days`` from the booking day;
+    only invoices of the line's currency count.
+    """
+
+    def referenced(self, words: set[str]) -> list[OpenInvoice]:
+        """Invoices (settled ones too) one of whose references is among ``words``."""
+        ...
+
+    def exact(self) -> list[OpenInvoice]:
+        """Open invoices in the window owing exactly the line's amount."""
+        ...
+
+    def several(self) -> list[tuple[OpenInvoice, ...]]:
+        """What ``exact_sets_per_customer`` finds among the open invoices in the window."""
+        ...
+
+    def near(self) -> list[OpenInvoice]:
+        """Open invoices in the window owing the line's amount give or take the tolerance."""
+        ...
+
+
 def tokens(memo: str) -> set[str]:
     return {token.upper() for token in _TOKEN.findall(memo)}
 
 
+def in_window(line: BankLine, invoice: OpenInvoice, policy: MatchPolicy) -> bool:
+    return abs((line.booked_on - invoice.issued_on).days) <= policy.window_days
+
+
 def decide(line: BankLine, invoices: Iterable[OpenInvoice], policy: MatchPolicy) -> Decision:
-    """What to do with ``line``, given every known invoice (settled ones too, for references)."""
+    """What to do with ``line``, given every known invoice (settled ones too, for references).
+
+    Scans every invoice: fine for a few lines; a statement goes through ``index.OpenItems``.
+    """
+    return decide_with(line, policy, _Scan(line, invoices, policy))
+
+
+def decide_with(line: BankLine, policy: MatchPolicy, finder: Finder) -> Decision:
+    """The rules in their order, asking ``finder`` for the invoices each one looks at."""
     base = Decision(line.transaction_id, False, NO_RULE, ZERO, policy.tolerance, policy.window_days,
                     "")
     if line.amount <= 0:
         return replace(base, reason="money out: not a customer payment")
-    same_currency = [i for i in invoices if i.currency == line.currency]
-    open_ones = [i for i in same_currency if i.outstanding > 0]
-    words = tokens(f"{line.memo} {line.counterparty}")
-    referenced = [i for i in same_currency if i.references & words]
+    referenced = finder.referenced(tokens(f"{line.memo} {line.counterparty}"))
     if referenced:
         return _by_reference(line, base, referenced, policy)
-    in_window = [i for i in open_ones if abs((line.booked_on - i.issued_on).days) <= policy.window_days]
-    exact = [i for i in in_window if i.outstanding == line.amount]
+    exact = finder.exact()
     if len(exact) == 1:
         return _matched(base, line, AMOUNT_IN_WINDOW, Decimal("0.80"), exact,
                         f"the only open invoice of {line.amount} within {policy.window_days} days")
     if len(exact) > 1:
         return _ambiguous(base, AMOUNT_IN_WINDOW, exact)
-    sets = _exact_sets_per_customer(in_window, line.amount)
+    sets = finder.several()
     if len(sets) == 1:
         return _matched(base, line, SEVERAL_INVOICES, Decimal("0.70"), sets[0],
                         f"{len(sets[0])} open invoices of customer {sets[0][0].customer_id} add up "
                         f"to {line.amount}")
     if len(sets) > 1:
         return _ambiguous(base, SEVERAL_INVOICES, [i for found in sets for i in found])
-    near = [i for i in in_window if abs(i.outstanding - line.amount) <= policy.tolerance]
+    near = finder.near()
     if len(near) == 1:
         return _matched(base, line, WITHIN_TOLERANCE, Decimal("0.50"), near,
                         f"the only open invoice within the tolerance {policy.tolerance}")
@@ -126,6 +164,39 @@ def decide(line: BankLine, invoices: Iterable[OpenInvoice], policy: MatchPolicy)
     return replace(base, reason=f"no open {line.currency} invoice of {line.amount} (nor within the "
                                 f"tolerance {policy.tolerance}) within {policy.window_days} days, "
                                 "and no reference in the memo")
+
+
+class _Scan:
+    """The reference ``Finder``: looks at every invoice, for one line."""
+
+    def __init__(self, line: BankLine, invoices: Iterable[OpenInvoice], policy: MatchPolicy) -> None:
+        self._line, self._invoices, self._policy = line, invoices, policy
+        self._same: list[OpenInvoice] | None = None
+        self._window: list[OpenInvoice] | None = None
+
+    def _same_currency(self) -> list[OpenInvoice]:
+        if self._same is None:
+            self._same = [i for i in self._invoices if i.currency == self._line.currency]
+        return self._same
+
+    def _in_window(self) -> list[OpenInvoice]:
+        if self._window is None:
+            self._window = [i for i in self._same_currency()
+                            if i.outstanding > 0 and in_window(self._line, i, self._policy)]
+        return self._window
+
+    def referenced(self, words: set[str]) -> list[OpenInvoice]:
+        return [i for i in self._same_currency() if i.references & words]
+
+    def exact(self) -> list[OpenInvoice]:
+        return [i for i in self._in_window() if i.outstanding == self._line.amount]
+
+    def several(self) -> list[tuple[OpenInvoice, ...]]:
+        return exact_sets_per_customer(self._in_window(), self._line.amount)
+
+    def near(self) -> list[OpenInvoice]:
+        return [i for i in self._in_window()
+                if abs(i.outstanding - self._line.amount) <= self._policy.tolerance]
 
 
 def _by_reference(line: BankLine, base: Decision, referenced: list[OpenInvoice],
@@ -175,17 +246,34 @@ def _ambiguous(base: Decision, rule: str, candidates: Sequence[OpenInvoice]) -> 
                           "no automatic match")
 
 
-def _exact_sets_per_customer(invoices: Sequence[OpenInvoice],
-                             amount: Decimal) -> list[tuple[OpenInvoice, ...]]:
+def first_of_customer(invoices: Iterable[OpenInvoice]) -> list[OpenInvoice]:
+    """The invoices of one customer a set is searched among: the earliest ``MAX_INVOICES_PER_CUSTOMER``.
+
+    ``sorted`` is stable: invoices with the same day and voucher number keep their given order.
+    """
+    ordered = sorted(invoices, key=lambda i: (i.issued_on, i.voucher_number))
+    return ordered[:MAX_INVOICES_PER_CUSTOMER]
+
+
+def exact_sets_per_customer(invoices: Sequence[OpenInvoice],
+                            amount: Decimal) -> list[tuple[OpenInvoice, ...]]:
     """Sets of two or more open invoices of one customer adding up to ``amount`` (stops at two)."""
     by_customer: dict[str, list[OpenInvoice]] = defaultdict(list)
     for invoice in invoices:
         if invoice.customer_id:
             by_customer[invoice.customer_id].append(invoice)
+    return sets_adding_up((first_of_customer(by_customer[c]) for c in sorted(by_customer)), amount)
+
+
+def sets_adding_up(owns: Iterable[Sequence[OpenInvoice]],
+                   amount: Decimal) -> list[tuple[OpenInvoice, ...]]:
+    """Each customer's (in customer order) sets of two or more adding up to ``amount``; stops at two.
+
+    The search order (customers, then set size, then ``itertools.combinations``) decides which sets
+    are reported, so every caller must go through here.
+    """
     found: list[tuple[OpenInvoice, ...]] = []
-    for customer in sorted(by_customer):
-        own = sorted(by_customer[customer], key=lambda i: (i.issued_on, i.voucher_number))
-        own = own[:MAX_INVOICES_PER_CUSTOMER]
+    for own in owns:
         for size in range(2, len(own) + 1):
             for combo in itertools.combinations(own, size):
                 if sum((i.outstanding for i in combo), ZERO) == amount:
@@ -196,7 +284,10 @@ def _exact_sets_per_customer(invoices: Sequence[OpenInvoice],
 
 
 def apply(invoices: list[OpenInvoice], decision: Decision) -> list[OpenInvoice]:
-    """The invoices after a matched decision (outstanding reduced), for the next line of a file."""
+    """The invoices after a matched decision (outstanding reduced), for the next line of a file.
+
+    Copies the list: per line that is O(invoices); ``index.OpenItems.apply`` updates in place.
+    """
     applied: dict[str, Decimal] = {a.voucher_number: a.applied for a in decision.allocations}
     return [replace(i, outstanding=i.outstanding - applied[i.voucher_number])
             if i.voucher_number in applied else i for i in invoices]

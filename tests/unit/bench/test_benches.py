@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.bench.bank import fixtures
 from shared.bench.results import Report, Sizes
 from shared.bench.suite import run
 
@@ -38,7 +39,29 @@ def test_replay_and_bank(bench_server: str) -> None:
     assert rows[1].name.startswith("1,000,000 events") and rows[1].target == "<= 60"
     report = run(Sizes.tiny(), only="bank", log=lambda _: None)
     assert report.rows[0].bench == "6 bank matching"
+    assert report.rows[0].name.startswith("index build") and report.rows[0].unit == "s"
+    assert report.rows[1].unit == "lines/s" and report.rows[1].value
+    target = report.rows[2]
+    assert target.target == "<= 30" and target.met is not None and "extrapolated" in target.name
     assert "| 6 bank matching |" in report.to_markdown()
+
+
+def test_the_bank_fixture_exercises_every_rule_and_the_index_agrees_with_the_scan() -> None:
+    from services.reconcile.bank.index import OpenItems
+    from services.reconcile.bank.matching import MatchPolicy, apply, decide
+
+    lines, invoices = fixtures(200, 2000)
+    items = OpenItems(invoices, MatchPolicy())
+    rules = set()
+    for line in lines:
+        expected = decide(line, invoices, MatchPolicy())
+        invoices = apply(invoices, expected)
+        decision = items.decide(line)
+        items.apply(decision)
+        assert decision == expected
+        rules.add((decision.rule, decision.matched))
+    assert {("reference", True), ("amount_in_window", True), ("several_invoices_same_customer", True),
+            ("amount_within_tolerance", False), ("none", False)} <= rules
 
 
 def test_unknown_benchmark_is_refused() -> None:
