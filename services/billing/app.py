@@ -1,14 +1,26 @@
-"""Billing service wiring: its database schema, the order-events consumer and the HTTP API."""
+"""Billing service wiring: its database schema, the order-events consumer and the HTTP API, and
+the hooks ``oms replay billing`` uses (shared/audit/replay.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.billing import api, handlers, store
-from shared.clock import Clock
+from shared.audit.replay import ReplayCommand, ReplayHooks, has_table
+from shared.auth import Principal
+from shared.clock import Clock, ManualClock
+from shared.contract.envelope import EventEnvelope
 from shared.contract.topics import ORDER_EVENTS
+from shared.inbox import Handler, Incoming
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
 
@@ -22,3 +34,102 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
              database_url: str | None = None) -> FastAPI:
     return create_app("billing", schema=store.create_schema, build=build, router=api.router,
                       clock=clock, settings=settings, database_url=database_url)
+
+
+# ---- oms replay billing ------------------------------------------------------------------------
+# Voucher numbers (INV/CN, gapless per series and year) are drawn in the order the live service
+# handled events, which the replay's time order need not repeat (partitions, lag, instances). So
+# the replay gives every event the numbers and the issue time the live service gave it (from the
+# live invoice.issued / credit_note.issued events it caused), and starts from the live counters:
+# an event the live service has not answered yet draws after every live number, as it would have.
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAnswer:
+    at: datetime  # when the live service decided (the invoice's or refund's issued_at)
+    first: dict[tuple[str, int], int]  # (series, year) -> the first number it drew
+
+
+_ANSWERS = text(  # refunds too: their issued_at is the live decision's time as well
+    "SELECT causation_id, min(coalesce((payload->>'issued_at')::timestamptz, occurred_at)) AS at,"
+    " array_remove(array_agg(payload->>'voucher_number' ORDER BY position), NULL) AS vouchers"
+    " FROM events WHERE causation_id IS NOT NULL"
+    " AND event_type IN ('invoice.issued', 'credit_note.issued', 'refund.issued')"
+    " GROUP BY causation_id")
+_SET_COUNTER = text(
+    "INSERT INTO voucher_counters (series, year, last_number) VALUES (:series, :year, :last)"
+    " ON CONFLICT (series, year) DO UPDATE SET last_number = excluded.last_number")
+_RESTORE_COUNTER = text(
+    "UPDATE voucher_counters c SET last_number = greatest(:live,"
+    " (SELECT coalesce(max(number), 0) FROM invoices i WHERE i.series = c.series AND i.year = c.year),"
+    " (SELECT coalesce(max(number), 0) FROM credit_notes n WHERE n.series = c.series"
+    " AND n.year = c.year)) WHERE c.series = :series AND c.year = :year")
+
+
+def _answer(at: datetime, vouchers: list[str]) -> LiveAnswer:
+    first: dict[tuple[str, int], int] = {}
+    for voucher in vouchers:
+        series, year, number = store.voucher_parts(voucher)
+        first[(series, year)] = min(number, first.get((series, year), number))
+    return LiveAnswer(at, first)
+
+
+def replay_handle(inner: Handler, answers: dict[str, LiveAnswer],
+                  live_counters: dict[tuple[str, int], int], clock: ManualClock) -> Handler:
+    """Billing's handler with the live numbers and time of each event it answered live."""
+
+    async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
+        answer = answers.get(str(incoming.event.event_id))
+        if answer is None:
+            await inner(conn, incoming)
+            return
+        clock.set(answer.at)
+        for (series, year), first in answer.first.items():
+            await conn.execute(_SET_COUNTER, {"series": series, "year": year, "last": first - 1})
+        await inner(conn, incoming)
+        for (series, year) in answer.first:
+            await conn.execute(_RESTORE_COUNTER, {"series": series, "year": year,
+                                                  "live": live_counters.get((series, year), 0)})
+
+    return handle
+
+
+async def replay_transfer(engine: AsyncEngine, event: EventEnvelope, clock: ManualClock, *,
+                          received: dict[str, datetime] | None = None) -> None:
+    """A payment finance entered (``POST /payments``, ``oms billing pay``) again, from its
+    payment.recorded; ``received``: the live received_at per payment id (not in the event)."""
+    p = event.payload
+    transfer = handlers.Transfer(p["order_id"], p["payment_id"], p["method"],
+                                 Decimal(str(p["amount"])), p["currency"],
+                                 (received or {}).get(p["payment_id"]))
+    who = Principal(user=event.actor.id, role=event.actor.role or "finance")
+    await handlers.record_transfer(engine, transfer, who, clock)
+
+
+REPLAY_COMMANDS: dict[str, ReplayCommand] = {"payment.recorded": replay_transfer}
+
+
+async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHooks) -> ReplayHooks:
+    """Read the live answers, counters and finance payments' received_at; start from the counters."""
+    answers: dict[str, LiveAnswer] = {}
+    counters: list[dict[str, Any]] = []
+    received: dict[str, datetime] = {}
+    async with live.connect() as conn:
+        if await has_table(conn, "voucher_counters"):
+            answers = {str(r.causation_id): _answer(r.at, list(r.vouchers))
+                       for r in await conn.execute(_ANSWERS)}
+            counters = [dict(r._mapping) for r in await conn.execute(select(store.voucher_counters))]
+            received = {str(r.payment_id): r.received_at for r in await conn.execute(
+                select(store.payments.c.payment_id, store.payments.c.received_at)
+                .where(store.payments.c.source == "finance"))}
+    if counters:
+        async with ctx.engine.begin() as conn:
+            await conn.execute(insert(store.voucher_counters).values(counters))
+    if not isinstance(ctx.clock, ManualClock):
+        raise TypeError("a replay runs on a ManualClock")
+    live_counters = {(c["series"], c["year"]): int(c["last_number"]) for c in counters}
+    return replace(hooks, handle=replay_handle(hooks.handle, answers, live_counters, ctx.clock),
+                   commands={"payment.recorded": partial(replay_transfer, received=received)})
+
+
+REPLAY_SETUP = replay_setup

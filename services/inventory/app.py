@@ -1,14 +1,28 @@
-"""Inventory service wiring: its database schema, the order-events consumer and the HTTP API."""
+"""Inventory service wiring: its database schema, the order-events consumer and the HTTP API.
+
+``oms replay inventory`` (shared/audit/replay.py) re-runs inventory's own commands through the
+hooks below: receipts from their ``stock.received`` events (no causation id), adjustments from the
+live ledger (the contract has no event for them, the ``adjusted`` ledger line is the record), with
+the live warehouses and their priorities copied first (priorities have no history).
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.inventory import api, handlers, store
 from services.inventory.catalog import load_thresholds
-from shared.clock import Clock
+from shared.audit.replay import Record, ReplayCommand, ReplayHooks, has_table
+from shared.clock import Clock, ManualClock
+from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.topics import ORDER_EVENTS
 from shared.logging import get_logger
 from shared.service import ServiceContext, ServiceParts, create_app
@@ -31,3 +45,85 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
              database_url: str | None = None) -> FastAPI:
     return create_app("inventory", schema=store.create_schema, build=build, router=api.router,
                       clock=clock, settings=settings, database_url=database_url)
+
+
+# ---- oms replay inventory ----------------------------------------------------------------------
+
+ADJUSTMENT = "ledger:adjusted"  # not an event type: an adjustment is a ledger line only
+
+
+def _thresholds(thresholds: handlers.Thresholds | None) -> handlers.Thresholds:
+    return thresholds if thresholds is not None else load_thresholds(OmsSettings().catalog_file)
+
+
+async def replay_receipt(engine: AsyncEngine, event: EventEnvelope, clock: ManualClock, *,
+                         thresholds: handlers.Thresholds | None = None) -> None:
+    """A receipt (``POST /stock/receipts``, ``oms stock receive``) again, from its stock.received."""
+    p = event.payload
+    await handlers.receive_stock(
+        engine, handlers.Receipt(p["sku"], p["warehouse"], int(p["quantity"]), p.get("reason")),
+        actor=event.actor, correlation_id=event.correlation_id, clock=clock,
+        thresholds=_thresholds(thresholds))
+
+
+async def replay_adjustment(engine: AsyncEngine, event: EventEnvelope, clock: ManualClock, *,
+                            thresholds: handlers.Thresholds | None = None) -> None:
+    """An adjustment (``POST /stock/adjustments``, ``oms stock adjust``) again, from its ledger line."""
+    p = event.payload
+    await handlers.adjust_stock(
+        engine, handlers.Adjustment(p["sku"], p["warehouse"], int(p["quantity"]), p["reason"]),
+        actor=event.actor, correlation_id=event.correlation_id, clock=clock,
+        thresholds=_thresholds(thresholds))
+
+
+_COMMANDS = {"stock.received": replay_receipt, ADJUSTMENT: replay_adjustment}
+REPLAY_COMMANDS: dict[str, ReplayCommand] = dict(_COMMANDS)
+
+_ACTOR = re.compile(r"^(?P<kind>storefront|user|system):(?P<id>.*?)(?: \((?P<role>[^()]*)\))?$")
+
+# Adjustments in time order, each with its transaction's xid8 (from the row's 32-bit xmin and the
+# current epoch) so that they sort among events of the same instant as they were committed.
+_ADJUSTMENTS = text(
+    "SELECT l.event_id, l.sku, l.warehouse, l.quantity, l.reason, l.actor, l.recorded_at, "
+    "(((s.nx >> 32) - CASE WHEN l.xmin::text::bigint >= (s.nx & 4294967295) THEN 1 ELSE 0 END)"
+    " << 32) + l.xmin::text::bigint AS tx "
+    "FROM stock_ledger l, (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS nx) s "
+    "WHERE l.kind = 'adjusted' ORDER BY l.recorded_at, l.entry_id")
+
+
+def parse_actor(name: str | None) -> Actor:
+    """The Actor behind a ledger line's ``actor`` text (``user:alice (warehouse)``)."""
+    found = _ACTOR.match(name or "")
+    if found is None:
+        return SYSTEM
+    return Actor(kind=found["kind"], id=found["id"], role=found["role"])
+
+
+def _adjustment(row: Any) -> Record:
+    envelope = EventEnvelope(
+        event_id=row.event_id, event_type=ADJUSTMENT, schema_version=1,
+        stream_id=handlers.stock_stream(row.sku, row.warehouse), stream_version=1,
+        occurred_at=row.recorded_at, correlation_id=f"adjustment:{row.event_id}",
+        actor=parse_actor(row.actor),
+        payload={"sku": row.sku, "warehouse": row.warehouse, "quantity": row.quantity,
+                 "reason": row.reason})
+    return Record(row.recorded_at, int(row.tx), envelope)
+
+
+async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHooks) -> ReplayHooks:
+    """Copy the live warehouses (priorities), read the live adjustments, bind the thresholds."""
+    houses: list[dict[str, Any]] = []
+    adjustments: list[Record] = []
+    async with live.connect() as conn:
+        if await has_table(conn, "stock_ledger"):
+            houses = [dict(r._mapping) for r in await conn.execute(select(store.warehouses))]
+            adjustments = [_adjustment(r) for r in await conn.execute(_ADJUSTMENTS)]
+    if houses:
+        async with ctx.engine.begin() as conn:
+            await conn.execute(insert(store.warehouses).values(houses).on_conflict_do_nothing())
+    thresholds = ctx.state.get("thresholds")
+    commands = {t: partial(run, thresholds=thresholds) for t, run in _COMMANDS.items()}
+    return replace(hooks, commands=commands, records=(*hooks.records, *adjustments))
+
+
+REPLAY_SETUP = replay_setup

@@ -1,21 +1,28 @@
 """Rebuild a service's projections from the event history into a fresh database (``oms replay``).
 
-Generic over services: the service's wiring is loaded by name (``services.<name>.app`` through
-importlib, so shared never imports a service statically); its ``build(ctx)`` gives the topics it
-consumes and its handler. The events of those topics are read from the producing services'
-databases, merged in (occurred_at, tx_id, position) order, upcast, and fed through the
-IdempotentConsumer into ``oms_<service>_replay_<n>`` on the same server, with a manual clock set
-to each event's occurred_at. Background jobs (schedulers, notify's sender) are never started, so a
-replay sends nothing. Events the service appended from its own commands (HTTP, CLI) are re-run
-when the app module declares ``REPLAY_COMMANDS = {event_type: async fn(engine, envelope, clock)}``.
+The service's wiring is loaded by name (``services.<name>.app`` through importlib: shared never
+imports a service statically); its ``build(ctx)`` gives the topics it consumes and its handler.
+Their events are read from the producers' databases, merged in (occurred_at, tx_id, position)
+order, upcast, and fed through the IdempotentConsumer into ``oms_<service>_replay_<n>`` with a
+manual clock set to each event's occurred_at. Background jobs (schedulers, notify's sender) never
+start, so a replay sends nothing. The app module may declare (all optional):
+
+- ``REPLAY_COMMANDS = {event_type: async fn(engine, envelope, clock)}``: events the service
+  appended from its own commands (HTTP, CLI; no causation id) are re-run through these, in time
+  order among the consumed events;
+- ``REPLAY_SETUP = async fn(ctx, live_engine, hooks) -> hooks``: adapts the replay from the live
+  database before anything is fed (wraps the handler, binds the commands, adds ``records``: own
+  commands kept outside the event log, e.g. inventory's adjustments);
+- ``REPLAY_BEFORE_SWAP = async fn(live_url, replay_url)``: run when the replay is done (so the
+  comparison shows it) and again by ``--swap`` just before the swap (notify's delivery state).
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any, cast
@@ -26,15 +33,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.clock import ManualClock
 from shared.contract.envelope import Actor, EventEnvelope
-from shared.contract.topics import ORDER_REJECTIONS, SERVICE_TOPIC, topic_for_event
+from shared.contract.topics import ORDER_REJECTIONS, SERVICE_TOPIC, STOREFRONT_ORDERS, topic_for_event
 from shared.db import create_engine, database_name, libpq_url
 from shared.inbox import Handler, IdempotentConsumer, Incoming
 from shared.kafka import Publisher
-from shared.service import SchemaFn, ServiceContext, prepare_database
+from shared.service import SchemaFn, ServiceContext, ServiceParts, prepare_database
 from shared.settings import OmsSettings, with_database
 from shared.upcasting import upcast
 
 ReplayCommand = Callable[[AsyncEngine, EventEnvelope, ManualClock], Awaitable[None]]
+BeforeSwap = Callable[[str, str], Awaitable[None]]
 BATCH = 500
 PRODUCER_OF: dict[str, str] = {topic: service for service, topic in SERVICE_TOPIC.items()}
 PRODUCER_OF[ORDER_REJECTIONS] = "order"
@@ -42,6 +50,27 @@ PRODUCER_OF[ORDER_REJECTIONS] = "order"
 
 class ReplayError(Exception):
     """A replay that cannot be done as asked (said to the operator as is)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An own command the service keeps outside its event log (re-run at ``at``, then ``tx_id``)."""
+
+    at: datetime
+    tx_id: int
+    envelope: EventEnvelope  # event_type names the command in ``commands``
+
+
+@dataclass(frozen=True)
+class ReplayHooks:
+    """What a replay feeds through: the consumer's handler and the service's own commands."""
+
+    handle: Handler
+    commands: Mapping[str, ReplayCommand]
+    records: Sequence[Record] = ()
+
+
+ReplaySetup = Callable[[ServiceContext, AsyncEngine, ReplayHooks], Awaitable[ReplayHooks]]
 
 
 @dataclass
@@ -68,6 +97,16 @@ def service_schema(module: ModuleType) -> SchemaFn:
     return cast(SchemaFn, schema)
 
 
+async def has_table(conn: AsyncConnection, table: str) -> bool:
+    """Whether the database has ``table`` (a live database the service never ran on has not)."""
+    found = await conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"public.{table}"})
+    return bool(found.scalar_one())
+
+
+def before_swap_hook(service: str) -> BeforeSwap | None:
+    return cast(BeforeSwap | None, getattr(service_module(service), "REPLAY_BEFORE_SWAP", None))
+
+
 def _build(module: ModuleType, service: str) -> Callable[[ServiceContext], Any]:
     build = getattr(module, "build", None)
     if build is not None:
@@ -77,16 +116,21 @@ def _build(module: ModuleType, service: str) -> Callable[[ServiceContext], Any]:
 
         def reconcile_build(ctx: ServiceContext) -> Any:
             grace = timedelta(seconds=ctx.settings.reconcile_grace_seconds)
-            return _Parts(tuple(module.TOPICS), handlers.make_handler(ctx.clock, grace))
+            return ServiceParts(tuple(module.TOPICS), handlers.make_handler(ctx.clock, grace))
 
         return reconcile_build
     raise ReplayError(f"services/{service}/app.py has no module-level build(ctx) to replay with")
 
 
-@dataclass
-class _Parts:
-    topics: tuple[str, ...]
-    handle: Handler
+def refusal(service: str, unstored: Sequence[str]) -> str:
+    if STOREFRONT_ORDERS in unstored:
+        return (f"`oms replay {service}` is refused: {service} decides on storefront messages "
+                f"({STOREFRONT_ORDERS}), which are not stored anywhere, so its decisions cannot be "
+                f"made again. Its event store is the system of record, not a projection: check it "
+                f"with `oms audit verify --service {service}`, send it again with `oms republish`. "
+                "Nothing was created.")
+    return (f"`oms replay {service}` is refused: it consumes {', '.join(unstored)}, which no "
+            "service stores as events. Nothing was created.")
 
 
 def plan_for(service: str, ctx: ServiceContext) -> ReplayPlan:
@@ -95,8 +139,7 @@ def plan_for(service: str, ctx: ServiceContext) -> ReplayPlan:
     topics = tuple(parts.topics)
     unstored = [t for t in topics if t not in PRODUCER_OF]
     if unstored:
-        raise ReplayError(f"{service} consumes {', '.join(unstored)}, which no service stores as "
-                          "events: its projections are rebuilt from its own log, not by replay")
+        raise ReplayError(refusal(service, unstored))
     return ReplayPlan(service, topics, parts.handle, getattr(module, "REPLAY_COMMANDS", {}))
 
 
@@ -111,6 +154,8 @@ _PAGE = text(
     " ORDER BY occurred_at, tx_id, position LIMIT :limit"
 )
 
+Item = tuple[tuple[Any, ...], str, EventEnvelope]  # (sort key, topic or "" for a command, event)
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
@@ -122,6 +167,9 @@ class Source:
     # The service's own log: only events a command caused (no causation), not the ones its
     # handler appended in answer to a consumed event (the replay appends those again itself).
     commands_only: bool = False
+    # Only the events this (live) database's inbox holds, i.e. the live service has handled.
+    handled_in: AsyncEngine | None = None
+    left_out: list[int] = field(default_factory=lambda: [0])  # events skipped for that
 
 
 async def _types(conn: AsyncConnection) -> dict[str, int]:
@@ -145,7 +193,7 @@ def _envelope(row: Any) -> EventEnvelope:
         actor=Actor.model_validate(row.actor), payload=row.payload)
 
 
-async def read_source(source: Source) -> AsyncIterator[tuple[tuple[Any, ...], str, EventEnvelope]]:
+async def read_source(source: Source) -> AsyncIterator[Item]:
     """(sort key, topic, upcast envelope) in (occurred_at, tx_id, position) order, paged."""
     after: tuple[Any, str, int] = ("-infinity", "0", 0)
     types = list(source.topic_of)
@@ -154,7 +202,11 @@ async def read_source(source: Source) -> AsyncIterator[tuple[tuple[Any, ...], st
             rows = (await conn.execute(_PAGE, {"at": after[0], "tx": after[1], "pos": after[2],
                                                "types": types, "commands_only": source.commands_only,
                                                "limit": 2000})).all()
+        handled = await _handled(source.handled_in, [row.event_id for row in rows])
         for row in rows:
+            if handled is not None and row.event_id not in handled:
+                source.left_out[0] += 1
+                continue
             env = _envelope(row)
             version, payload = upcast(env.event_type, env.schema_version, env.payload)
             upgraded = env.model_copy(update={"schema_version": version, "payload": payload})
@@ -166,10 +218,27 @@ async def read_source(source: Source) -> AsyncIterator[tuple[tuple[Any, ...], st
         after = (last.occurred_at, last.tx_id_text, int(last.position))
 
 
-async def merged(sources: list[Source]) -> AsyncIterator[tuple[str, EventEnvelope]]:
+async def _handled(live: AsyncEngine | None, ids: list[Any]) -> set[Any] | None:
+    if live is None:
+        return None
+    async with live.connect() as conn:
+        if not await has_table(conn, "inbox"):
+            return set()
+        found = await conn.execute(text("SELECT message_id FROM inbox WHERE message_id = "
+                                        "ANY(CAST(:ids AS uuid[]))"), {"ids": ids})
+        return {row[0] for row in found}
+
+
+async def read_records(service: str, records: Sequence[Record]) -> AsyncIterator[Item]:
+    for n, record in enumerate(sorted(records, key=lambda r: (r.at, r.tx_id))):
+        yield (record.at, record.tx_id, 0, f"{service} (records)", n), "", record.envelope
+
+
+async def merged(sources: Sequence[Source | AsyncIterator[Item]]
+                 ) -> AsyncIterator[tuple[str, EventEnvelope]]:
     """Every source's events, merged by (occurred_at, tx_id, position, producer)."""
-    readers = [read_source(s) for s in sources]
-    heads: dict[int, tuple[tuple[Any, ...], str, EventEnvelope]] = {}
+    readers = [read_source(s) if isinstance(s, Source) else s for s in sources]
+    heads: dict[int, Item] = {}
     for index, reader in enumerate(readers):
         head = await anext(reader, None)
         if head is not None:
@@ -207,6 +276,8 @@ class ReplayRun:
     fed: int = 0
     commands: int = 0
     dead_letters: int = 0
+    left_out: int = 0  # events the live service has not handled yet (``handled_only``)
+    refused: list[str] = field(default_factory=list)  # own commands that failed when re-run
 
     @property
     def database(self) -> str:
@@ -224,53 +295,43 @@ async def count_events(sources: list[Source]) -> int:
 
 async def replay_service(service: str, live_url: str, producer_urls: Mapping[str, str],
                          progress: Callable[[int, int], None] | None = None,
-                         settings: OmsSettings | None = None) -> ReplayRun:
-    """Feed the history into a fresh ``oms_<service>_replay_<n>``; ``progress(done, total)``."""
+                         settings: OmsSettings | None = None, handled_only: bool = False
+                         ) -> ReplayRun:
+    """Feed the history into a fresh ``oms_<service>_replay_<n>``; ``progress(done, total)``.
+
+    ``handled_only`` (for a swap): only the consumed events the live service has handled (its
+    inbox), so the replay stands where the live database stands and the newer events reach it
+    through the broker once it runs again. A service that cannot be replayed is refused
+    (ReplayError) before any database is created."""
     settings = settings or OmsSettings()
     number = await next_replay_number(live_url, service)
     run = ReplayRun(service, number, with_database(live_url, f"oms_{service}_replay_{number}"))
     module = service_module(service)
-    engine = await prepare_database(run.database_url, service_schema(module))
+    clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
+    engine = create_engine(run.database_url)  # connects on first use: after the plan is known
     engines: dict[str, AsyncEngine] = {}
     try:
-        clock = ManualClock(datetime(1970, 1, 1, tzinfo=UTC))
         ctx = ServiceContext(service, settings, engine, cast(Publisher, _NoPublisher()), clock,
                              run.database_url)
         plan = plan_for(service, ctx)
-        sources = await _sources(plan, live_url, producer_urls, engines)
-        total = await count_events(sources)
-
-        async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
-            clock.set(incoming.event.occurred_at)
-            await plan.handle(conn, incoming)
-
-        consumer = IdempotentConsumer(name=service, engine=engine, publisher=None, handle=handle)
-        batch: list[Incoming] = []
-
-        async def flush() -> None:
-            if batch:
-                await consumer.process_incoming(batch)
-                run.fed += len(batch)
-                batch.clear()
-                if progress:
-                    progress(run.fed + run.commands, total)
-
-        async for topic, envelope in merged(sources):
-            if topic:
-                batch.append(Incoming.from_envelope(envelope, topic))
-                if len(batch) >= BATCH:
-                    await flush()
-                continue
-            await flush()  # a command of the service's own: after everything before it
-            clock.set(envelope.occurred_at)
-            await plan.commands[envelope.event_type](engine, envelope, clock)
-            run.commands += 1
-        await flush()
-        if progress:
-            progress(total, total)
+        await (await prepare_database(run.database_url, service_schema(module))).dispose()
+        live = engines["live"] = create_engine(live_url, pool_size=2)
+        hooks = ReplayHooks(plan.handle, plan.commands)
+        setup = cast(ReplaySetup | None, getattr(module, "REPLAY_SETUP", None))
+        if setup is not None:
+            hooks = await setup(ctx, live, hooks)
+        sources = await _sources(plan, hooks, live if handled_only else None, producer_urls,
+                                 engines)
+        total = await count_events(sources) + len(hooks.records)
+        await _feed(run, engine, clock, hooks, [*sources, read_records(service, hooks.records)],
+                    total, progress)
+        run.left_out = sum(source.left_out[0] for source in sources)
         async with engine.connect() as conn:
             run.dead_letters = int((await conn.execute(
                 text("SELECT count(*) FROM dead_letters"))).scalar_one())
+        before_swap = before_swap_hook(service)
+        if before_swap is not None:
+            await before_swap(live_url, run.database_url)
         return run
     finally:
         await engine.dispose()
@@ -278,8 +339,46 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
             await other.dispose()
 
 
-async def _sources(plan: ReplayPlan, live_url: str, producer_urls: Mapping[str, str],
-                   engines: dict[str, AsyncEngine]) -> list[Source]:
+async def _feed(run: ReplayRun, engine: AsyncEngine, clock: ManualClock, hooks: ReplayHooks,
+                sources: Sequence[Source | AsyncIterator[Item]], total: int,
+                progress: Callable[[int, int], None] | None) -> None:
+    async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
+        clock.set(incoming.event.occurred_at)
+        await hooks.handle(conn, incoming)
+
+    consumer = IdempotentConsumer(name=run.service, engine=engine, publisher=None, handle=handle)
+    batch: list[Incoming] = []
+
+    async def flush() -> None:
+        if batch:
+            await consumer.process_incoming(batch)
+            run.fed += len(batch)
+            batch.clear()
+            if progress:
+                progress(run.fed + run.commands, total)
+
+    async for topic, envelope in merged(sources):
+        if topic:
+            batch.append(Incoming.from_envelope(envelope, topic))
+            if len(batch) >= BATCH:
+                await flush()
+            continue
+        await flush()  # a command of the service's own: after everything before it
+        clock.set(envelope.occurred_at)
+        try:
+            await hooks.commands[envelope.event_type](engine, envelope, clock)
+        except Exception as error:  # the comparison will show the difference; go on
+            run.refused.append(f"{envelope.event_type} {envelope.event_id}: "
+                               f"{type(error).__name__}: {error}")
+        run.commands += 1
+    await flush()
+    if progress:
+        progress(total, total)
+
+
+async def _sources(plan: ReplayPlan, hooks: ReplayHooks, handled_in: AsyncEngine | None,
+                   producer_urls: Mapping[str, str], engines: dict[str, AsyncEngine]
+                   ) -> list[Source]:
     producers = sorted({PRODUCER_OF[t] for t in plan.topics})
     missing = [p for p in producers if p not in producer_urls]
     if missing:
@@ -290,9 +389,9 @@ async def _sources(plan: ReplayPlan, live_url: str, producer_urls: Mapping[str, 
         engine = engines[producer] = create_engine(producer_urls[producer], pool_size=2)
         async with engine.connect() as conn:
             routed = await routed_types(conn, producer, plan.topics)
-        sources.append(Source(producer, engine, {t: topic for t, (topic, _) in routed.items()}))
-    if plan.commands:
-        own = engines.setdefault(f"own:{plan.service}", create_engine(live_url, pool_size=2))
-        sources.append(Source(f"{plan.service} (own commands)", own,
-                              dict.fromkeys(plan.commands, ""), commands_only=True))
+        sources.append(Source(producer, engine, {t: topic for t, (topic, _) in routed.items()},
+                              handled_in=handled_in))
+    if hooks.commands:
+        sources.append(Source(f"{plan.service} (own commands)", engines["live"],
+                              dict.fromkeys(hooks.commands, ""), commands_only=True))
     return sources

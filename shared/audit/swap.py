@@ -1,4 +1,9 @@
-"""Comparing a replayed database with the live one, and swapping them (only while stopped)."""
+"""Comparing a replayed database with the live one, and swapping them (only while stopped).
+
+Before the swap, the service's ``REPLAY_BEFORE_SWAP(live_url, replay_url)`` (if its app module
+declares one) carries over what the replay cannot rebuild (notify: which notifications were
+delivered), then the live event log, relay checkpoints and inbox are carried over.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.audit.checksum import TableChecksum, database_checksums
+from shared.audit.replay import before_swap_hook
 from shared.db import create_engine, database_name, libpq_url
 from shared.eventstore import ensure_schema as ensure_event_schema
 from shared.settings import with_database
-
-# A replayed notify database holds every notification as still to be delivered: made live, its
-# sender would deliver them all again. Comparing is safe; swapping waits for a hook in notify.
-NO_SWAP: dict[str, str] = {
-    "notify": "a replayed notify database would deliver every notification again once live; "
-              "compare only (swap needs notify to mark replayed notifications delivered)",
-}
 
 
 class SwapRefused(Exception):
@@ -72,6 +71,8 @@ async def carry_over_log(live: AsyncEngine, replay: AsyncEngine, page: int = 500
     The service's own log is its audit trail and what it has already published: it must not be
     replaced by the events the replay appended (new ids), nor published again after the swap.
     Transaction ids are server-wide, so they stay valid in the other database of the same server.
+    Refused (SwapRefused, nothing changed) when the replay handled events the live service has not
+    (it is behind): their answers are in no log, so they would never be published.
     """
     copied = 0
     async with replay.begin() as target:
@@ -113,20 +114,29 @@ async def carry_over_log(live: AsyncEngine, replay: AsyncEngine, page: int = 500
             await target.execute(text("INSERT INTO inbox (message_id, consumer, topic) VALUES "
                                       "(:message_id, :consumer, :topic) ON CONFLICT DO NOTHING"),
                                  [dict(r) for r in inbox])
+        ahead = int((await target.execute(text("SELECT count(*) FROM inbox"))).scalar_one()) - len(
+            {r["message_id"] for r in inbox})
+        if ahead > 0:
+            raise SwapRefused(
+                f"the live database has not handled {ahead} event(s) the replay did (the service "
+                "is behind): their answers would never be published. Start the service to let "
+                "it catch up, stop it, then `oms replay` with --swap again; the replay database "
+                "is kept for inspection")
     return copied
 
 
 async def swap(live_url: str, replay_url: str, service: str, number: int) -> str:
     """Rename live -> ``oms_<service>_before_replay_<n>`` and replay -> live; returns the old
     live database's new name. Refused while anything else is connected to either database."""
-    if service in NO_SWAP:
-        raise SwapRefused(NO_SWAP[service])
     live_name, replay_name = database_name(live_url), database_name(replay_url)
     busy = await other_sessions(live_url, live_name, replay_name)
     if busy:
         sessions = ", ".join(f"{n} session(s) on {db}" for db, n in busy.items())
         raise SwapRefused(f"{service} looks running ({sessions}): stop it (and `oms run`) before "
-                          "--swap; the replay database is kept for a later swap")
+                          "--swap; the replay database is kept for inspection")
+    before_swap = before_swap_hook(service)
+    if before_swap is not None:  # again: the live state may have moved since the replay ended
+        await before_swap(live_url, replay_url)
     live_engine, replay_engine = create_engine(live_url, pool_size=1), create_engine(replay_url,
                                                                                    pool_size=1)
     try:
