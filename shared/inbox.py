@@ -291,6 +291,7 @@ class IdempotentConsumer:
                         with structlog.contextvars.bound_contextvars(**_context(message)):
                             await self.handle(conn, message)
                 else:
+                    METRICS.inc("oms_consumer_batch_work_total", consumer=self.name)
                     work = await self.start_batch(conn, messages)
                     for message in messages:
                         with structlog.contextvars.bound_contextvars(**_context(message)):

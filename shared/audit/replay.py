@@ -31,11 +31,12 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.audit.clocked import clocked_batch, clocked_handler
 from shared.clock import ManualClock
 from shared.contract.envelope import Actor, EventEnvelope
 from shared.contract.topics import ORDER_REJECTIONS, SERVICE_TOPIC, STOREFRONT_ORDERS, topic_for_event
 from shared.db import create_engine, database_name, libpq_url
-from shared.inbox import Handler, IdempotentConsumer, Incoming
+from shared.inbox import BatchStart, Handler, IdempotentConsumer, Incoming
 from shared.kafka import Publisher
 from shared.service import SchemaFn, ServiceContext, ServiceParts, prepare_database
 from shared.settings import OmsSettings, with_database
@@ -79,6 +80,7 @@ class ReplayPlan:
     topics: tuple[str, ...]
     handle: Handler
     commands: Mapping[str, ReplayCommand]
+    start_batch: BatchStart | None = None  # the service's batch work (used unless set up otherwise)
 
 
 class _NoPublisher:
@@ -116,7 +118,8 @@ def _build(module: ModuleType, service: str) -> Callable[[ServiceContext], Any]:
 
         def reconcile_build(ctx: ServiceContext) -> Any:
             grace = timedelta(seconds=ctx.settings.reconcile_grace_seconds)
-            return ServiceParts(tuple(module.TOPICS), handlers.make_handler(ctx.clock, grace))
+            return ServiceParts(tuple(module.TOPICS), handlers.make_handler(ctx.clock, grace),
+                                start_batch=handlers.make_batch_start(ctx.clock, grace))
 
         return reconcile_build
     raise ReplayError(f"services/{service}/app.py has no module-level build(ctx) to replay with")
@@ -140,7 +143,8 @@ def plan_for(service: str, ctx: ServiceContext) -> ReplayPlan:
     unstored = [t for t in topics if t not in PRODUCER_OF]
     if unstored:
         raise ReplayError(refusal(service, unstored))
-    return ReplayPlan(service, topics, parts.handle, getattr(module, "REPLAY_COMMANDS", {}))
+    return ReplayPlan(service, topics, parts.handle, getattr(module, "REPLAY_COMMANDS", {}),
+                      parts.start_batch)
 
 
 # ---- reading the history ---------------------------------------------------------------------
@@ -323,8 +327,10 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
         sources = await _sources(plan, hooks, live if handled_only else None, producer_urls,
                                  engines)
         total = await count_events(sources) + len(hooks.records)
-        await _feed(run, engine, clock, hooks, [*sources, read_records(service, hooks.records)],
-                    total, progress)
+        # A setup that wrapped the handler wants every message through it: no batch work then.
+        start = plan.start_batch if hooks.handle is plan.handle else None
+        await _feed(run, engine, clock, hooks, start,
+                    [*sources, read_records(service, hooks.records)], total, progress)
         run.left_out = sum(source.left_out[0] for source in sources)
         async with engine.connect() as conn:
             run.dead_letters = int((await conn.execute(
@@ -340,13 +346,11 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
 
 
 async def _feed(run: ReplayRun, engine: AsyncEngine, clock: ManualClock, hooks: ReplayHooks,
-                sources: Sequence[Source | AsyncIterator[Item]], total: int,
-                progress: Callable[[int, int], None] | None) -> None:
-    async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
-        clock.set(incoming.event.occurred_at)
-        await hooks.handle(conn, incoming)
-
-    consumer = IdempotentConsumer(name=run.service, engine=engine, publisher=None, handle=handle)
+                start: BatchStart | None, sources: Sequence[Source | AsyncIterator[Item]],
+                total: int, progress: Callable[[int, int], None] | None) -> None:
+    consumer = IdempotentConsumer(name=run.service, engine=engine, publisher=None,
+                                  handle=clocked_handler(clock, hooks.handle),
+                                  start_batch=clocked_batch(clock, start))
     batch: list[Incoming] = []
 
     async def flush() -> None:

@@ -23,6 +23,7 @@ from shared.clock import ManualClock
 from shared.db import create_engine, libpq_url
 from shared.eventstore import read_all
 from shared.inbox import IdempotentConsumer, Incoming
+from shared.metrics import METRICS
 from shared.service import prepare_database
 from shared.settings import with_database
 from tests.conftest import create_database
@@ -88,11 +89,16 @@ async def test_replay_matches_then_detects_drift_then_swaps(
     await live_reconcile(engine, live_url)
     env = database_env(tmp_path, order=database_url, **producers)
     created: list[str] = []
+    batches = METRICS.value("oms_consumer_batch_work_total", consumer="reconcile")
+    fallbacks = METRICS.value("oms_consumer_batch_fallbacks_total", consumer="reconcile")
     try:
         result = await invoke(APP, ["replay", "reconcile"], env)
         assert result.exit_code == 0, result.output
         created.append(replay_database(result.output))
         assert "6 events fed" in result.output
+        # through reconcile's batch work (bulk load, fold in memory), never falling back
+        assert METRICS.value("oms_consumer_batch_work_total", consumer="reconcile") > batches
+        assert METRICS.value("oms_consumer_batch_fallbacks_total", consumer="reconcile") == fallbacks
         assert "the replay matches the live projections" in result.output
         assert "order_fact_sheets" in result.output
 
