@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg import sql
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from shared.metrics import METRICS
 
 
 def _url(url: str | URL) -> URL:
@@ -30,13 +35,20 @@ def database_name(url: str | URL) -> str:
 
 
 def create_engine(url: str | URL, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
+    event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    return engine
+
+
+def _count_statement(*_: Any) -> None:
+    """Statements sent to PostgreSQL (``/metrics``): round trips are what a handler costs most."""
+    METRICS.inc("oms_db_statements_total")
 
 
 async def ensure_database(url: str | URL) -> bool:

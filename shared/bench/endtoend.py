@@ -130,6 +130,7 @@ def run_end_to_end(report: Report, info: RuntimeInfo, orders: int, timeout: floa
     traffic = Traffic.make(orders, "e2e")
     before = _summaries(info)
     cpu_before = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}
+    statements_before = statements(info)
     base = {name: _figure(before, name) for name in MILESTONES}
     started = time.perf_counter()
     publish_seconds = asyncio.run(publish_all(info.kafka_bootstrap, traffic.messages()))
@@ -160,6 +161,10 @@ def run_end_to_end(report: Report, info: RuntimeInfo, orders: int, timeout: floa
                        at, "s after first send",
                        note=f"{orders / at:,.0f} orders/s" if at else "not reached"))
     spent = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in (processes or {}).items()}
+    for name, count in statements(info).items():
+        sent = count - statements_before.get(name, 0.0)
+        report.add(Row("3 end-to-end", f"  SQL statements per order: {name}", sent / orders,
+                       "statements", note="oms_db_statements_total at /metrics (the run's share)"))
     for name, seconds in spent.items():
         report.add(Row("3 end-to-end", f"  CPU per order: {name}", seconds * 1000 / orders, "ms",
                        note=f"{seconds:.1f} CPU s during the run"))
@@ -169,6 +174,17 @@ def run_end_to_end(report: Report, info: RuntimeInfo, orders: int, timeout: floa
                        "ms", note=f"2,000 orders/s on 2 cores allows 1 ms; {total:.0f} CPU s over "
                        f"{done or timeout:.0f} s wall"))
     log(f"  end-to-end: {orders} orders, milestones {({k: round(v, 1) for k, v in reached.items()})}")
+
+
+def statements(info: RuntimeInfo) -> dict[str, float]:
+    """Each service's count of statements sent to PostgreSQL so far (its ``/metrics``)."""
+    found: dict[str, float] = {}
+    with httpx.Client(timeout=30) as client:
+        for name in info.services:
+            for line in client.get(f"{info.url(name)}/metrics").text.splitlines():
+                if line.startswith("oms_db_statements_total "):
+                    found[name] = float(line.split()[1])
+    return found
 
 
 def _summaries(info: RuntimeInfo) -> dict[str, dict[str, Any]]:
