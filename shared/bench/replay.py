@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import text
+
 from shared.bench.results import Report, Row
 from shared.clock import ManualClock
 from shared.contract.envelope import SYSTEM, EventEnvelope
@@ -57,7 +59,8 @@ def incoming_events(count: int) -> list[Incoming]:
 
 
 async def replay_rate(url: str, count: int, batch: int) -> tuple[float, float]:
-    """(events/s, seconds) of feeding ``count`` events through reconcile's consumer."""
+    """(events/s, seconds) of feeding ``count`` events through reconcile's consumer (its batch
+    work, as ``oms replay reconcile`` does); checks every order got its complete sheet."""
     from services.reconcile import store
     from services.reconcile.handlers import make_batch_start, make_handler
 
@@ -73,8 +76,15 @@ async def replay_rate(url: str, count: int, batch: int) -> tuple[float, float]:
         for i in range(0, len(events), batch):
             await consumer.process_incoming(events[i:i + batch])
         seconds = time.perf_counter() - started
+        async with engine.connect() as conn:
+            sheets, placed = (await conn.execute(text(
+                "SELECT count(*), count(*) FILTER (WHERE (facts->>'placed')::boolean) "
+                "FROM order_fact_sheets"))).one()
     finally:
         await engine.dispose()
+    orders = len({e.event.order_id for e in events})
+    if (sheets, placed) != (orders, orders):
+        raise RuntimeError(f"replay bench: {sheets} sheets ({placed} placed) for {orders} orders")
     return count / seconds, seconds
 
 

@@ -25,7 +25,7 @@ class Sizes:
     latency_settle: float = 30.0  # seconds to wait for confirmations after the last send
     latency_low_rate: float = 5.0  # also measured: a load the services keep up with
     latency_low_seconds: float = 10.0
-    replay_events: int = 10_000
+    replay_events: int = 200_000
     replay_batch: int = 500
     bank_lines: int = 100_000  # the target itself: 100,000 lines against 1,000,000 open items
     bank_items: int = 1_000_000

@@ -27,19 +27,23 @@ OPEN_ITEM_EVENT_TYPES = frozenset({"order.placed", "invoice.issued", "payment.re
                                    "invoice.voided", "credit_note.issued", "refund.issued"})
 
 
+def placed_order(event: EventEnvelope) -> dict[str, Any]:
+    """The report row an ``order.placed`` keeps (``store.record_orders``)."""
+    placed = OrderPlaced.model_validate(event.payload)
+    customer_id = placed.customer.get("id")
+    return {"order_id": placed.order_id, "placed_at": placed.submitted_at, "channel": placed.channel,
+            "channel_order_id": placed.channel_order_id,
+            "customer_id": None if customer_id is None else str(customer_id),
+            "salesperson": placed.salesperson, "currency": placed.currency, "total": placed.total}
+
+
 async def keep_open_items(conn: AsyncConnection, event: EventEnvelope) -> None:
     """Inside the consumer's transaction: every write is an upsert or a max, so a replay is harmless."""
     kind = event.event_type
     if kind not in OPEN_ITEM_EVENT_TYPES:
         return
     if kind == "order.placed":
-        placed = OrderPlaced.model_validate(event.payload)
-        customer_id = placed.customer.get("id")
-        await store.record_order(
-            conn, order_id=placed.order_id, placed_at=placed.submitted_at, channel=placed.channel,
-            channel_order_id=placed.channel_order_id,
-            customer_id=None if customer_id is None else str(customer_id),
-            salesperson=placed.salesperson, currency=placed.currency, total=placed.total)
+        await store.record_orders(conn, [placed_order(event)])
     elif kind == "invoice.issued":
         issued = InvoiceIssued.model_validate(event.payload)
         await store.record_invoice(conn, voucher_number=issued.voucher_number,

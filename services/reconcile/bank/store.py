@@ -18,6 +18,7 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    bindparam,
     func,
     select,
     text,
@@ -106,14 +107,22 @@ async def create_schema(conn: AsyncConnection) -> None:
 # ---- open items from order and billing events ------------------------------------------------
 
 
-async def record_order(conn: AsyncConnection, *, order_id: str, placed_at: datetime, channel: str,
-                       channel_order_id: str, customer_id: str | None, salesperson: str | None,
-                       currency: str, total: Decimal) -> None:
-    values = {"placed_at": placed_at, "channel": channel, "channel_order_id": channel_order_id,
-              "customer_id": customer_id, "salesperson": salesperson, "currency": currency,
-              "total": total}
-    await conn.execute(insert(report_orders).values(order_id=order_id, **values)
-                       .on_conflict_do_update(index_elements=["order_id"], set_=values))
+def _record_order_statement() -> Any:
+    columns = ("placed_at", "channel", "channel_order_id", "customer_id", "salesperson",
+               "currency", "total")
+    stmt = insert(report_orders).values({c: bindparam(c, type_=report_orders.c[c].type)
+                                         for c in ("order_id", *columns)})
+    return stmt.on_conflict_do_update(index_elements=["order_id"],
+                                      set_={c: stmt.excluded[c] for c in columns})
+
+
+_RECORD_ORDER = _record_order_statement()
+
+
+async def record_orders(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Upsert orders' report rows (``handlers.placed_order``), in order, in one executemany."""
+    if rows:
+        await conn.execute(_RECORD_ORDER, rows[0] if len(rows) == 1 else rows)
 
 
 async def record_order_paid(conn: AsyncConnection, order_id: str, paid_total: Decimal) -> None:
