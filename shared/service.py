@@ -110,7 +110,8 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
         )
         if parts.topics:
             subscribe_batches(broker, parts.topics, group_id=f"oms-{name}",
-                              on_batch=consumer.process, max_records=settings.consumer_batch_size)
+                              on_batch=consumer.process, max_records=settings.consumer_batch_size,
+                              fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
         await consumer.flush_dead_letters()
         await broker.start()
         log.info("service started", topics=list(parts.topics))

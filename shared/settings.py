@@ -29,6 +29,10 @@ class OmsSettings(BaseSettings):
     # Tansu refuses idempotent producers; Apache Kafka wants them. None = decide from the broker:
     # off for the embedded broker, on for a configured one.
     kafka_idempotence: bool | None = None
+    # How long a consumer's fetch may wait for data. Apache Kafka answers as soon as data arrives
+    # (500 ms only bounds an idle poll); Tansu answers when the wait is over, so every hop would
+    # cost up to that much: the embedded runtime sets 20.
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=0)
     topic_partitions: int = Field(default=6, ge=1)
     database_url: str | None = None
     catalog_file: Path | None = None
@@ -56,7 +60,7 @@ class OmsSettings(BaseSettings):
     def idempotent_producer(self) -> bool:
         if self.kafka_idempotence is not None:
             return self.kafka_idempotence
-        return False
+        return True  # Apache Kafka; the embedded runtime sets false for Tansu
 
     def service_database_url(self, service: str) -> str | None:
         """``OMS_<SERVICE>_DATABASE_URL`` wins; else database ``oms_<service>`` on OMS_DATABASE_URL."""

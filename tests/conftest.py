@@ -67,6 +67,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     broker.stop()
 
 
+if not os.environ.get("OMS_TEST_KAFKA_BOOTSTRAP"):
+    # The embedded Tansu answers a fetch only when its wait is over (see OmsSettings): services
+    # the tests start in process wait as little as `oms run` makes them.
+    os.environ.setdefault("OMS_KAFKA_FETCH_MAX_WAIT_MS", "20")
+
+
 @pytest.fixture(scope="session")
 def infra(postgres_url: str, kafka_bootstrap: str) -> Infra:
     return Infra(postgres_url, kafka_bootstrap)

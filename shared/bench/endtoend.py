@@ -25,7 +25,7 @@ from shared.demo.plan import encode
 from shared.demo.runner import ADMIN, summaries
 from shared.demo.traffic import CHANNELS, PRODUCTS, canonical, payment, submission
 from shared.runtime.info import RuntimeInfo
-from shared.runtime.plan import env_name
+from shared.runtime.plan import TANSU_FETCH_MAX_WAIT_MS, env_name
 from shared.runtime.supervisor import Runtime
 from shared.settings import SERVICES
 
@@ -96,7 +96,10 @@ def start_runtime(make_database: Callable[[str], str], bootstrap: str, root: Pat
     environ = {env_name(name, "DATABASE_URL"): make_database(name) for name in SERVICES}
     runtime = Runtime(data_dir=root, fresh=True, auto_ports=True, kafka_bootstrap=bootstrap,
                       environ={**os.environ, **environ},
-                      extra_env={"OMS_LOG_LEVEL": "WARNING", "OMS_SCHEDULER_SECONDS": "5"})
+                      extra_env={"OMS_LOG_LEVEL": "WARNING", "OMS_SCHEDULER_SECONDS": "5",
+                                 # the bench's broker is an embedded Tansu, passed as configured
+                                 "OMS_KAFKA_IDEMPOTENCE": "false",
+                                 "OMS_KAFKA_FETCH_MAX_WAIT_MS": TANSU_FETCH_MAX_WAIT_MS})
     runtime.start()
     return runtime
 

@@ -101,6 +101,9 @@ def resolve_database_urls(services: Sequence[str], server_url: str | None,
     return urls
 
 
+TANSU_FETCH_MAX_WAIT_MS = "20"
+
+
 def service_env(name: str, *, base: Mapping[str, str], extra: Mapping[str, str], kafka_bootstrap: str,
                 database_url: str, http_port: int, data_dir: Path, embedded_kafka: bool) -> dict[str, str]:
     """The environment of one service process.
@@ -111,6 +114,8 @@ def service_env(name: str, *, base: Mapping[str, str], extra: Mapping[str, str],
     env = {**base, **extra}
     if embedded_kafka:
         env["OMS_KAFKA_IDEMPOTENCE"] = "false"  # Tansu refuses idempotent producers
+        # Tansu answers a fetch only when its wait is over: keep each hop short.
+        env.setdefault("OMS_KAFKA_FETCH_MAX_WAIT_MS", TANSU_FETCH_MAX_WAIT_MS)
         # Tansu keeps topics in memory: each start sends the durable event history again.
         if "OMS_REPUBLISH_ON_START" not in extra:
             env["OMS_REPUBLISH_ON_START"] = "true"

@@ -20,7 +20,7 @@ from shared.runtime.plan import (
     service_command,
     service_env,
 )
-from shared.settings import DEFAULT_HTTP_PORTS, SERVICES
+from shared.settings import DEFAULT_HTTP_PORTS, SERVICES, OmsSettings
 
 PGSERVER_URI = "postgresql://postgres:@/postgres?host=/work/.oms/pg"
 
@@ -89,6 +89,7 @@ def _env(embedded: bool, extra: dict[str, str] | None = None,
 def test_a_service_on_the_embedded_broker_republishes_without_idempotence() -> None:
     env = _env(True, base={"PATH": "/bin", "OMS_REPUBLISH_ON_START": "false"})
     assert env["OMS_KAFKA_IDEMPOTENCE"] == "false"
+    assert env["OMS_KAFKA_FETCH_MAX_WAIT_MS"] == "20"  # Tansu answers a fetch when the wait is over
     assert env["OMS_REPUBLISH_ON_START"] == "true"
     assert env["OMS_KAFKA_BOOTSTRAP"] == "127.0.0.1:9092"
     assert env["OMS_ORDER_DATABASE_URL"] == "postgresql:///oms_order"
@@ -97,9 +98,18 @@ def test_a_service_on_the_embedded_broker_republishes_without_idempotence() -> N
     assert env["PATH"] == "/bin" and env["PYTHONUNBUFFERED"] == "1"
 
 
-def test_a_service_on_a_configured_broker_keeps_the_operators_settings() -> None:
+def test_a_service_on_a_configured_broker_keeps_the_operators_settings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     env = _env(False)
     assert "OMS_KAFKA_IDEMPOTENCE" not in env and "OMS_REPUBLISH_ON_START" not in env
+    assert "OMS_KAFKA_FETCH_MAX_WAIT_MS" not in env
+    # ... so a service on Apache Kafka gets an idempotent producer and Kafka's own fetch wait
+    for name in ("OMS_KAFKA_IDEMPOTENCE", "OMS_KAFKA_FETCH_MAX_WAIT_MS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = OmsSettings()
+    assert settings.idempotent_producer() is True
+    assert settings.kafka_fetch_max_wait_ms == 500
+    assert OmsSettings(kafka_idempotence=False).idempotent_producer() is False
 
 
 def test_extra_environment_is_passed_but_cannot_move_the_wiring() -> None:
