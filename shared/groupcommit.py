@@ -2,7 +2,8 @@
 
 Each caller still gets its own optimistic-concurrency check: the flusher reads the heads of all
 streams in the group at once, applies the requests in arrival order (a second request on the same
-stream sees the first one's events), hash-chains them, and inserts every row in one statement.
+stream sees the first one's events), hash-chains them, and inserts every row in one statement
+(on an autocommit connection: the statement is the transaction, one round trip per group).
 If the insert meets a writer outside this appender (unique violation on (stream, version)), the
 group is redone one request per savepoint through ``shared.eventstore.append``, so each caller
 gets exactly the ConcurrencyError or the envelopes it would have got alone.
@@ -112,7 +113,10 @@ class GroupCommitAppender:
                     group.append(self._queue.get_nowait())
                 try:
                     if conn is None:
-                        conn = await self.engine.connect()
+                        # Autocommit: the group's rows go in as one INSERT, atomic on its own, so
+                        # a group costs one round trip (no BEGIN, no COMMIT) and one fsync.
+                        conn = await (await self.engine.connect()).execution_options(
+                            isolation_level="AUTOCOMMIT")
                     await self._commit(conn, group)
                 except asyncio.CancelledError:  # stopped mid-group: the outcome is unknown
                     for request in group:
@@ -135,11 +139,13 @@ class GroupCommitAppender:
     async def _commit(self, conn: AsyncConnection, group: list[_Request]) -> None:
         heads: dict[str, tuple[int, str | None]] = {}
         try:
-            async with conn.begin():
+            async with conn.begin():  # no BEGIN is sent: the connection is in autocommit
                 outcomes = await self._fast_path(conn, group, heads)
         except exc.IntegrityError:
-            async with conn.begin():  # a writer outside the group got there first
-                outcomes = await self._one_by_one(conn, group)
+            # A writer outside the group got there first (the one INSERT took nothing): each
+            # request alone, in a real transaction, one savepoint each.
+            async with self.engine.begin() as alone:
+                outcomes = await self._one_by_one(alone, group)
             for request in group:  # read from the table next time
                 self._heads.pop(request.stream_id, None)
             heads = {}
