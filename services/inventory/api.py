@@ -97,9 +97,10 @@ async def receive_stock(body: ReceiptRequest, ctx: Context, who: StockKeeper,
 @router.post("/stock/adjustments", status_code=201, tags=["stock"])
 async def adjust_stock(body: AdjustmentRequest, ctx: Context, who: StockKeeper,
                        x_correlation_id: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    """Correct on hand by a signed quantity with a reason (ledger kind ``adjusted``).
+    """Correct on hand by a signed quantity with a reason: ``stock.adjusted`` (key = SKU) and a
+    ledger line of kind ``adjusted``; ``adjustment_id`` is the event's id.
 
-    409 when on hand would end below the units reserved in that warehouse.
+    409 when on hand would end below the units reserved in that warehouse (nothing recorded).
     """
     try:
         return await handlers.adjust_stock(

@@ -1,9 +1,10 @@
 """Inventory service wiring: its database schema, the order-events consumer and the HTTP API.
 
 ``oms replay inventory`` (shared/audit/replay.py) re-runs inventory's own commands through the
-hooks below: receipts from their ``stock.received`` events (no causation id), adjustments from the
-live ledger (the contract has no event for them, the ``adjusted`` ledger line is the record), with
-the live warehouses and their priorities copied first (priorities have no history).
+hooks below: receipts and adjustments from their ``stock.received`` / ``stock.adjusted`` events
+(no causation id), plus adjustments recorded before ``stock.adjusted`` existed, which are only
+``adjusted`` ledger lines (no such event has their id), with the live warehouses and their
+priorities copied first (priorities have no history).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.inventory import api, handlers, store
-from services.inventory.catalog import load_thresholds
+from services.inventory.catalog import CatalogThresholds, load_thresholds
 from shared.audit.replay import Record, ReplayCommand, ReplayHooks, has_table
 from shared.clock import Clock, ManualClock
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
@@ -32,7 +33,9 @@ log = get_logger(__name__)
 
 
 def build(ctx: ServiceContext) -> ServiceParts:
-    thresholds = load_thresholds(ctx.settings.catalog_file)
+    # Followed while running: a catalog file edited and loaded (`oms catalog load`) takes effect
+    # within a few seconds, without a restart.
+    thresholds = CatalogThresholds(ctx.settings.catalog_file, ctx.clock)
     ctx.state["thresholds"] = thresholds
     log.info("low-stock thresholds loaded", skus=len(thresholds),
              file=str(ctx.settings.catalog_file or "demo catalog"))
@@ -49,7 +52,7 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
 
 # ---- oms replay inventory ----------------------------------------------------------------------
 
-ADJUSTMENT = "ledger:adjusted"  # not an event type: an adjustment is a ledger line only
+ADJUSTMENT = "ledger:adjusted"  # not an event type: an adjustment from before stock.adjusted
 
 
 def _thresholds(thresholds: handlers.Thresholds | None) -> handlers.Thresholds:
@@ -68,27 +71,36 @@ async def replay_receipt(engine: AsyncEngine, event: EventEnvelope, clock: Manua
 
 async def replay_adjustment(engine: AsyncEngine, event: EventEnvelope, clock: ManualClock, *,
                             thresholds: handlers.Thresholds | None = None) -> None:
-    """An adjustment (``POST /stock/adjustments``, ``oms stock adjust``) again, from its ledger line."""
+    """An adjustment (``POST /stock/adjustments``, ``oms stock adjust``) again, from its
+    stock.adjusted or (recorded before that event existed) its ledger line.
+
+    The rebuilt ledger line keeps the live id (the event's, or the old line's): after a swap the
+    live log is the log, so a later replay still tells old adjustments from new ones by it.
+    """
     p = event.payload
     await handlers.adjust_stock(
         engine, handlers.Adjustment(p["sku"], p["warehouse"], int(p["quantity"]), p["reason"]),
         actor=event.actor, correlation_id=event.correlation_id, clock=clock,
-        thresholds=_thresholds(thresholds))
+        thresholds=_thresholds(thresholds), adjustment_id=event.event_id)
 
 
-_COMMANDS = {"stock.received": replay_receipt, ADJUSTMENT: replay_adjustment}
+_COMMANDS = {"stock.received": replay_receipt, "stock.adjusted": replay_adjustment,
+             ADJUSTMENT: replay_adjustment}
 REPLAY_COMMANDS: dict[str, ReplayCommand] = dict(_COMMANDS)
 
 _ACTOR = re.compile(r"^(?P<kind>storefront|user|system):(?P<id>.*?)(?: \((?P<role>[^()]*)\))?$")
 
-# Adjustments in time order, each with its transaction's xid8 (from the row's 32-bit xmin and the
+# Adjustments recorded before stock.adjusted existed (a ledger line whose id no stock.adjusted
+# has), in time order, each with its transaction's xid8 (from the row's 32-bit xmin and the
 # current epoch) so that they sort among events of the same instant as they were committed.
-_ADJUSTMENTS = text(
+_OLD_ADJUSTMENTS = text(
     "SELECT l.event_id, l.sku, l.warehouse, l.quantity, l.reason, l.actor, l.recorded_at, "
     "(((s.nx >> 32) - CASE WHEN l.xmin::text::bigint >= (s.nx & 4294967295) THEN 1 ELSE 0 END)"
     " << 32) + l.xmin::text::bigint AS tx "
     "FROM stock_ledger l, (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS nx) s "
-    "WHERE l.kind = 'adjusted' ORDER BY l.recorded_at, l.entry_id")
+    "WHERE l.kind = 'adjusted' AND NOT EXISTS (SELECT 1 FROM events e "
+    "WHERE e.event_id = l.event_id AND e.event_type = 'stock.adjusted') "
+    "ORDER BY l.recorded_at, l.entry_id")
 
 
 def parse_actor(name: str | None) -> Actor:
@@ -111,13 +123,14 @@ def _adjustment(row: Any) -> Record:
 
 
 async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHooks) -> ReplayHooks:
-    """Copy the live warehouses (priorities), read the live adjustments, bind the thresholds."""
+    """Copy the live warehouses (priorities), read the old ledger-only adjustments, bind the
+    thresholds."""
     houses: list[dict[str, Any]] = []
     adjustments: list[Record] = []
     async with live.connect() as conn:
         if await has_table(conn, "stock_ledger"):
             houses = [dict(r._mapping) for r in await conn.execute(select(store.warehouses))]
-            adjustments = [_adjustment(r) for r in await conn.execute(_ADJUSTMENTS)]
+            adjustments = [_adjustment(r) for r in await conn.execute(_OLD_ADJUSTMENTS)]
     if houses:
         async with ctx.engine.begin() as conn:
             await conn.execute(insert(store.warehouses).values(houses).on_conflict_do_nothing())

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from shared.clock import Clock
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
 DEMO_CATALOG = Path(__file__).resolve().parents[2] / "deploy" / "catalog.demo.csv"
+RECHECK_EVERY = timedelta(seconds=5)
 
 
 def load_thresholds(path: Path | None = None) -> dict[str, int]:
@@ -31,3 +40,63 @@ def load_thresholds(path: Path | None = None) -> dict[str, int]:
                                  "a whole number >= 0")
             thresholds[sku] = threshold
     return thresholds
+
+
+def _stamp(path: Path) -> bytes | None:
+    """A digest of the file's content (None: unreadable). Content, not mtime and size: an edit
+    within the file system's mtime resolution that keeps the size ("20" -> "25") still counts."""
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=16).digest()
+    except OSError:
+        return None
+
+
+class CatalogThresholds(Mapping[str, int]):
+    """The catalog file's thresholds, followed while the service runs.
+
+    The file is edited in place and loaded with ``oms catalog load``; inventory does not read the
+    order service's catalog table, so it watches the file: at most once per ``every`` (on the
+    injected clock) it reads the file and parses it again when its content changed. A file that
+    cannot be read or has a bad threshold keeps the previous thresholds (logged once per change
+    of the file). A refused file at start still stops the service (a typo must not mute alerts).
+    """
+
+    def __init__(self, path: Path | None, clock: Clock, every: timedelta = RECHECK_EVERY) -> None:
+        self.path = path or DEMO_CATALOG
+        self._clock, self._every = clock, every
+        self._stamp = _stamp(self.path)
+        self._thresholds: Mapping[str, int] = load_thresholds(self.path)
+        self._checked_at: datetime = clock.now()
+
+    def current(self) -> Mapping[str, int]:
+        """The thresholds now (re-read first when due and the file changed); never mutated."""
+        now = self._clock.now()
+        if not self._checked_at <= now < self._checked_at + self._every:  # due, or clock went back
+            self._checked_at = now
+            self.reload_if_changed()
+        return self._thresholds
+
+    def reload_if_changed(self) -> bool:
+        """Parse the file again if its content changed since the last look; True when it did."""
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            thresholds = load_thresholds(self.path)
+        except (OSError, ValueError) as error:
+            log.warning("low-stock thresholds not reloaded; the previous ones stay",
+                        file=str(self.path), error=str(error))
+            return False
+        self._thresholds = thresholds
+        log.info("low-stock thresholds reloaded", skus=len(thresholds), file=str(self.path))
+        return True
+
+    def __getitem__(self, sku: str) -> int:
+        return self.current()[sku]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.current())
+
+    def __len__(self) -> int:
+        return len(self.current())

@@ -12,7 +12,7 @@ start, so a replay sends nothing. The app module may declare (all optional):
   order among the consumed events;
 - ``REPLAY_SETUP = async fn(ctx, live_engine, hooks) -> hooks``: adapts the replay from the live
   database before anything is fed (wraps the handler, binds the commands, adds ``records``: own
-  commands kept outside the event log, e.g. inventory's adjustments);
+  commands kept outside the event log, e.g. inventory's adjustments from before stock.adjusted);
 - ``REPLAY_BEFORE_SWAP = async fn(live_url, replay_url)``: run when the replay is done (so the
   comparison shows it) and again by ``--swap`` just before the swap (notify's delivery state).
 """

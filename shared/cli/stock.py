@@ -68,7 +68,7 @@ def adjust(sku: str, warehouse: str,
            quantity: int = typer.Argument(..., help="units found (positive) or lost (negative)"),
            reason: str = typer.Option(..., "--reason", help="why: stock count, damage, loss..."),
            api_key: str = typer.Option("demo-warehouse", envvar="OMS_API_KEY")) -> None:
-    """Correct on hand of SKU in WAREHOUSE by QUANTITY, with a reason (ledger kind adjusted)."""
+    """Correct on hand of SKU in WAREHOUSE by QUANTITY, with a reason (recorded as stock.adjusted)."""
     if quantity == 0:
         console.print("[red]quantity: must not be 0 (positive adds units, negative removes)[/red]")
         raise typer.Exit(2)

@@ -1,5 +1,5 @@
-"""Payloads of inventory's and billing's follow-up facts: releases, deductions, alerts, voids,
-revenue, credit notes and refunds."""
+"""Payloads of inventory's and billing's follow-up facts: releases, deductions, adjustments,
+alerts, voids, revenue, credit notes and refunds."""
 
 from __future__ import annotations
 
@@ -30,6 +30,23 @@ class StockDeducted(Payload):
     order_id: str
     shipment_id: str
     lines: list[ReservedLine]
+
+
+class StockAdjusted(Payload):
+    """On hand of a SKU in one warehouse corrected by a person (count difference, damage, loss).
+
+    Stream ``stock:<sku>@<warehouse>`` and key = SKU, like stock.received; who adjusted is the
+    envelope's ``actor`` (as for receipts). Only accepted adjustments are events: one that would
+    leave fewer units on hand than are reserved is refused (HTTP 409) and records nothing.
+    """
+
+    event_type = "stock.adjusted"
+
+    sku: str
+    warehouse: str
+    quantity: int  # signed, never 0: units found (> 0) or lost (< 0)
+    on_hand: int  # in that warehouse after the adjustment
+    reason: str
 
 
 class StockLow(Payload):

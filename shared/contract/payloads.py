@@ -281,8 +281,10 @@ def parse_payload(event_type: str, payload: dict[str, Any]) -> Payload:
     return REGISTRY[event_type].model_validate(payload)
 
 
-# The order lifecycle's payloads live in their own module; importing it registers them.
+# The order lifecycle's, the follow-up facts' and the bank matching's payloads live in their own
+# modules; importing them registers them.
+from shared.contract import bank_events as _bank_events  # noqa: E402
 from shared.contract import fulfilment_events as _fulfilment_events  # noqa: E402
 from shared.contract import order_events as _order_events  # noqa: E402
 
-assert _order_events and _fulfilment_events
+assert _order_events and _fulfilment_events and _bank_events

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory import domain, store
+from services.inventory.catalog import CatalogThresholds
 from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.fulfilment_events import StockLow
@@ -23,7 +24,7 @@ from shared.contract.payloads import Payload, ReservedLine, StockReserved, Stock
 from shared.eventstore import ConcurrencyError, Meta, append
 
 Thresholds = Mapping[str, int]
-"""Low-stock threshold per SKU (from the catalog)."""
+"""Low-stock threshold per SKU (from the catalog; a CatalogThresholds follows the file)."""
 
 
 def stock_stream(sku: str, warehouse: str) -> str:
@@ -68,6 +69,8 @@ class LedgerSession:
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()
+        if isinstance(self.thresholds, CatalogThresholds):  # followed file: one reading per work
+            self.thresholds = self.thresholds.current()
 
     # ---- locks and reads -------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from services.inventory import domain, store, views
 from services.inventory.handlers.session import LedgerSession, Thresholds, stock_stream
 from shared.clock import Clock
 from shared.contract.envelope import Actor
+from shared.contract.fulfilment_events import StockAdjusted
 from shared.contract.payloads import StockReceived
 
 
@@ -62,13 +63,17 @@ async def receive_stock(engine: AsyncEngine, receipt: Receipt, *, actor: Actor,
 
 
 async def adjust_stock(engine: AsyncEngine, adjustment: Adjustment, *, actor: Actor,
-                       correlation_id: str, clock: Clock, thresholds: Thresholds | None = None
-                       ) -> dict[str, Any]:
-    """Correct on hand (count differences, damage, loss) with a reason, recorded in the ledger.
+                       correlation_id: str, clock: Clock, thresholds: Thresholds | None = None,
+                       adjustment_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Correct on hand (count differences, damage, loss) with a reason: stock.adjusted and its
+    ledger line (kind ``adjusted``, with the actor and reason) in one transaction.
 
-    Refused (AdjustmentRefused) when on hand would end below what is reserved in that warehouse.
-    A gain serves waiting orders like a receipt does. There is no event type for adjustments in
-    the contract, so the ledger line (with its actor and reason) is the record.
+    Refused (AdjustmentRefused) when on hand would end below what is reserved in that warehouse;
+    nothing is recorded then. A gain serves waiting orders like a receipt does; their
+    stock.reserved names the adjustment as its cause. ``adjustment_id`` (the id the ledger line
+    and the served reservations name) defaults to the stock.adjusted event's id; ``oms replay``
+    passes the live one, so a rebuilt ledger keeps naming the live event (the replay's own events
+    do not survive a swap; the live log does).
     """
     if adjustment.quantity == 0:
         raise ValueError("an adjustment needs a non-zero quantity")
@@ -83,16 +88,22 @@ async def adjust_stock(engine: AsyncEngine, adjustment: Adjustment, *, actor: Ac
                 f"{adjustment.quantity} would leave {after_on_hand} on hand but {before.reserved} "
                 f"are reserved for orders; at most {before.available} can be written off")
         await store.ensure_warehouse(conn, adjustment.warehouse, s.now)
-        entry_id = uuid.uuid4()
+        adjusted = StockAdjusted(sku=adjustment.sku, warehouse=adjustment.warehouse,
+                                 quantity=adjustment.quantity, on_hand=after_on_hand,
+                                 reason=adjustment.reason)
+        event = await s.emit(stock_stream(adjustment.sku, adjustment.warehouse), adjusted,
+                             key=adjustment.sku, actor=actor)
+        entry_id = adjustment_id or event.event_id
         await s.move([domain.Movement(adjustment.sku, adjustment.warehouse, "adjusted",
                                       adjustment.quantity)],
                      entry_id, reason=adjustment.reason, actor=actor)
+        s.cause = entry_id  # orders served from this adjustment name it as their cause
         await s.finish()
         after = await store.balance(conn, adjustment.sku, adjustment.warehouse)
     return {"sku": adjustment.sku, "warehouse": adjustment.warehouse,
             "quantity": adjustment.quantity, "reason": adjustment.reason,
-            "adjustment_id": str(entry_id), "on_hand": after.on_hand,
-            "reserved": after.reserved, "available": after.available}
+            "adjustment_id": str(entry_id), "event_id": str(event.event_id),
+            "on_hand": after.on_hand, "reserved": after.reserved, "available": after.available}
 
 
 async def set_warehouse_priority(engine: AsyncEngine, code: str, priority: int, *,

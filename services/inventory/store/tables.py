@@ -59,7 +59,8 @@ stock_ledger = Table(
     Column("kind", Text, nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("order_id", Text),
-    # The inventory event recording the movement (an adjustment has an id of its own).
+    # The inventory event recording the movement (an adjustment recorded before stock.adjusted
+    # existed has an id of its own, named by no event).
     Column("event_id", Uuid, nullable=False),
     Column("caused_by", Uuid),  # the incoming event that led to it, if any
     Column("reason", Text),

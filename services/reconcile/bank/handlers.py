@@ -11,11 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconcile.bank import store
-from services.reconcile.bank.events import BankLineMatched, BankLineUnmatched
 from services.reconcile.bank.index import OpenItems
 from services.reconcile.bank.matching import Decision, MatchPolicy
 from services.reconcile.bank.statement import BankLine, Format, RowError, parse_statement
 from shared.clock import Clock
+from shared.contract.bank_events import BankLineMatched, BankLineUnmatched
 from shared.contract.envelope import Actor, EventEnvelope
 from shared.contract.fulfilment_events import CreditNoteIssued, InvoiceVoided, RefundIssued
 from shared.contract.payloads import InvoiceIssued, OrderPlaced, Payload, PaymentRecorded

@@ -1,6 +1,8 @@
-"""`oms replay inventory` on real PostgreSQL: order events from the order store, receipts re-run as
-commands from inventory's own log and adjustments from its ledger (through the REPLAY_COMMANDS and
-REPLAY_SETUP hooks services/inventory/app.py declares), warehouse priorities carried over."""
+"""`oms replay inventory` on real PostgreSQL: order events from the order store, receipts and
+adjustments re-run as commands from inventory's own log (stock.received, stock.adjusted), and
+adjustments a database holds from before stock.adjusted existed (ledger lines only) from its ledger
+(through the REPLAY_COMMANDS and REPLAY_SETUP hooks services/inventory/app.py declares), warehouse
+priorities carried over; after a swap a second replay still re-runs each adjustment once."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.inventory import store as inventory_store
 from services.inventory.catalog import load_thresholds
+from services.inventory.domain import Movement
+from services.inventory.handlers import LedgerSession
 from services.inventory.handlers.orders import handle_order_event
 from services.inventory.handlers.stock import (
     Adjustment,
@@ -39,6 +43,7 @@ from tests.integration.audit.test_replay import drop
 pytestmark = pytest.mark.integration
 
 APP = cli("shared.cli.replay")
+AUDIT = cli("shared.cli.audit")
 THRESHOLDS = load_thresholds(None)  # the demo catalog's low-stock thresholds, as the service loads
 
 
@@ -54,9 +59,25 @@ async def stores(postgres_url: str) -> AsyncIterator[dict[str, str]]:
 KEEPER = Actor(kind="user", id="li.lei", role="warehouse")
 
 
-async def live_inventory(order: AsyncEngine, live_url: str) -> None:
+async def adjust_as_before(engine: AsyncEngine, adjustment: Adjustment, clock: ManualClock
+                           ) -> None:
+    """An adjustment as inventory recorded it before stock.adjusted existed: a ledger line with an
+    id of its own (no event), backorders served and thresholds checked in the same transaction."""
+    async with engine.begin() as conn:
+        s = LedgerSession(conn, clock, THRESHOLDS, "count", actor=KEEPER)
+        await s.lock([adjustment.sku])
+        await inventory_store.ensure_warehouse(conn, adjustment.warehouse, s.now)
+        await s.move([Movement(adjustment.sku, adjustment.warehouse, "adjusted",
+                               adjustment.quantity)],
+                     uuid.uuid4(), reason=adjustment.reason, actor=KEEPER)
+        await s.finish()
+
+
+async def live_inventory(order: AsyncEngine, live_url: str, *, old_first_adjustment: bool
+                         ) -> None:
     """The running inventory service: a priority set and stock received an hour before, the order
-    events (O-2 waits for X-100), then an adjustment that serves O-2 and a loss of a mug."""
+    events (O-2 waits for X-100), then an adjustment that serves O-2 (recorded as before
+    stock.adjusted existed when ``old_first_adjustment``) and a loss of a mug."""
     clock = ManualClock(T0 - timedelta(hours=1))
     engine = create_engine(live_url)
     await set_warehouse_priority(engine, "WH-HZ", 7, clock=clock)
@@ -76,50 +97,93 @@ async def live_inventory(order: AsyncEngine, live_url: str) -> None:
             await consumer.process_incoming(
                 [Incoming.from_envelope(stored.envelope, "oms.order.events.v1")])
     clock.set(T0 + timedelta(hours=1))
-    for sku, quantity, reason in (("X-100", 1, "count found one"), ("GIFT-MUG", -1, "damaged")):
+    for n, (sku, quantity, reason) in enumerate((("X-100", 1, "count found one"),
+                                                 ("GIFT-MUG", -1, "damaged"))):
         clock.advance(timedelta(minutes=1))
-        await adjust_stock(engine, Adjustment(sku, "WH-HZ", quantity, reason), actor=KEEPER,
-                           correlation_id="count", clock=clock, thresholds=THRESHOLDS)
+        adjustment = Adjustment(sku, "WH-HZ", quantity, reason)
+        if old_first_adjustment and n == 0:
+            await adjust_as_before(engine, adjustment, clock)
+        else:
+            await adjust_stock(engine, adjustment, actor=KEEPER, correlation_id="count",
+                               clock=clock, thresholds=THRESHOLDS)
     await engine.dispose()
 
 
+ADJUSTED = "SELECT sku, quantity, reason, actor, event_id FROM stock_ledger WHERE kind = 'adjusted' "\
+           "ORDER BY entry_id"
+
+
+async def rows(url: str, query: str) -> list[tuple[object, ...]]:
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(r) for r in (await conn.execute(text(query))).all()]
+    finally:
+        await engine.dispose()
+
+
+def replay_database(output: str) -> str:
+    found = re.search(r"into (oms_inventory_replay_\d+)", output)
+    assert found, output
+    return found.group(1)
+
+
+@pytest.mark.parametrize("old_first_adjustment", [False, True], ids=["events", "old-ledger-line"])
 async def test_inventory_replay_matches_the_live_ledger(
         engine: AsyncEngine, database_url: str, stores: dict[str, str], postgres_url: str,
-        tmp_path: Path) -> None:
+        tmp_path: Path, old_first_adjustment: bool) -> None:
     clock = await order_lifecycle(engine, "O-1")  # 2 x X-100 + 1 gift mug: reserved
     await order_lifecycle(engine, "O-2", clock)  # only 1 X-100 left: short, until the adjustment
-    await live_inventory(engine, stores["inventory"])
-    live = create_engine(stores["inventory"], pool_size=1)
-    async with live.connect() as conn:
-        statuses = dict((await conn.execute(text(
-            "SELECT order_id, status FROM inventory_orders"))).all())
-        served = (await conn.execute(text(
-            "SELECT count(*) FROM events WHERE event_type = 'stock.reserved' "
-            "AND causation_id IS NULL"))).scalar_one()
-    await live.dispose()
-    assert statuses == {"O-1": "reserved", "O-2": "reserved"} and served == 1
+    live_url = stores["inventory"]
+    await live_inventory(engine, live_url, old_first_adjustment=old_first_adjustment)
+    statuses = dict(await rows(live_url, "SELECT order_id, status FROM inventory_orders"))
+    assert statuses == {"O-1": "reserved", "O-2": "reserved"}
+    adjusted = await rows(live_url, "SELECT event_id, payload FROM events "
+                                    "WHERE event_type = 'stock.adjusted' ORDER BY position")
+    live_ledger = await rows(live_url, ADJUSTED)
+    x100_id = live_ledger[0][4]  # the X-100 adjustment's id (its event's, or the old line's)
+    assert [r[1] for r in adjusted] == [
+        *([] if old_first_adjustment else [{"sku": "X-100", "warehouse": "WH-HZ", "quantity": 1,
+                                            "on_hand": 4, "reason": "count found one"}]),
+        {"sku": "GIFT-MUG", "warehouse": "WH-HZ", "quantity": -1, "on_hand": 4,
+         "reason": "damaged"}]
+    # O-2 is served by the X-100 adjustment, which its stock.reserved names (an old one: nothing)
+    [(cause,)] = await rows(live_url, "SELECT causation_id FROM events "
+                                      "WHERE event_type = 'stock.reserved' AND stream_id = 'O-2'")
+    assert cause == (None if old_first_adjustment else str(x100_id))
     env = database_env(tmp_path, order=database_url, **stores)
     created: list[str] = []
     try:
         result = await invoke(APP, ["replay", "inventory"], env)
-        found = re.search(r"into (oms_inventory_replay_\d+)", result.output)
-        if found:
-            created.append(found.group(1))
+        if "into oms_" in result.output:
+            created.append(replay_database(result.output))
         assert result.exit_code == 0, result.output
         assert "4 own commands re-run" in result.output
         assert "failed when re-run" not in result.output
         assert "the replay matches the live projections" in result.output, result.output
-        replayed = create_engine(with_database(postgres_url, created[0]), pool_size=1)
-        async with replayed.connect() as conn:
-            ledger = (await conn.execute(text(
-                "SELECT sku, quantity, reason, actor FROM stock_ledger WHERE kind = 'adjusted' "
-                "ORDER BY entry_id"))).all()
-            priority = (await conn.execute(text(
-                "SELECT priority FROM warehouses WHERE code = 'WH-HZ'"))).scalar_one()
-        await replayed.dispose()
-        assert [tuple(r) for r in ledger] == [
+        replayed = with_database(postgres_url, created[0])
+        # the same adjustments, with the live ids (the event's, or the old line's own)
+        assert await rows(replayed, ADJUSTED) == live_ledger
+        assert [r[:4] for r in live_ledger] == [
             ("X-100", 1, "count found one", "user:li.lei (warehouse)"),
             ("GIFT-MUG", -1, "damaged", "user:li.lei (warehouse)")]
-        assert priority == 7
+        assert await rows(replayed, "SELECT priority FROM warehouses WHERE code = 'WH-HZ'") == [(7,)]
+
+        # After a swap the live log comes along; a second replay re-runs each adjustment once.
+        swapped = await invoke(APP, ["replay", "inventory", "--swap"], env)
+        assert swapped.exit_code == 0, swapped.output
+        created.append(replay_database(swapped.output))
+        before = re.search(r"kept as\s+(oms_inventory_before_replay_\d+)", swapped.output)
+        assert before, swapped.output
+        created.append(before.group(1))
+        again = await invoke(APP, ["replay", "inventory"], env)
+        if "into oms_" in again.output:
+            created.append(replay_database(again.output))
+        assert again.exit_code == 0, again.output
+        assert "4 own commands re-run" in again.output
+        assert "the replay matches the live projections" in again.output, again.output
+        assert await rows(live_url, ADJUSTED) == live_ledger
+        verified = await invoke(AUDIT, ["audit", "verify", "--service", "inventory"], env)
+        assert verified.exit_code == 0, verified.output
     finally:
         await drop(postgres_url, *created)

@@ -134,11 +134,17 @@ async def test_cancel_releases_and_ship_deducts_through_the_broker(fresh_kafka, 
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     seen.extend((r.key, json.loads(r.value)) for r in records)
                 types = {m["event_type"] for _, m in seen}
-                return {"stock.released", "stock.deducted"} <= types
+                return {"stock.adjusted", "stock.released", "stock.deducted"} <= types
 
             await wait_until(released_and_deducted)
         finally:
             await consumer.stop()
+        [(key, adjusted)] = [(k, m) for k, m in seen if m["event_type"] == "stock.adjusted"]
+        assert key == b"X-100"  # by the outbox, on the inventory topic, keyed by SKU like receipts
+        assert adjusted["payload"] == {"sku": "X-100", "warehouse": "WH-A", "quantity": 5,
+                                       "on_hand": 5, "reason": "stock count"}
+        assert adjusted["actor"] == {"kind": "user", "id": "wang.warehouse", "role": "warehouse"}
+        assert adjusted["event_id"] == gained.json()["adjustment_id"]
         [(key, released)] = [(k, m) for k, m in seen if m["event_type"] == "stock.released"]
         assert key == gone.encode()
         assert released["payload"] == {"order_id": gone, "reason": "cancelled", "lines": [

@@ -14,6 +14,7 @@ from services.reconcile.domain import (
     assess,
 )
 from shared.contract.envelope import EventEnvelope
+from shared.contract.fulfilment_events import StockAdjusted
 from shared.contract.payloads import OrderBackordered, SkuQuantity, StockReceived
 from tests.unit.reconcile.flows import (
     AMENDED_TOTAL,
@@ -370,4 +371,5 @@ def test_every_missing_step_is_named_once():
 
 def test_unrelated_events_add_nothing():
     received = StockReceived(sku="X-100", warehouse="HZ-1", quantity=5, on_hand=5)
-    assert facts_of(received) == OrderFacts(ORDER)
+    adjusted = StockAdjusted(sku="X-100", warehouse="HZ-1", quantity=-1, on_hand=4, reason="lost")
+    assert facts_of(received, adjusted) == OrderFacts(ORDER)

@@ -1,4 +1,4 @@
-"""The payloads of reconcile's bank-matching decisions (to move into shared/contract later)."""
+"""Payloads of reconcile's bank-matching decisions: a bank line matched to invoices, or not."""
 
 from __future__ import annotations
 
