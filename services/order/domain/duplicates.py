@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.order.domain.catalog import match_key
-from services.order.domain.validation import normalise_phone
+from services.order.domain.contact import normalise_phone
 from shared.contract.payloads import OrderLine
 
 DEFAULT_WINDOW = timedelta(minutes=30)

@@ -16,9 +16,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from services.order.domain.catalog import Catalog, CatalogItem
+from services.order.domain.contact import (
+    EMAIL_RULE,
+    address_reasons,
+    is_email,
+    is_phone,
+    normalise_phone,
+    phone_reasons,
+)
 from services.order.domain.wire import (
     EXAMPLE_INSTANT,
     as_json,
@@ -31,7 +39,6 @@ from services.order.domain.wire import (
 from shared.contract.payloads import OrderLine, RejectionReason
 from shared.contract.storefront import (
     MODEL_BY_TYPE,
-    Address,
     AmendmentRequested,
     CancellationRequested,
     Line,
@@ -51,22 +58,6 @@ __all__ = [  # field_path, reason and reasons_from stay importable from here (ha
 REGISTERED_CHANNELS: tuple[str, ...] = ("tmall", "jd", "pdd", "web", "pos")
 MAX_MESSAGE_BYTES = 64 * 1024
 CLOCK_SKEW = timedelta(minutes=5)
-_ISO_3166_ALPHA_2 = """
-AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT
-BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH
-ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT
-HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS
-LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI
-NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG
-SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG
-UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW"""
-ISO_COUNTRIES = frozenset(_ISO_3166_ALPHA_2.split())
-
-PHONE_RULE = "a mainland mobile (11 digits starting 13-19, optionally +86) or E.164 (+ and 8-15 digits)"
-EMAIL_RULE = "an email address (one @, a domain with a dot, no spaces, at most 254 characters)"
-_MAINLAND_MOBILE = re.compile(r"(?:\+?86)?(1[3-9]\d{9})")
-_E164 = re.compile(r"\+[1-9]\d{7,14}")
-_EMAIL = re.compile(r"[^@\s]{1,64}@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}")
 _HS_CODE = re.compile(r"\d{6,10}")
 
 
@@ -155,46 +146,6 @@ def _instant(field: str, value: datetime, now: datetime | None) -> list[Rejectio
     return []
 
 
-def normalise_phone(phone: str) -> str:
-    """Digits only; a mainland mobile loses its +86 / 86 country prefix (``13800138000``)."""
-    compact = re.sub(r"[\s\-()]", "", phone)
-    mobile = _MAINLAND_MOBILE.fullmatch(compact)
-    return mobile.group(1) if mobile else re.sub(r"\D", "", compact)
-
-
-def is_phone(phone: str) -> bool:
-    compact = re.sub(r"[\s\-]", "", phone)
-    return bool(_MAINLAND_MOBILE.fullmatch(compact) or _E164.fullmatch(compact))
-
-
-def _phone(field: str, phone: str | None) -> list[RejectionReason]:
-    if phone is None or is_phone(phone):
-        return []
-    return [refusal(field, "invalid_phone", f'"{phone}" is not {PHONE_RULE}')]
-
-
-def is_email(email: str) -> bool:
-    return len(email) <= 254 and bool(_EMAIL.fullmatch(email))
-
-
-def address_reasons(address: Address, prefix: str = "shipping_address") -> list[RejectionReason]:
-    """Completeness and formats of a shipping address (pydantic checked presence of the rest)."""
-    reasons = _phone(f"{prefix}.phone", address.phone)
-    if address.country not in ISO_COUNTRIES:
-        hint = address.country.upper() if address.country.upper() in ISO_COUNTRIES else None
-        reasons.append(refusal(f"{prefix}.country", "invalid_country", f'"{address.country}" is not an '
-                               'ISO 3166 alpha-2 country code in upper case, e.g. "CN"', hint))
-    if address.country == "CN":
-        for name, example in (("province", "浙江省"), ("district", "西湖区")):
-            if not getattr(address, name):
-                reasons.append(refusal(f"{prefix}.{name}", "required",
-                                       f"is required for an address in CN, e.g. {example}"))
-        if address.postal_code is not None and not re.fullmatch(r"\d{6}", address.postal_code):
-            reasons.append(refusal(f"{prefix}.postal_code", "invalid_postal_code",
-                                   f'"{address.postal_code}" is not a 6-digit postal code, e.g. "310000"'))
-    return reasons
-
-
 def _resolve_lines(lines: Sequence[Line], catalog: Catalog) -> tuple[list[OrderLine], list[RejectionReason]]:
     resolved_lines: list[OrderLine] = []
     reasons = []
@@ -263,7 +214,7 @@ def validate_submission(raw: dict[str, Any], *, catalog: Catalog, now: datetime
         return reasons
     reasons += _common(message.channel, message.currency)
     reasons += _instant("submitted_at", message.submitted_at, now)
-    reasons += _phone("customer.phone", message.customer.phone)
+    reasons += phone_reasons("customer.phone", message.customer.phone)
     if message.customer.email is not None and not is_email(message.customer.email):
         reasons.append(refusal("customer.email", "invalid_email",
                                f'"{message.customer.email}" is not {EMAIL_RULE}, e.g. "wf@example.com"'))
@@ -363,17 +314,29 @@ def validate_payment(raw: dict[str, Any], *, now: datetime | None = None
     return reasons or message
 
 
-def validate_amendment(raw: dict[str, Any], *, catalog: Catalog, now: datetime | None = None,
-                       order_type: str | None = None) -> AcceptedAmendment | list[RejectionReason]:
-    """Replacement lines and/or shipping address. ``order_type`` (the order's, when known) turns on
-    the zero-price rule of submissions; discounts and totals are the lifecycle's to check."""
-    message, reasons = parse(AmendmentRequested, raw)
+_Request = TypeVar("_Request", AmendmentRequested, CancellationRequested, ReturnRequested)
+
+
+def _request(model: type[_Request], raw: dict[str, Any], now: datetime | None
+             ) -> tuple[_Request | None, list[RejectionReason]]:
+    """A storefront's request about an order it submitted: channel, ids and instant checked."""
+    message, reasons = parse(model, raw)
     if message is None:
-        return reasons
+        return None, reasons
     reasons += _common(message.channel, None)
     reasons += _request_ids({"channel_order_id": message.channel_order_id,
                              "request_id": message.request_id})
     reasons += _instant("requested_at", message.requested_at, now)
+    return message, reasons
+
+
+def validate_amendment(raw: dict[str, Any], *, catalog: Catalog, now: datetime | None = None,
+                       order_type: str | None = None) -> AcceptedAmendment | list[RejectionReason]:
+    """Replacement lines and/or shipping address. ``order_type`` (the order's, when known) turns on
+    the zero-price rule of submissions; discounts and totals are the lifecycle's to check."""
+    message, reasons = _request(AmendmentRequested, raw, now)
+    if message is None:
+        return reasons
     if message.lines is None and message.shipping_address is None:
         reasons.append(refusal("$", "empty_amendment", "changes nothing; accepted: replacement "
                                "lines and/or a shipping_address"))
@@ -393,26 +356,16 @@ def validate_amendment(raw: dict[str, Any], *, catalog: Catalog, now: datetime |
 
 def validate_cancellation(raw: dict[str, Any], *, now: datetime | None = None
                           ) -> CancellationRequested | list[RejectionReason]:
-    message, reasons = parse(CancellationRequested, raw)
-    if message is None:
-        return reasons
-    reasons += _common(message.channel, None)
-    reasons += _request_ids({"channel_order_id": message.channel_order_id,
-                             "request_id": message.request_id})
-    reasons += _instant("requested_at", message.requested_at, now)
-    return reasons or message
+    message, reasons = _request(CancellationRequested, raw, now)
+    return reasons if message is None else reasons or message
 
 
 def validate_return(raw: dict[str, Any], *, catalog: Catalog, now: datetime | None = None
                     ) -> ReturnRequested | list[RejectionReason]:
     """The returned message carries canonical SKUs; discontinued SKUs may still be returned."""
-    message, reasons = parse(ReturnRequested, raw)
+    message, reasons = _request(ReturnRequested, raw, now)
     if message is None:
         return reasons
-    reasons += _common(message.channel, None)
-    reasons += _request_ids({"channel_order_id": message.channel_order_id,
-                             "request_id": message.request_id})
-    reasons += _instant("requested_at", message.requested_at, now)
     first_line: dict[str, int] = {}
     canonical = []
     for index, line in enumerate(message.lines):
