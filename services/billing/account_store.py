@@ -1,16 +1,16 @@
-"""Loading one order's account (locked for the transaction) from billing's tables and saving
-what a decision changed. Per-invoice standing (paid, credited, outstanding, status) is written
-with each invoice after every change, so receivables and exports are plain queries."""
+"""Loading orders' accounts (locked for the transaction) from billing's tables, with what their
+rows hold, so ``account_writes`` writes only what a decision changed. Statements are built once
+(SQLAlchemy caches their compiled form); an account's child tables are read only when its row
+says they hold rows of the order, and many accounts are read with one statement per table."""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, Text, any_, bindparam, exists, func, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing.domain import (
@@ -21,8 +21,6 @@ from services.billing.domain import (
     Payment,
     Recognition,
     Refund,
-    ledger_category,
-    statement,
 )
 from services.billing.store import (
     billing_orders,
@@ -33,198 +31,187 @@ from services.billing.store import (
     payments,
     recognitions,
     refunds,
-    voucher_parts,
 )
 from shared.contract.payloads import InvoiceLine, OrderPlaced
 
+FACT_COLUMNS = tuple(c.name for c in billing_orders.c if c.name != "order_id")
+STANDING_COLUMNS = ("voided", "void_reason", "paid", "credited", "outstanding", "status")
 
-def _has(table: Table) -> Any:
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An order's account as loaded, and what billing's rows of it hold besides."""
+
+    account: Account
+    facts: dict[str, Any]  # the billing_orders columns (FACT_COLUMNS)
+    standings: dict[str, tuple[Any, ...]]  # invoice id -> its STANDING_COLUMNS
+    streamed: bool  # billing has appended events to the order's stream
+
+
+def _has(name: str, key: str = "order_id") -> Any:
     return literal_column(
-        f"EXISTS (SELECT 1 FROM {table.name} x WHERE x.order_id = billing_orders.order_id)"
-    ).label(f"has_{table.name}")
+        f"EXISTS (SELECT 1 FROM {name} x WHERE x.{key} = billing_orders.order_id)"
+    ).label(f"has_{name}")
 
 
 _CHILDREN = (document_lines, invoices, payments, recognitions, credit_notes, refunds)
-_NEW_ROW = insert(billing_orders).values(order_id=bindparam("order_id"))
-# One round trip: the row created when missing, locked (ON CONFLICT DO UPDATE locks it), with
-# which child tables hold rows of the order, so loading skips the empty ones.
-_LOCK_ACCOUNT = _NEW_ROW.on_conflict_do_update(
-    index_elements=[billing_orders.c.order_id], set_={"order_id": _NEW_ROW.excluded.order_id}
-).returning(*billing_orders.c, *(_has(t) for t in _CHILDREN))
+_FLAGS = (*(_has(t.name) for t in _CHILDREN), _has("events", "stream_id"))
+_ORDER_ID = bindparam("order_id", type_=Text)
+_ORDERS = bindparam("orders", type_=ARRAY(Text))
+_ORDER = func.unnest(_ORDERS).column_valued("o")
 
 
-async def lock_account(conn: AsyncConnection, order_id: str) -> Account:
-    """The order's account, its row created when missing and locked (one writer at a time)."""
-    row = (await conn.execute(_LOCK_ACCOUNT, {"order_id": order_id})).one()
-    return await _load(conn, row)
+def _locking(new_rows: Any) -> Any:
+    """Rows created when missing and locked (ON CONFLICT DO UPDATE locks them), returned with
+    which child tables hold rows of each order, so loading skips the empty ones."""
+    return new_rows.on_conflict_do_update(
+        index_elements=[billing_orders.c.order_id], set_={"order_id": new_rows.excluded.order_id}
+    ).returning(*billing_orders.c, *_FLAGS)
 
 
-async def lock_existing(conn: AsyncConnection, order_id: str) -> Account | None:
+# One round trip. ``unless_paid``: no row made or locked when that payment id is recorded.
+_LOCK_ACCOUNT = _locking(insert(billing_orders).from_select(
+    [billing_orders.c.order_id], select(_ORDER_ID).where(
+        ~exists().where(payments.c.payment_id == bindparam("unless_paid", type_=Text)))))
+# Many orders in one round trip, locked in order-id order.
+_LOCK_ACCOUNTS = _locking(insert(billing_orders).from_select(
+    [billing_orders.c.order_id], select(_ORDER).order_by(_ORDER)))
+_SELECT_ACCOUNT = select(billing_orders, *_FLAGS).where(billing_orders.c.order_id == _ORDER_ID)
+_LOCK_EXISTING = _SELECT_ACCOUNT.with_for_update()
+
+
+async def lock_accounts(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, Stored]:
+    """The orders' accounts, rows created when missing and locked (one writer at a time)."""
+    if not order_ids:
+        return {}
+    rows = (await conn.execute(_LOCK_ACCOUNTS, {"orders": sorted(set(order_ids))})).all()
+    return await _load(conn, rows)
+
+
+async def lock_account(conn: AsyncConnection, order_id: str, unless_paid: str | None = None
+                       ) -> Stored | None:
+    """The order's account, its row created when missing and locked; None (and no row made or
+    locked) when ``unless_paid`` names a payment recorded already, on whichever order."""
+    row = (await conn.execute(_LOCK_ACCOUNT, {"order_id": order_id, "unless_paid": unless_paid})
+           ).first()
+    return (await _load(conn, [row]))[order_id] if row is not None else None
+
+
+async def lock_existing(conn: AsyncConnection, order_id: str) -> Stored | None:
     """The order's account locked, or None when billing has no row for the order."""
-    row = (await conn.execute(
-        select(billing_orders).where(billing_orders.c.order_id == order_id).with_for_update()
-    )).first()
-    return await _load(conn, row) if row is not None else None
+    row = (await conn.execute(_LOCK_EXISTING, {"order_id": order_id})).first()
+    return (await _load(conn, [row]))[order_id] if row is not None else None
 
 
 async def load_account(conn: AsyncConnection, order_id: str) -> Account | None:
-    row = (await conn.execute(
-        select(billing_orders).where(billing_orders.c.order_id == order_id))).first()
-    return await _load(conn, row) if row is not None else None
+    row = (await conn.execute(_SELECT_ACCOUNT, {"order_id": order_id})).first()
+    return (await _load(conn, [row]))[order_id].account if row is not None else None
+
+
+def _of_orders(column: Any) -> dict[bool, Any]:
+    """The condition on ``column`` for one order (False) and for many (True): the statements of
+    one order compare with ``=``, which the planner estimates as what it is (an index probe)."""
+    return {False: column == _ORDER_ID, True: column == any_(_ORDERS)}
+
+
+def _reads(table: Table, *order: Any) -> dict[bool, Any]:
+    return {many: select(table).where(where).order_by(table.c.order_id, *order)
+            for many, where in _of_orders(table.c.order_id).items()}
+
+
+_LINE_COLUMNS = tuple(c for c in invoice_lines.c if c.name != "invoice_id")
+_INVOICES = {many: select(invoices, *(c.label(f"line_{c.name}") for c in _LINE_COLUMNS))
+             .select_from(invoices.outerjoin(invoice_lines,
+                                             invoice_lines.c.invoice_id == invoices.c.invoice_id))
+             .where(where).order_by(invoices.c.order_id, invoices.c.seq, invoice_lines.c.line_no)
+             for many, where in _of_orders(invoices.c.order_id).items()}
+_CHILD_ROWS = {table: _reads(table, table.c.seq)
+               for table in (payments, recognitions, credit_notes, refunds)}
+_DOCUMENT_LINES = _reads(document_lines, document_lines.c.document, document_lines.c.n)
+
+
+class _Rows:
+    """The child rows of many orders, read with one statement per table that holds any."""
+
+    def __init__(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
+        self.conn, self.rows = conn, rows
+        self.by_order: dict[Table, dict[str, list[Any]]] = {}
+
+    async def read(self, table: Table, statements: dict[bool, Any]) -> None:
+        orders = [r.order_id for r in self.rows if r._mapping.get(f"has_{table.name}", True)]
+        found: dict[str, list[Any]] = {}
+        if orders:
+            many = len(orders) > 1
+            params = {"orders": orders} if many else {"order_id": orders[0]}
+            for row in await self.conn.execute(statements[many], params):
+                found.setdefault(row.order_id, []).append(row)
+        self.by_order[table] = found
+
+    def of(self, table: Table, order_id: str) -> list[Any]:
+        return self.by_order[table].get(order_id, [])
 
 
 def _amounts(rows: list[Any]) -> tuple[LineAmount, ...]:
     return tuple(LineAmount(r.line_no, r.sku, r.quantity, r.gross, r.net) for r in rows)
 
 
-async def _load(conn: AsyncConnection, row: Any) -> Account:
-    """The account of ``row``; child tables the row says are empty (``has_<table>`` False, as
-    ``lock_account`` returns them) are not queried."""
+def _invoices(rows: list[Any]) -> list[tuple[Any, tuple[InvoiceLine, ...]]]:
+    """(invoice row, its lines) from the invoices joined with their lines."""
+    grouped: dict[str, tuple[Any, list[InvoiceLine]]] = {}
+    for r in rows:
+        _, lines = grouped.setdefault(r.invoice_id, (r, []))
+        if r.line_line_no is not None:
+            lines.append(InvoiceLine(
+                kind=r.line_kind, description=r.line_description, sku=r.line_sku,
+                quantity=r.line_quantity, gross=r.line_gross, net=r.line_net,
+                tax_rate=r.line_tax_rate, tax=r.line_tax))
+    return [(row, tuple(lines)) for row, lines in grouped.values()]
+
+
+async def _load(conn: AsyncConnection, rows: Sequence[Any]) -> dict[str, Stored]:
+    """The accounts of ``rows``; child tables a row says are empty (``has_<table>`` False) are
+    not read for its order."""
+    children = _Rows(conn, rows)
+    await children.read(invoices, _INVOICES)
+    for table, statement in _CHILD_ROWS.items():
+        await children.read(table, statement)
+    await children.read(document_lines, _DOCUMENT_LINES)
+    return {row.order_id: _stored(row, children) for row in rows}
+
+
+def _stored(row: Any, children: _Rows) -> Stored:
     order_id = row.order_id
-    mapping = row._mapping
-
-    def has(table: Table) -> bool:
-        return bool(mapping.get(f"has_{table.name}", True))
-
     lines: dict[str, list[Any]] = {}
-    if has(document_lines):
-        for line in await conn.execute(select(document_lines).where(
-                document_lines.c.order_id == order_id).order_by(document_lines.c.n)):
-            lines.setdefault(line.document, []).append(line)
-    invoice_rows = list(await conn.execute(
-        select(invoices).where(invoices.c.order_id == order_id).order_by(invoices.c.seq))
-    ) if has(invoices) else []
-    item_rows: dict[str, list[InvoiceLine]] = {r.invoice_id: [] for r in invoice_rows}
-    if invoice_rows:
-        for item in await conn.execute(select(invoice_lines).where(
-                invoice_lines.c.invoice_id.in_(list(item_rows))).order_by(invoice_lines.c.line_no)):
-            item_rows[item.invoice_id].append(InvoiceLine(
-                kind=item.kind, description=item.description, sku=item.sku,
-                quantity=item.quantity, gross=item.gross, net=item.net, tax_rate=item.tax_rate,
-                tax=item.tax))
-
-    async def rows_of(table: Table) -> list[Any]:
-        if not has(table):
-            return []
-        return list(await conn.execute(
-            select(table).where(table.c.order_id == order_id).order_by(table.c.seq)))
-
-    return Account(
+    for line in children.of(document_lines, order_id):
+        lines.setdefault(line.document, []).append(line)
+    invoice_rows = _invoices(children.of(invoices, order_id))
+    account = Account(
         order_id=order_id,
         order=OrderPlaced.model_validate(row.placed) if row.placed is not None else None,
         confirmed=row.confirmed, cancelled=row.cancelled, requests=frozenset(row.requests),
         invoices=tuple(
-            Invoice(r.invoice_id, r.voucher_number, r.kind, r.currency,
-                    tuple(item_rows[r.invoice_id]), r.net_total, r.tax_total, r.total,
-                    r.issued_at, r.due_date, r.voided, r.void_reason)
-            for r in invoice_rows),
+            Invoice(r.invoice_id, r.voucher_number, r.kind, r.currency, items, r.net_total,
+                    r.tax_total, r.total, r.issued_at, r.due_date, r.voided, r.void_reason)
+            for r, items in invoice_rows),
         payments=tuple(
             Payment(r.payment_id, r.method, r.kind, r.amount, r.currency, r.received_at, r.source)
-            for r in await rows_of(payments)),
+            for r in children.of(payments, order_id)),
         recognitions=tuple(
             Recognition(r.shipment_id, r.voucher_number, r.currency,
                         _amounts(lines.get(r.shipment_id, [])), r.recognized_at)
-            for r in await rows_of(recognitions)),
+            for r in children.of(recognitions, order_id)),
         credit_notes=tuple(
             CreditNote(r.credit_note_id, r.voucher_number, r.invoice_voucher_number, r.reason,
                        r.request_id, r.currency, _amounts(lines.get(r.credit_note_id, [])),
                        r.revenue_reversed, r.issued_at)
-            for r in await rows_of(credit_notes)),
+            for r in children.of(credit_notes, order_id)),
         refunds=tuple(
             Refund(r.refund_id, r.payment_id, r.credit_note_voucher_number, r.method, r.amount,
                    r.currency, r.issued_at)
-            for r in await rows_of(refunds)),
+            for r in children.of(refunds, order_id)),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Booking:
-    """Who and what caused a change: for the rows' cause and the finance user's name."""
-
-    cause_event_id: uuid.UUID | None
-    at: datetime
-    recorded_by: str | None = None
-    placed_event_id: uuid.UUID | None = None
-
-
-def _new(old: tuple[Any, ...], new: tuple[Any, ...]) -> list[tuple[int, Any]]:
-    """The items ``new`` added after ``old`` (accounts only ever grow), with their position."""
-    return list(enumerate(new[len(old):], start=len(old) + 1))
-
-
-async def _insert_lines(conn: AsyncConnection, order_id: str, document: str,
-                        lines: tuple[LineAmount, ...]) -> None:
-    if lines:
-        await conn.execute(insert(document_lines), [
-            {"order_id": order_id, "document": document, "n": n, "line_no": x.line_no,
-             "sku": x.sku, "quantity": x.quantity, "gross": x.gross, "net": x.net}
-            for n, x in enumerate(lines, start=1)])
-
-
-async def save_account(conn: AsyncConnection, old: Account, new: Account, booking: Booking
-                       ) -> None:
-    """Write what a decision changed: facts, new documents and payments, every standing."""
-    order_id, cause = new.order_id, booking.cause_event_id
-    now = statement(new)
-    facts: dict[str, Any] = {
-        "confirmed": new.confirmed, "cancelled": new.cancelled,
-        "requests": sorted(new.requests), "customer_credit": now.customer_credit}
-    if new.order is not None:
-        facts |= {"placed": new.order.wire(), "currency": new.order.currency,
-                  "total": new.order.total, "customer_id": new.order.customer.get("id"),
-                  "payment_method": new.order.payment.get("method"),
-                  "payment_terms": new.order.payment.get("terms")}
-        if old.order is None:
-            facts["placed_event_id"] = booking.placed_event_id
-    await conn.execute(update(billing_orders).where(billing_orders.c.order_id == order_id)
-                       .values(**facts))
-    for seq, invoice in _new(old.invoices, new.invoices):
-        series, year, number = voucher_parts(invoice.voucher_number)
-        await conn.execute(insert(invoices).values(
-            invoice_id=invoice.invoice_id, order_id=order_id, seq=seq,
-            voucher_number=invoice.voucher_number, series=series, year=year, number=number,
-            kind=invoice.kind, currency=invoice.currency, net_total=invoice.net_total,
-            tax_total=invoice.tax_total, total=invoice.total, issued_at=invoice.issued_at,
-            due_date=invoice.due_date, outstanding=invoice.total, status="open",
-            cause_event_id=cause))
-        await conn.execute(insert(invoice_lines), [
-            {"invoice_id": invoice.invoice_id, "line_no": n} | line.model_dump()
-            for n, line in enumerate(invoice.lines, start=1)])
-    for standing in now.invoices:
-        invoice = standing.invoice
-        await conn.execute(update(invoices).where(invoices.c.invoice_id == invoice.invoice_id)
-                           .values(voided=invoice.voided, void_reason=invoice.void_reason,
-                                   paid=standing.paid, credited=standing.credited,
-                                   outstanding=standing.outstanding, status=standing.status))
-    for seq, payment in _new(old.payments, new.payments):
-        await conn.execute(insert(payments).values(
-            payment_id=payment.payment_id, order_id=order_id, seq=seq, method=payment.method,
-            ledger_category=ledger_category(payment.method), kind=payment.kind,
-            amount=payment.amount, currency=payment.currency, received_at=payment.received_at,
-            recorded_at=booking.at, source=payment.source, recorded_by=booking.recorded_by,
-            cause_event_id=cause))
-    for seq, recognition in _new(old.recognitions, new.recognitions):
-        await conn.execute(insert(recognitions).values(
-            order_id=order_id, shipment_id=recognition.shipment_id, seq=seq,
-            voucher_number=recognition.voucher_number, currency=recognition.currency,
-            gross=recognition.gross, net=recognition.net,
-            recognized_at=recognition.recognized_at, cause_event_id=cause))
-        await _insert_lines(conn, order_id, recognition.shipment_id, recognition.lines)
-    for seq, note in _new(old.credit_notes, new.credit_notes):
-        series, year, number = voucher_parts(note.voucher_number)
-        await conn.execute(insert(credit_notes).values(
-            credit_note_id=note.credit_note_id, order_id=order_id, seq=seq,
-            voucher_number=note.voucher_number, series=series, year=year, number=number,
-            invoice_voucher_number=note.invoice_voucher_number, reason=note.reason,
-            request_id=note.request_id, currency=note.currency, net=note.net, total=note.total,
-            revenue_reversed=note.revenue_reversed, issued_at=note.issued_at,
-            cause_event_id=cause))
-        await _insert_lines(conn, order_id, note.credit_note_id, note.lines)
-    for seq, refund in _new(old.refunds, new.refunds):
-        await conn.execute(insert(refunds).values(
-            refund_id=refund.refund_id, order_id=order_id, seq=seq, payment_id=refund.payment_id,
-            credit_note_voucher_number=refund.credit_note_voucher_number, method=refund.method,
-            amount=refund.amount, currency=refund.currency, issued_at=refund.issued_at,
-            cause_event_id=cause))
-
-
+    mapping = row._mapping
+    return Stored(account, {name: mapping[name] for name in FACT_COLUMNS},
+                  {r.invoice_id: tuple(getattr(r, c) for c in STANDING_COLUMNS)
+                   for r, _ in invoice_rows},
+                  bool(mapping.get("has_events", True)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,13 +13,14 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.billing import account_store, domain, queries, store
+from services.billing.account_writes import Booking, Change, save_accounts
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.order_events import OrderAmended, OrderReturned, OrderShipped
 from shared.contract.payloads import OrderPaymentCaptured, OrderPlaced, Payload, parse_payload
 from shared.eventstore import Meta, append
-from shared.inbox import Incoming
+from shared.inbox import BatchStart, BatchWork, Incoming
 
 
 class CountingVouchers:
@@ -58,24 +59,32 @@ async def decide_with_vouchers(conn: AsyncConnection, decide: Decide, year: int
         return decision
     numbers: dict[str, list[str]] = {}
     for series in sorted(counting.needs):
-        numbers[series] = [
-            domain.voucher_number(year, await store.next_voucher_number(conn, series, year),
-                                  series)
-            for _ in range(counting.needs[series])]
+        drawn = await store.next_voucher_numbers(conn, series, year, counting.needs[series])
+        numbers[series] = [domain.voucher_number(year, number, series) for number in drawn]
     supplied = SuppliedVouchers(numbers)
     decision = decide(supplied)
     assert not any(supplied.numbers.values()), "a decision drew fewer numbers the second time"
     return decision
 
 
-async def _commit(conn: AsyncConnection, account: domain.Account, decision: domain.Decision,
-                  meta: Meta, booking: account_store.Booking, clock: Clock) -> None:
+async def _append(conn: AsyncConnection, account: domain.Account, streamed: bool,
+                  decision: domain.Decision, meta: Meta, booking: Booking, clock: Clock
+                  ) -> Change | None:
+    """Append the decision's events; the change to save, or None when nothing changed.
+    ``streamed``: billing has appended to the order's stream before (else its head is not read)."""
     if decision.account == account:
-        return
+        return None
     if decision.events:
-        await append(conn, account.order_id, None, list(decision.events), meta=meta, clock=clock,
-                     key=account.order_id)
-    await account_store.save_account(conn, account, decision.account, booking)
+        await append(conn, account.order_id, None if streamed else 0, list(decision.events),
+                     meta=meta, clock=clock, key=account.order_id)
+    return Change(account, decision.account, booking, appended=bool(decision.events))
+
+
+async def _commit(conn: AsyncConnection, stored: account_store.Stored,
+                  decision: domain.Decision, meta: Meta, booking: Booking, clock: Clock) -> None:
+    change = await _append(conn, stored.account, stored.streamed, decision, meta, booking, clock)
+    if change is not None:
+        await save_accounts(conn, {stored.account.order_id: stored}, [change])
 
 
 def _captured(payment: OrderPaymentCaptured) -> domain.Payment:
@@ -107,27 +116,109 @@ BOOKED = frozenset({"order.placed", "order.confirmed", "order.amended", "order.p
                     "order.shipped", "order.cancelled", "order.returned"})
 
 
+def _order_of(event: EventEnvelope) -> str:
+    if event.order_id is None:
+        raise domain.BillingRefusal(f"{event.event_type} {event.event_id} names no order")
+    return event.order_id
+
+
+async def _book(conn: AsyncConnection, account: domain.Account, streamed: bool,
+                event: EventEnvelope, payload: Payload, clock: Clock) -> Change | None:
+    """Decide on a booked event and append what billing says; the change to save, if any."""
+    cause = domain.Cause(str(event.event_id), clock.now())
+    decide = _decision_for(event.event_type, payload, account, cause)
+    assert decide is not None
+    decision = await decide_with_vouchers(conn, decide, cause.at.year)
+    booking = Booking(event.event_id, cause.at,
+                      placed_event_id=event.event_id if isinstance(payload, OrderPlaced) else None)
+    return await _append(conn, account, streamed, decision, _meta(event), booking, clock)
+
+
+def _payment_id(payload: Payload) -> str | None:
+    return payload.payment_id if isinstance(payload, OrderPaymentCaptured) else None
+
+
 async def handle_order_event(conn: AsyncConnection, message: Incoming, *, clock: Clock) -> None:
     """Consumer entry point for ``oms.order.events.v1`` (inside the inbox's transaction)."""
     event = message.event
     if event.event_type not in BOOKED:
         return
     payload = parse_payload(event.event_type, event.payload)
-    order_id = event.order_id
-    if order_id is None:
-        raise domain.BillingRefusal(f"{event.event_type} {event.event_id} names no order")
-    if isinstance(payload, OrderPaymentCaptured) and (
-            await store.payment_row(conn, payload.payment_id)) is not None:
-        return  # payment ids are global: one seen on any order has no second effect
-    account = await account_store.lock_account(conn, order_id)
-    cause = domain.Cause(str(event.event_id), clock.now())
-    decide = _decision_for(event.event_type, payload, account, cause)
-    assert decide is not None
-    decision = await decide_with_vouchers(conn, decide, cause.at.year)
-    booking = account_store.Booking(event.event_id, cause.at,
-                            placed_event_id=event.event_id if isinstance(payload, OrderPlaced)
-                            else None)
-    await _commit(conn, account, decision, _meta(event), booking, clock)
+    order_id = _order_of(event)
+    # Payment ids are global: one seen on any order has no second effect (nor a row locked).
+    stored = await account_store.lock_account(conn, order_id, unless_paid=_payment_id(payload))
+    if stored is None:
+        return
+    change = await _book(conn, stored.account, stored.streamed, event, payload, clock)
+    if change is not None:
+        await save_accounts(conn, {order_id: stored}, [change])
+
+
+def make_batch_start(clock: Clock) -> BatchStart:
+    """``handle_order_event`` for a whole batch: the batch's accounts locked and loaded with one
+    statement per table, decided on in memory event by event (vouchers and events are drawn and
+    appended as each event is handled), saved at the end with one statement per table."""
+
+    async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
+        booked = [(m.event, parse_payload(m.event.event_type, m.event.payload))
+                  for m in messages if m.event.event_type in BOOKED]
+        paid = await store.recorded_payments(
+            conn, [p for _, payload in booked if (p := _payment_id(payload)) is not None])
+        # The orders handle_order_event would lock: a payment id recorded before (in the
+        # database or earlier in the batch) locks nothing.
+        seen, orders = set(paid), set()
+        for event, payload in booked:
+            payment_id = _payment_id(payload)
+            if event.order_id is None or payment_id in seen:
+                continue
+            if payment_id is not None:
+                seen.add(payment_id)
+            orders.add(event.order_id)
+        stored = await account_store.lock_accounts(conn, sorted(orders))
+        return _Batch(conn, clock, stored, paid,
+                      {event.event_id: payload for event, payload in booked})
+
+    return start
+
+
+class _Batch:
+    """A batch's accounts as its events change them, saved by ``finish``."""
+
+    def __init__(self, conn: AsyncConnection, clock: Clock,
+                 stored: dict[str, account_store.Stored], paid: set[str],
+                 payloads: dict[uuid.UUID, Payload]) -> None:
+        self.conn, self.clock, self.stored, self.paid = conn, clock, stored, paid
+        self.payloads = payloads
+        self.accounts = {order_id: s.account for order_id, s in stored.items()}
+        self.streamed = {order_id for order_id, s in stored.items() if s.streamed}
+        self.changes: list[Change] = []
+
+    async def handle(self, message: Incoming) -> None:
+        event = message.event
+        if event.event_type not in BOOKED:
+            return
+        payload = self.payloads[event.event_id]
+        order_id = _order_of(event)
+        if _payment_id(payload) in self.paid:
+            return
+        if order_id not in self.accounts:  # not foreseen by start: locked as alone
+            stored = await account_store.lock_account(self.conn, order_id)
+            assert stored is not None
+            self.stored[order_id], self.accounts[order_id] = stored, stored.account
+            if stored.streamed:
+                self.streamed.add(order_id)
+        change = await _book(self.conn, self.accounts[order_id], order_id in self.streamed,
+                             event, payload, self.clock)
+        if change is None:
+            return
+        self.changes.append(change)
+        self.accounts[order_id] = change.new
+        self.paid.update(p.payment_id for p in change.new.payments)
+        if change.appended:
+            self.streamed.add(order_id)
+
+    async def finish(self) -> None:
+        await save_accounts(self.conn, self.stored, self.changes)
 
 
 def _meta(cause: EventEnvelope) -> Meta:
@@ -191,8 +282,8 @@ async def record_transfer(engine: AsyncEngine, transfer: Transfer, who: Principa
             known = await _known_payment(conn, transfer)
             if known is not None:
                 return False, known
-            account = await account_store.lock_existing(conn, transfer.order_id)
-            if account is None or account.order is None:
+            stored = await account_store.lock_existing(conn, transfer.order_id)
+            if stored is None or stored.account.order is None:
                 raise UnknownOrder(f"billing knows no placed order {transfer.order_id!r}")
             known = await _known_payment(conn, transfer)  # a twin request may have won the lock
             if known is not None:
@@ -202,11 +293,11 @@ async def record_transfer(engine: AsyncEngine, transfer: Transfer, who: Principa
             payment = domain.Payment(transfer.payment_id, transfer.method, "transfer",
                                      transfer.amount, transfer.currency,
                                      transfer.received_at or at, "finance")
-            decision = domain.record_payment(account, payment, cause)
+            decision = domain.record_payment(stored.account, payment, cause)
             meta = Meta(correlation_id=str(uuid.uuid4()), causation_id=None,
                         actor=Actor(kind="user", id=who.user, role=who.role))
-            await _commit(conn, account, decision, meta,
-                          account_store.Booking(None, at, recorded_by=who.user), clock)
+            await _commit(conn, stored, decision, meta, Booking(None, at, recorded_by=who.user),
+                          clock)
             row = await store.payment_row(conn, transfer.payment_id)
             return True, queries.payment_view(row)
     except exc.IntegrityError as error:  # the same id recorded on another order meanwhile

@@ -1,10 +1,12 @@
 """Billing's own tables (order facts, voucher counters, documents, payments) and voucher numbers.
 
-An order's account is loaded and saved by ``account_store``; reads for people are in ``queries``.
+Orders' accounts are loaded by ``account_store`` and saved by ``account_writes``; reads for people
+are in ``queries``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import (
@@ -22,9 +24,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    any_,
+    bindparam,
     select,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 metadata = MetaData()
@@ -200,19 +204,25 @@ async def create_schema(conn: AsyncConnection) -> None:
 # ---- vouchers ---------------------------------------------------------------------------------
 
 
-async def next_voucher_number(conn: AsyncConnection, series: str, year: int) -> int:
-    """The next number of a series in a year, gapless.
+_DRAW = insert(voucher_counters).values(series=bindparam("series"), year=bindparam("year"),
+                                        last_number=bindparam("count"))
+_DRAW_NUMBERS = _DRAW.on_conflict_do_update(
+    index_elements=[voucher_counters.c.series, voucher_counters.c.year],
+    set_={"last_number": voucher_counters.c.last_number + _DRAW.excluded.last_number},
+).returning(voucher_counters.c.last_number)
+
+
+async def next_voucher_numbers(conn: AsyncConnection, series: str, year: int, count: int
+                               ) -> list[int]:
+    """The next ``count`` numbers of a series in a year, gapless, in one round trip.
 
     The upsert takes the counter row's lock (as SELECT ... FOR UPDATE would) until the
     transaction ends: a concurrent issuer waits and then continues from the committed number;
     a rolled-back document takes its increment with it, so no number is skipped.
     """
-    first = insert(voucher_counters).values(series=series, year=year, last_number=1)
-    stmt = first.on_conflict_do_update(
-        index_elements=[voucher_counters.c.series, voucher_counters.c.year],
-        set_={"last_number": voucher_counters.c.last_number + 1},
-    ).returning(voucher_counters.c.last_number)
-    return int((await conn.execute(stmt)).scalar_one())
+    last = int((await conn.execute(
+        _DRAW_NUMBERS, {"series": series, "year": year, "count": count})).scalar_one())
+    return list(range(last - count + 1, last + 1))
 
 
 def voucher_parts(voucher: str) -> tuple[str, int, int]:
@@ -220,7 +230,18 @@ def voucher_parts(voucher: str) -> tuple[str, int, int]:
     return series, int(year), int(number)
 
 
+_PAYMENT = select(payments).where(payments.c.payment_id == bindparam("payment_id"))
+_RECORDED = select(payments.c.payment_id).where(
+    payments.c.payment_id == any_(bindparam("payment_ids", type_=ARRAY(Text))))
+
+
 async def payment_row(conn: AsyncConnection, payment_id: str) -> Any | None:
     """The stored payment with this id, on whichever order (payment ids are global)."""
-    return (await conn.execute(select(payments).where(payments.c.payment_id == payment_id))
-            ).first()
+    return (await conn.execute(_PAYMENT, {"payment_id": payment_id})).first()
+
+
+async def recorded_payments(conn: AsyncConnection, payment_ids: Collection[str]) -> set[str]:
+    """Which of these payment ids are recorded already (on any order)."""
+    if not payment_ids:
+        return set()
+    return set((await conn.execute(_RECORDED, {"payment_ids": sorted(set(payment_ids))})).scalars())
