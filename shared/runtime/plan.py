@@ -101,7 +101,7 @@ def resolve_database_urls(services: Sequence[str], server_url: str | None,
     return urls
 
 
-TANSU_FETCH_MAX_WAIT_MS = "20"
+TANSU_FETCH_MAX_WAIT_MS = "100"
 
 
 def service_env(name: str, *, base: Mapping[str, str], extra: Mapping[str, str], kafka_bootstrap: str,

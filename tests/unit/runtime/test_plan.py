@@ -89,7 +89,7 @@ def _env(embedded: bool, extra: dict[str, str] | None = None,
 def test_a_service_on_the_embedded_broker_republishes_without_idempotence() -> None:
     env = _env(True, base={"PATH": "/bin", "OMS_REPUBLISH_ON_START": "false"})
     assert env["OMS_KAFKA_IDEMPOTENCE"] == "false"
-    assert env["OMS_KAFKA_FETCH_MAX_WAIT_MS"] == "20"  # Tansu answers a fetch when the wait is over
+    assert env["OMS_KAFKA_FETCH_MAX_WAIT_MS"] == "100"  # Tansu answers a fetch when the wait is over
     assert env["OMS_REPUBLISH_ON_START"] == "true"
     assert env["OMS_KAFKA_BOOTSTRAP"] == "127.0.0.1:9092"
     assert env["OMS_ORDER_DATABASE_URL"] == "postgresql:///oms_order"
