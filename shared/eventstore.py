@@ -181,6 +181,17 @@ async def stream_head(conn: AsyncConnection, stream_id: str) -> tuple[int, str |
     return (0, None) if row is None else (int(row[0]), str(row[1]))
 
 
+Head = tuple[int, str | None]  # (version, hash) of a stream's last event
+
+
+class Appended(list[EventEnvelope]):
+    """The appended envelopes, and the stream's new head (to append again without reading it)."""
+
+    def __init__(self, envelopes: Sequence[EventEnvelope] = (), head: Head | None = None) -> None:
+        super().__init__(envelopes)
+        self.head = head
+
+
 async def append(
     conn: AsyncConnection,
     stream_id: str,
@@ -190,17 +201,23 @@ async def append(
     meta: Meta,
     clock: Clock,
     key: str | None = None,
-) -> list[EventEnvelope]:
+    head: Head | None = None,
+) -> Appended:
     """Append events to a stream inside the caller's transaction.
 
     ``expected_version`` is the version the caller decided on (0 for a new stream); ``None``
     appends after whatever is there. A concurrent writer makes this raise ConcurrencyError,
-    after which the caller rolls back its transaction or savepoint.
+    after which the caller rolls back its transaction or savepoint. ``head`` (version, hash) is
+    the stream's last event as the caller read it in this transaction (``Appended.head`` of an
+    earlier append, ``StoredEvent``s of a read): used only when its version is the expected one,
+    it saves reading it again; a stale one collides on the next version like any other writer.
     """
     if not new_events:
-        return []
+        return Appended()
     if expected_version == 0:  # a new stream: if it exists after all, version 1 conflicts below
         version, prev_hash = 0, None
+    elif head is not None and expected_version == head[0]:
+        version, prev_hash = head
     else:
         version, prev_hash = await stream_head(conn, stream_id)
     if expected_version is not None and version != expected_version:
@@ -250,7 +267,7 @@ async def append(
     if len(inserted) != len(rows):
         actual, _ = await stream_head(conn, stream_id)
         raise ConcurrencyError(stream_id, expected_version, actual)
-    return envelopes
+    return Appended(envelopes, head=(envelopes[-1].stream_version, prev_hash))
 
 
 _INSERT = insert(events).values(

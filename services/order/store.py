@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -88,8 +89,11 @@ async def create_schema(conn: AsyncConnection) -> None:
 
 async def load_order(conn: AsyncConnection, order_id: str) -> OrderState:
     stored = await eventstore.read_stream(conn, order_id)
-    return fold(order_id, [(e.envelope.event_type, e.envelope.payload, e.envelope.stream_version,
-                            e.envelope.occurred_at) for e in stored])
+    state = fold(order_id, [(e.envelope.event_type, e.envelope.payload, e.envelope.stream_version,
+                             e.envelope.occurred_at) for e in stored])
+    if stored:  # the next append needs not read the head again
+        state = replace(state, head=(stored[-1].envelope.stream_version, stored[-1].hash))
+    return state
 
 
 async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime,

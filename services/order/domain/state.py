@@ -81,6 +81,9 @@ class OrderState:
     cancelled: bool = False
     returns: tuple[tuple[str, ReturnRequest], ...] = ()
     amendment_requests: frozenset[str] = frozenset()
+    # Where the order's log stood when this state was read or written: (version, hash of the
+    # last event), for the store's next append; not a fact of the order (not compared).
+    head: tuple[int, str | None] | None = field(default=None, compare=False)
 
     @property
     def exists(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -35,12 +35,13 @@ async def commit(deps: OrderDeps, conn: AsyncConnection, state: OrderState,
     if not new_events:
         return state
     envelopes = await append(conn, state.order_id, state.version, new_events, meta=meta,
-                             clock=deps.clock, key=state.order_id)
+                             clock=deps.clock, key=state.order_id, head=state.head)
     delivered_at = None
     for env in envelopes:
         state = evolve(state, env.event_type, env.payload, env.stream_version, env.occurred_at)
         if env.event_type == "order.delivered":
             delivered_at = env.occurred_at
+    state = replace(state, head=envelopes.head)
     if any(e.event_type == "order.cancelled" for e in new_events):
         await store.leave_group(conn, state.order_id)
         await duplicate_store.forget(conn, state.order_id)
@@ -53,8 +54,11 @@ def follow(event: EventEnvelope) -> Meta:
     return Meta(correlation_id=event.correlation_id, actor=SYSTEM, causation_id=str(event.event_id))
 
 
-async def readiness(conn: AsyncConnection, deps: OrderDeps, state: OrderState) -> Readiness:
-    reserved = await store.is_reserved(conn, state.order_id)
+async def readiness(conn: AsyncConnection, deps: OrderDeps, state: OrderState,
+                    reserved: bool | None = None) -> Readiness:
+    """``reserved``: when the caller has just recorded it (else it is read)."""
+    if reserved is None:
+        reserved = await store.is_reserved(conn, state.order_id)
     group = (state.placed.group_buy or {}) if state.placed else {}
     if not group:
         return Readiness(reserved=reserved)

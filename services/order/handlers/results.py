@@ -26,7 +26,7 @@ async def on_inventory(deps: OrderDeps, conn: AsyncConnection, event: EventEnvel
     state = await _load_known(conn, event)
     if event.event_type == "stock.reserved":
         await store.mark_reserved(conn, state.order_id, str(event.event_id), deps.clock.now())
-        decided = lifecycle.confirm_if_ready(state, await readiness(conn, deps, state))
+        decided = lifecycle.confirm_if_ready(state, await readiness(conn, deps, state, reserved=True))
     else:
         await store.mark_short(conn, state.order_id, str(event.event_id), deps.clock.now())
         shortage = StockShortage.model_validate(event.payload)
