@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.notify import api, store
 from services.notify.channels import Channels
 from services.notify.config import NotifyConfig, load_rules
-from services.notify.handlers import make_handler
+from services.notify.handlers import make_batch_start, make_handler
 from services.notify.sender import Sender
 from shared.audit.replay import has_table
 from shared.clock import Clock
@@ -42,7 +42,9 @@ def build(ctx: ServiceContext) -> ServiceParts:
     async def send_forever() -> None:
         await sender.run(config.notify_send_poll_seconds)
 
-    return ServiceParts(topics=TOPICS, handle=make_handler(ctx.clock, rules, setup),
+    told: set[str] = set()  # channel fallbacks logged by this process (once each)
+    return ServiceParts(topics=TOPICS, handle=make_handler(ctx.clock, rules, setup, told),
+                        start_batch=make_batch_start(ctx.clock, rules, setup, told),
                         background=[send_forever])
 
 

@@ -15,13 +15,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    any_,
+    bindparam,
     case,
     func,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify.domain import OrderCustomer, PlannedNotification
@@ -105,49 +107,79 @@ async def create_schema(conn: AsyncConnection) -> None:
         await conn.execute(text(statement))
 
 
-async def remember_customer(conn: AsyncConnection, customer: OrderCustomer, *, source_event_id: str,
-                            at: datetime) -> None:
-    """Keep the first ``order.placed`` customer of an order (a redelivery changes nothing)."""
-    await conn.execute(
-        insert(order_customers)
-        .values(order_id=customer.order_id, customer_id=customer.customer_id,
-                customer_name=customer.name, email=customer.email, phone=customer.phone,
-                channel=customer.channel, channel_order_id=customer.channel_order_id,
-                address=customer.address, source_event_id=source_event_id, recorded_at=at)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-    )
+# Statements of the consumer's hot path, built once (SQLAlchemy caches their compiled form); each
+# takes one row or, as an executemany, a batch's rows.
+_CUSTOMER_COLUMNS = ("order_id", "customer_id", "customer_name", "email", "phone", "channel",
+                     "channel_order_id", "address", "source_event_id", "recorded_at")
+_REMEMBER_CUSTOMERS = insert(order_customers).values(
+    {name: bindparam(name) for name in _CUSTOMER_COLUMNS}
+).on_conflict_do_nothing(index_elements=["order_id"])
+_LOAD_CUSTOMERS = select(order_customers).where(
+    order_customers.c.order_id == any_(bindparam("ids", type_=ARRAY(Text))))
+_NOTIFICATION_COLUMNS = ("notification_id", "source_event_id", "source_event_type",
+                         "correlation_id", "order_id", "recipient", "channel", "target", "rule",
+                         "subject", "body", "html_body", "status", "attempts", "next_attempt_at",
+                         "failure_reason", "created_at", "finished_at")
+_STORE_NOTIFICATIONS = insert(notifications).values(
+    {name: bindparam(name) for name in _NOTIFICATION_COLUMNS}).on_conflict_do_nothing()
+_RECORD_ATTEMPTS = insert(delivery_attempts).values(
+    {name: bindparam(name) for name in ("notification_id", "attempt", "at", "status", "error")})
+# Per notification id: is it stored, and the type of the last event on its stream (None: none).
+_NOTIFICATION_STATES = text(
+    "SELECT w.id, EXISTS (SELECT 1 FROM notifications n WHERE n.notification_id = w.id) AS stored, "
+    "(SELECT e.event_type FROM events e WHERE e.stream_id = w.id ORDER BY e.stream_version DESC "
+    "LIMIT 1) AS logged FROM unnest(CAST(:ids AS text[])) AS w (id)")
 
 
-async def load_customer(conn: AsyncConnection, order_id: str | None) -> OrderCustomer | None:
-    if order_id is None:
-        return None
-    row = (
-        await conn.execute(select(order_customers).where(order_customers.c.order_id == order_id))
-    ).first()
-    if row is None:
-        return None
-    return OrderCustomer(order_id=row.order_id, customer_id=row.customer_id, name=row.customer_name,
-                         email=row.email, phone=row.phone, channel=row.channel,
-                         channel_order_id=row.channel_order_id, address=row.address or "")
+def customer_row(customer: OrderCustomer, *, source_event_id: str, at: datetime) -> dict[str, Any]:
+    return {"order_id": customer.order_id, "customer_id": customer.customer_id,
+            "customer_name": customer.name, "email": customer.email, "phone": customer.phone,
+            "channel": customer.channel, "channel_order_id": customer.channel_order_id,
+            "address": customer.address, "source_event_id": source_event_id, "recorded_at": at}
 
 
-async def store_notification(conn: AsyncConnection, planned: PlannedNotification, *, status: str,
-                             correlation_id: str, at: datetime) -> bool:
-    """Insert the notification unless it exists; True only the first time (then deliver it)."""
-    finished = at if status != PENDING else None
-    result = await conn.execute(
-        insert(notifications)
-        .values(notification_id=planned.notification_id, source_event_id=planned.source_event_id,
-                source_event_type=planned.source_event_type, correlation_id=correlation_id,
-                order_id=planned.order_id, recipient=planned.recipient, channel=planned.channel,
-                target=planned.target, rule=planned.rule, subject=planned.subject,
-                body=planned.body, html_body=planned.html_body, status=status,
-                attempts=0, next_attempt_at=at if status == PENDING else None,
-                failure_reason=planned.failure, created_at=at, finished_at=finished)
-        .on_conflict_do_nothing()
-        .returning(notifications.c.notification_id)
-    )
-    return result.first() is not None
+async def remember_customers(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Keep the first ``order.placed`` customer of each order (a redelivery changes nothing)."""
+    if rows:
+        await conn.execute(_REMEMBER_CUSTOMERS, rows)
+
+
+async def load_customers(conn: AsyncConnection, order_ids: list[str]) -> dict[str, OrderCustomer]:
+    if not order_ids:
+        return {}
+    rows = await conn.execute(_LOAD_CUSTOMERS, {"ids": order_ids})
+    return {row.order_id: OrderCustomer(
+        order_id=row.order_id, customer_id=row.customer_id, name=row.customer_name,
+        email=row.email, phone=row.phone, channel=row.channel,
+        channel_order_id=row.channel_order_id, address=row.address or "") for row in rows}
+
+
+def notification_row(planned: PlannedNotification, *, status: str, correlation_id: str,
+                     at: datetime) -> dict[str, Any]:
+    return {"notification_id": planned.notification_id, "source_event_id": planned.source_event_id,
+            "source_event_type": planned.source_event_type, "correlation_id": correlation_id,
+            "order_id": planned.order_id, "recipient": planned.recipient,
+            "channel": planned.channel, "target": planned.target, "rule": planned.rule,
+            "subject": planned.subject, "body": planned.body, "html_body": planned.html_body,
+            "status": status, "attempts": 0,
+            "next_attempt_at": at if status == PENDING else None,
+            "failure_reason": planned.failure, "created_at": at,
+            "finished_at": at if status != PENDING else None}
+
+
+async def store_notifications(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert notifications (one that exists is left as it is: never a second send)."""
+    if rows:
+        await conn.execute(_STORE_NOTIFICATIONS, rows)
+
+
+async def notification_states(conn: AsyncConnection, notification_ids: list[str]
+                              ) -> dict[str, tuple[bool, str | None]]:
+    """Per notification id: (stored already?, type of the last event on its stream or None)."""
+    if not notification_ids:
+        return {}
+    rows = await conn.execute(_NOTIFICATION_STATES, {"ids": notification_ids})
+    return {row.id: (bool(row.stored), row.logged) for row in rows}
 
 
 async def claim_due(conn: AsyncConnection, now: datetime, lease_until: datetime, limit: int
@@ -172,8 +204,18 @@ async def claim_due(conn: AsyncConnection, now: datetime, lease_until: datetime,
 
 async def record_attempt(conn: AsyncConnection, notification_id: str, attempt: int, at: datetime,
                          status: str, error: str | None = None) -> None:
-    await conn.execute(delivery_attempts.insert().values(
-        notification_id=notification_id, attempt=attempt, at=at, status=status, error=error))
+    await record_attempts(conn, [attempt_row(notification_id, attempt, at, status, error)])
+
+
+def attempt_row(notification_id: str, attempt: int, at: datetime, status: str,
+                error: str | None = None) -> dict[str, Any]:
+    return {"notification_id": notification_id, "attempt": attempt, "at": at, "status": status,
+            "error": error}
+
+
+async def record_attempts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await conn.execute(_RECORD_ATTEMPTS, rows)
 
 
 async def finish_attempt(conn: AsyncConnection, notification_id: str, *, attempts_before: int,
