@@ -66,7 +66,7 @@ async def on_placed(s: LedgerSession, event: EventEnvelope) -> None:
 async def on_deposit_paid(s: LedgerSession, event: EventEnvelope) -> None:
     """A presale deposit locks the order's stock (once)."""
     paid = OrderDepositPaid.model_validate(event.payload)
-    record = await _lock_order(s, paid.order_id)
+    record, _, _ = await _lock_order(s, paid.order_id)
     if record.status != "awaiting_deposit":
         return  # not presale, or its deposit was handled before
     await s.reserve_new(record.order_id, record.lines, reason="presale deposit paid")
@@ -75,12 +75,13 @@ async def on_deposit_paid(s: LedgerSession, event: EventEnvelope) -> None:
 async def on_cancelled(s: LedgerSession, event: EventEnvelope) -> None:
     """Give back whatever the order still holds; a waiting order leaves the queue."""
     cancelled = OrderCancelled.model_validate(event.payload)
-    record = await _lock_order(s, cancelled.order_id)
+    record, holdings, waiting = await _lock_order(s, cancelled.order_id)
     if record.status == "cancelled":
         return
     await _release(s, record.order_id, domain.release_everything(
-        await store.holdings(s.conn, record.order_id), await s.serving_order()), "cancelled")
-    await store.remove_waiting(s.conn, record.order_id)
+        holdings, await s.serving_order()), "cancelled")
+    if waiting is not None:
+        await store.remove_waiting(s.conn, record.order_id)
     await store.update_order(s.conn, record.order_id, s.now, status="cancelled")
 
 
@@ -91,7 +92,7 @@ async def on_amended(s: LedgerSession, event: EventEnvelope) -> None:
     after = (tuple(domain.Demand.of(OrderLine.model_validate(x)) for x in after_lines)
              if after_lines is not None else None)
     extra_skus = {x.sku for x in amended.lines_delta} | {d.sku for d in after or ()}
-    record = await _lock_order(s, amended.order_id, extra_skus)
+    record, holdings, waiting = await _lock_order(s, amended.order_id, extra_skus)
     if not await store.claim_request(s.conn, record.order_id, "amendment", amended.request_id,
                                      event.event_id, s.now):
         return
@@ -112,8 +113,6 @@ async def on_amended(s: LedgerSession, event: EventEnvelope) -> None:
                                 shortage_event_id=None)
         s.gained |= set(delta)  # a smaller order may fit now; its place in the queue is kept
         return
-    holdings = await store.holdings(s.conn, record.order_id)
-    waiting = await store.waiting_of(s.conn, record.order_id)
     split = domain.split_amendment(delta, waiting.demands if waiting else (),
                                    domain.held_per_sku(holdings), lines)
     order = await s.serving_order(holdings)
@@ -138,11 +137,10 @@ async def on_shipped(s: LedgerSession, event: EventEnvelope) -> None:
     """Deduct the shipped units from the order's reservation (once per shipment id)."""
     shipped = OrderShipped.model_validate(event.payload)
     quantities = domain.per_sku((x.sku, x.quantity) for x in shipped.lines)
-    record = await _lock_order(s, shipped.order_id, quantities)
+    record, holdings, waiting = await _lock_order(s, shipped.order_id, quantities)
     if not await store.claim_request(s.conn, record.order_id, "shipment", shipped.shipment_id,
                                      event.event_id, s.now):
         return
-    holdings = await store.holdings(s.conn, record.order_id)
     takes = domain.plan_deduction(record.order_id, shipped.shipment_id, holdings, quantities,
                                   shipped.warehouse, await s.serving_order(holdings))
     deducted = await s.emit(record.order_id, StockDeducted(
@@ -152,11 +150,11 @@ async def on_shipped(s: LedgerSession, event: EventEnvelope) -> None:
                   for t in takes], deducted.event_id,
                  reason=f"shipment {shipped.shipment_id} from {shipped.warehouse}")
     if shipped.complete:  # nothing more will ship: anything still held goes back
-        left = domain.release_everything(await store.holdings(s.conn, record.order_id),
-                                         await s.serving_order())
+        left = domain.release_everything(_less(holdings, takes), await s.serving_order())
         await _release(s, record.order_id, left, "other",
                        f"left over after the complete shipment {shipped.shipment_id}")
-        await store.remove_waiting(s.conn, record.order_id)
+        if waiting is not None:
+            await store.remove_waiting(s.conn, record.order_id)
         await store.update_order(s.conn, record.order_id, s.now, status="shipped")
 
 
@@ -179,25 +177,33 @@ async def on_returned(s: LedgerSession, event: EventEnvelope) -> None:
                                       returned.order_id)], received.event_id, reason=reason)
 
 
-async def _lock_order(s: LedgerSession, order_id: str, extra_skus: Any = ()) -> store.OrderRecord:
-    """Lock every SKU the order involves, then the order itself."""
-    found = await store.load_order(s.conn, order_id)
+async def _lock_order(s: LedgerSession, order_id: str, extra_skus: Any = ()) -> store.OrderState:
+    """Lock every SKU the order involves, then the order itself; the order, its holdings and its
+    waiting as they are under those locks (nothing else can change them until commit)."""
+    found = await store.order_state(s.conn, order_id)
     if found is None:
         raise UnknownOrder(f"order {order_id} was never placed as far as inventory knows")
-    involved = _skus(found, await store.holdings(s.conn, order_id),
-                     await store.waiting_of(s.conn, order_id)) | set(extra_skus)
-    await s.lock(involved)
+    await s.lock(_skus(*found) | set(extra_skus))
     record = await store.load_order(s.conn, order_id, lock=True)
     assert record is not None
-    s.require_locked(_skus(record, await store.holdings(s.conn, order_id),
-                           await store.waiting_of(s.conn, order_id)))
-    return record
+    # Read after the order's lock, in a statement of its own: a writer we waited for is visible.
+    holdings, waiting = await store.holdings_and_waiting(s.conn, order_id)
+    s.require_locked(_skus(record, holdings, waiting))
+    return record, holdings, waiting
 
 
 def _skus(record: store.OrderRecord, holdings: domain.Holdings,
           waiting: domain.Waiting | None) -> set[str]:
     return ({d.sku for d in record.lines} | {sku for (sku, _) in holdings}
             | set(waiting.skus if waiting else ()))
+
+
+def _less(holdings: domain.Holdings, takes: list[domain.Take]) -> dict[domain.StockKey, int]:
+    """The holdings after these takes left them (what the ledger arithmetic wrote)."""
+    left = dict(holdings)
+    for t in takes:
+        left[(t.sku, t.warehouse)] = left.get((t.sku, t.warehouse), 0) - t.quantity
+    return {key: qty for key, qty in left.items() if qty > 0}
 
 
 ReleaseReason = Literal["cancelled", "amended", "approval_rejected", "other"]

@@ -190,13 +190,12 @@ class LedgerSession:
         self.changed.clear()
         if not skus:
             return
-        totals = await store.total_available(self.conn, skus)
-        flags = await store.low_flags(self.conn, skus)
+        state = await store.low_stock_state(self.conn, skus)
         for sku in skus:
-            threshold, available = self.thresholds[sku], totals.get(sku, 0)
-            alert, low = domain.low_stock_crossing(flags.get(sku), available, threshold)
+            threshold, (available, flagged) = self.thresholds[sku], state[sku]
+            alert, low = domain.low_stock_crossing(flagged, available, threshold)
             if alert:
                 await self.emit(level_stream(sku), StockLow(sku=sku, available=available,
                                                             threshold=threshold), key=sku)
-            if flags.get(sku) != low:
+            if flagged != low:
                 await store.set_low_flag(self.conn, sku, low, available, threshold, self.now)
