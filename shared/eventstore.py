@@ -332,6 +332,17 @@ async def read_stream(conn: AsyncConnection, stream_id: str, *, upcasted: bool =
     return [_stored(row, upcasted=upcasted) for row in result]
 
 
+async def read_streams(conn: AsyncConnection, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
+    """Several streams in one query (upcast payloads); a stream without events is absent."""
+    found: dict[str, list[StoredEvent]] = {}
+    result = await conn.execute(
+        text(f"SELECT {_COLUMNS} FROM events WHERE stream_id = ANY(:ids) "
+             "ORDER BY stream_id, stream_version"), {"ids": list(stream_ids)})
+    for row in result:
+        found.setdefault(row.stream_id, []).append(_stored(row, upcasted=True))
+    return found
+
+
 async def read_committed_after(
     conn: AsyncConnection, after: Position, limit: int = 1000
 ) -> list[StoredEvent]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -87,13 +89,48 @@ async def create_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(metadata.create_all)
 
 
-async def load_order(conn: AsyncConnection, order_id: str) -> OrderState:
-    stored = await eventstore.read_stream(conn, order_id)
+@dataclass
+class BatchCache:
+    """A consumer batch's orders (loaded together, kept current by each commit) and their
+    projection rows, written once at the end of the batch (``handlers/batch.py``)."""
+
+    states: dict[str, OrderState] = field(default_factory=dict)
+    projections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# Set only while a batch's message is being handled (never across an await outside it).
+BATCH: ContextVar[BatchCache | None] = ContextVar("order_batch_cache", default=None)
+
+
+def _folded(order_id: str, stored: list[eventstore.StoredEvent]) -> OrderState:
     state = fold(order_id, [(e.envelope.event_type, e.envelope.payload, e.envelope.stream_version,
                              e.envelope.occurred_at) for e in stored])
     if stored:  # the next append needs not read the head again
         state = replace(state, head=(stored[-1].envelope.stream_version, stored[-1].hash))
     return state
+
+
+async def load_order(conn: AsyncConnection, order_id: str) -> OrderState:
+    cache = BATCH.get()
+    if cache is not None and order_id in cache.states:
+        return cache.states[order_id]
+    state = _folded(order_id, await eventstore.read_stream(conn, order_id))
+    if cache is not None:
+        cache.states[order_id] = state
+    return state
+
+
+async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, OrderState]:
+    """Many orders in one query (an order without events is a fresh, not existing, state)."""
+    found = await eventstore.read_streams(conn, order_ids)
+    return {order_id: _folded(order_id, found.get(order_id, [])) for order_id in order_ids}
+
+
+def remember(state: OrderState) -> None:
+    """A committed state is the batch's current one for its order."""
+    cache = BATCH.get()
+    if cache is not None:
+        cache.states[state.order_id] = state
 
 
 async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime,
@@ -117,7 +154,20 @@ async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime
         "delivered_at": delivered_at,
         "version": state.version, "placed_at": placed.submitted_at, "updated_at": at,
     }
-    await conn.execute(_SAVE_PROJECTION, row)
+    cache = BATCH.get()
+    if cache is None:
+        await conn.execute(_SAVE_PROJECTION, row)
+        return
+    earlier = cache.projections.get(state.order_id)
+    if earlier is not None and row["delivered_at"] is None:  # as the upsert's coalesce keeps it
+        row["delivered_at"] = earlier["delivered_at"]
+    cache.projections[state.order_id] = row
+
+
+async def save_projections(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """The batch's projection rows (each order's last), in one executemany."""
+    if rows:
+        await conn.execute(_SAVE_PROJECTION, rows[0] if len(rows) == 1 else list(rows))
 
 
 _PROJECTION_COLUMNS = (

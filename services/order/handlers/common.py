@@ -45,6 +45,7 @@ async def commit(deps: OrderDeps, conn: AsyncConnection, state: OrderState,
     if any(e.event_type == "order.cancelled" for e in new_events):
         await store.leave_group(conn, state.order_id)
         await duplicate_store.forget(conn, state.order_id)
+    store.remember(state)
     await store.save_projection(conn, state, deps.clock.now(), delivered_at)
     return state
 

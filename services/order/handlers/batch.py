@@ -1,0 +1,60 @@
+"""The order consumer's batch work: every order a batch names is loaded in one query, each
+message is handled as alone but against those states (kept current by each commit), and the
+orders' projection rows are written once, at the end, in one executemany.
+
+The effect equals handling each message alone (tests/integration/order/test_batch.py); any
+failure undoes the batch and the inbox handles its messages one by one without the cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.order import store
+from services.order.domain.lifecycle import order_id_for
+from services.order.handlers import OrderDeps, handle
+from shared.contract.topics import STOREFRONT_ORDERS
+from shared.inbox import BatchStart, BatchWork, Incoming
+
+
+def named_order(message: Incoming) -> str | None:
+    """The order a message is about, when it can be told without deciding anything."""
+    if message.topic != STOREFRONT_ORDERS:
+        return message.envelope.order_id if message.envelope is not None else None
+    try:
+        raw = json.loads(message.value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    channel, channel_order_id = raw.get("channel"), raw.get("channel_order_id")
+    if isinstance(channel, str) and isinstance(channel_order_id, str):
+        return order_id_for(channel, channel_order_id)
+    return None
+
+
+class _Work:
+    def __init__(self, deps: OrderDeps, conn: AsyncConnection, cache: store.BatchCache) -> None:
+        self.deps, self.conn, self.cache = deps, conn, cache
+
+    async def handle(self, message: Incoming) -> None:
+        token = store.BATCH.set(self.cache)
+        try:
+            await handle(self.deps, self.conn, message)
+        finally:
+            store.BATCH.reset(token)
+
+    async def finish(self) -> None:
+        await store.save_projections(self.conn, list(self.cache.projections.values()))
+
+
+def make_batch_start(deps: OrderDeps) -> BatchStart:
+    async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
+        named = sorted({order for m in messages if (order := named_order(m)) is not None})
+        cache = store.BatchCache(states=await store.load_orders(conn, named) if named else {})
+        return _Work(deps, conn, cache)
+
+    return start
