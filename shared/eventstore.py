@@ -29,6 +29,7 @@ from shared.clock import Clock
 from shared.contract.envelope import Actor, EventEnvelope, canonical_time
 from shared.contract.payloads import Payload
 from shared.db import run_script
+from shared.eventrows import INSERT_ROWS_UNLESS_TAKEN, as_document
 from shared.upcasting import upcast
 
 metadata = MetaData()
@@ -263,7 +264,10 @@ async def append(
     # skipped by ON CONFLICT and shows as a missing RETURNING row. The caller's transaction or
     # savepoint must then be rolled back (every caller does: the inbox, commands, the jobs), so
     # rows of this append that did go in never commit.
-    inserted = (await conn.execute(_INSERT, rows)).all()
+    if len(rows) == 1:
+        inserted = (await conn.execute(_INSERT, rows[0])).all()
+    else:  # one statement, one round trip, whatever the number of events
+        inserted = (await conn.execute(INSERT_ROWS_UNLESS_TAKEN, as_document(rows))).all()
     if len(inserted) != len(rows):
         actual, _ = await stream_head(conn, stream_id)
         raise ConcurrencyError(stream_id, expected_version, actual)

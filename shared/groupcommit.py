@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.clock import Clock
 from shared.contract.envelope import EventEnvelope
 from shared.contract.payloads import Payload
+from shared.eventrows import INSERT_ROWS, as_document
 from shared.eventstore import ConcurrencyError, Meta, append, chain_hash
 
 _HEADS = text(
@@ -33,16 +33,6 @@ _HEADS = text(
 )
 # One statement for the whole group: the rows travel as one JSON document (one parameter, one
 # round trip, C-speed encoding) and PostgreSQL unpacks them.
-_INSERT_ROWS = text(
-    "INSERT INTO events (event_id, stream_id, stream_version, event_type, schema_version, "
-    "occurred_at, correlation_id, causation_id, actor, payload, message_key, prev_hash, hash) "
-    "SELECT event_id, stream_id, stream_version, event_type, schema_version, occurred_at, "
-    "correlation_id, causation_id, actor, payload, message_key, prev_hash, hash "
-    "FROM ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS (event_id uuid, stream_id text, "
-    "stream_version integer, event_type text, schema_version integer, occurred_at timestamptz, "
-    "correlation_id text, causation_id text, actor jsonb, payload jsonb, message_key text, "
-    "prev_hash text, hash text)) WITH ORDINALITY AS r ORDER BY r.ordinality"
-)
 
 
 @dataclass(slots=True)
@@ -194,7 +184,7 @@ class GroupCommitAppender:
             rows.extend(new_rows)
             outcomes.append(envelopes)
         if rows:
-            await conn.execute(_INSERT_ROWS, as_document(rows))
+            await conn.execute(INSERT_ROWS, as_document(rows))
         return outcomes
 
     async def _one_by_one(self, conn: AsyncConnection, group: list[_Request]
@@ -209,13 +199,6 @@ class GroupCommitAppender:
             except ConcurrencyError as error:
                 outcomes.append(error)
         return outcomes
-
-
-def as_document(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """The parameters of ``_INSERT_ROWS``: every row in one JSON array."""
-    return {"rows": json.dumps(
-        [{**row, "event_id": str(row["event_id"]), "occurred_at": row["occurred_at"].isoformat()}
-         for row in rows], ensure_ascii=False, separators=(",", ":"))}
 
 
 def build_rows(stream_id: str, version: int, prev_hash: str | None, payloads: Sequence[Payload],
