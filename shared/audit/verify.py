@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.eventstore import verify_chain
+from shared.chainverify import verify_chain
 
 
 @dataclass(frozen=True, slots=True)

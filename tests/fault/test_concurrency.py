@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from shared.eventstore import read_stream, verify_stream
+from shared.chainverify import verify_stream
+from shared.eventstore import read_stream
 from tests.integration.order.flows import Flow, key, order_message, order_of, order_service
 
 AMENDS = 14

@@ -19,6 +19,7 @@ from psycopg import sql
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.chainverify import verify_chain, verify_stream
 from shared.clock import ManualClock
 from shared.contract.envelope import SYSTEM, Actor
 from shared.contract.payloads import OrderConfirmed
@@ -33,8 +34,6 @@ from shared.eventstore import (
     read_all,
     read_committed_after,
     read_stream,
-    verify_chain,
-    verify_stream,
 )
 from shared.service import prepare_database
 from shared.settings import with_database

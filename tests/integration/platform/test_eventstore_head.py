@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.eventstore import ConcurrencyError, append, read_stream, verify_stream
+from shared.chainverify import verify_stream
+from shared.eventstore import ConcurrencyError, append, read_stream
 from tests.integration.platform.test_eventstore import CLOCK, META, confirmed
 
 

@@ -9,10 +9,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.chainverify import verify_chain
 from shared.clock import SystemClock
 from shared.contract.envelope import SYSTEM
 from shared.contract.payloads import OrderConfirmed
-from shared.eventstore import ConcurrencyError, Meta, append, read_stream, verify_chain
+from shared.eventstore import ConcurrencyError, Meta, append, read_stream
 from shared.groupcommit import GroupCommitAppender
 
 CLOCK = SystemClock()
