@@ -1,44 +1,53 @@
 """A replay handles every event at the instant it happened: the manual clock is set to the
-event's ``occurred_at`` before its handling, one message at a time or inside a batch's work."""
+event's ``occurred_at`` (or another ``instant`` of the message, as tests choose) before its
+handling, one message at a time or inside a batch's work."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.clock import ManualClock
 from shared.inbox import BatchStart, BatchWork, Handler, Incoming
 
+Instant = Callable[[Incoming], datetime]
 
-def clocked_handler(clock: ManualClock, handle: Handler) -> Handler:
+
+def occurred_at(message: Incoming) -> datetime:
+    return message.event.occurred_at
+
+
+def clocked_handler(clock: ManualClock, handle: Handler, instant: Instant = occurred_at) -> Handler:
     async def at_its_time(conn: AsyncConnection, incoming: Incoming) -> None:
-        clock.set(incoming.event.occurred_at)
+        clock.set(instant(incoming))
         await handle(conn, incoming)
 
     return at_its_time
 
 
 class _ClockedWork:
-    def __init__(self, clock: ManualClock, work: BatchWork) -> None:
-        self.clock, self.work = clock, work
+    def __init__(self, clock: ManualClock, work: BatchWork, instant: Instant) -> None:
+        self.clock, self.work, self.instant = clock, work, instant
 
     async def handle(self, message: Incoming) -> None:
-        self.clock.set(message.event.occurred_at)
+        self.clock.set(self.instant(message))
         await self.work.handle(message)
 
     async def finish(self) -> None:
         await self.work.finish()
 
 
-def clocked_batch(clock: ManualClock, start: BatchStart | None) -> BatchStart | None:
+def clocked_batch(clock: ManualClock, start: BatchStart | None, instant: Instant = occurred_at
+                  ) -> BatchStart | None:
     if start is None:
         return None
     batch_start = start
 
     async def start_at_its_time(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
         if messages:  # what the work loads in bulk is stamped with the batch's first instant
-            clock.set(messages[0].event.occurred_at)
-        return _ClockedWork(clock, await batch_start(conn, messages))
+            clock.set(instant(messages[0]))
+        return _ClockedWork(clock, await batch_start(conn, messages), instant)
 
     return start_at_its_time

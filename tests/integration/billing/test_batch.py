@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import zip_longest
 from typing import Any
 
 import pytest_asyncio
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.billing import handlers, store
+from shared.audit.clocked import clocked_batch, clocked_handler
 from shared.clock import ManualClock
 from shared.contract.envelope import EventEnvelope
-from shared.inbox import BatchWork, IdempotentConsumer, Incoming
+from shared.inbox import IdempotentConsumer, Incoming
 from shared.metrics import METRICS
 from shared.service import prepare_database
 from tests.conftest import create_database
@@ -105,26 +106,12 @@ async def run(engine: AsyncEngine, events: Sequence[EventEnvelope], size: int | 
     handle = partial(handlers.handle_order_event, clock=clock)
     start = handlers.make_batch_start(clock)
 
-    async def handle_at(conn: AsyncConnection, message: Incoming) -> None:
-        clock.set(at[message.event.event_id])
-        await handle(conn, message)
-
-    class WorkAt:
-        def __init__(self, work: BatchWork) -> None:
-            self.work = work
-
-        async def handle(self, message: Incoming) -> None:
-            clock.set(at[message.event.event_id])
-            await self.work.handle(message)
-
-        async def finish(self) -> None:
-            await self.work.finish()
-
-    async def start_at(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
-        return WorkAt(await start(conn, messages))
+    def instant(message: Incoming) -> datetime:
+        return at[message.event.event_id]
 
     consumer = IdempotentConsumer(name="billing", engine=engine, publisher=None,
-                                  handle=handle_at, start_batch=start_at if size else None)
+                                  handle=clocked_handler(clock, handle, instant),
+                                  start_batch=clocked_batch(clock, start, instant) if size else None)
     step = size or 1
     for first in range(0, len(events), step):
         await consumer.process_incoming([incoming(e, n) for n, e in

@@ -5,22 +5,22 @@ notifications, delivery attempts and appended outcomes, also after the projectio
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import cycle, zip_longest
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notify import store
 from services.notify.config import EXAMPLE_RULES, load_rules
 from services.notify.domain import DeliverySetup, RuleSet
 from services.notify.handlers import make_batch_start, make_handler
+from shared.audit.clocked import clocked_batch, clocked_handler
 from shared.clock import ManualClock
 from shared.contract.envelope import EventEnvelope
-from shared.inbox import BatchWork, IdempotentConsumer, Incoming
+from shared.inbox import IdempotentConsumer, Incoming
 from shared.metrics import METRICS
 from shared.service import prepare_database
 from tests.conftest import create_database
@@ -79,26 +79,12 @@ async def run(engine: AsyncEngine, ruleset: RuleSet, events: list[EventEnvelope]
     at = {e.event_id: AT + timedelta(seconds=10 * n) for n, e in enumerate(events)}
     handle, start = make_handler(clock, ruleset, SETUP), make_batch_start(clock, ruleset, SETUP)
 
-    async def handle_at(conn: AsyncConnection, message: Incoming) -> None:
-        clock.set(at[message.event.event_id])
-        await handle(conn, message)
-
-    class WorkAt:
-        def __init__(self, work: BatchWork) -> None:
-            self.work = work
-
-        async def handle(self, message: Incoming) -> None:
-            clock.set(at[message.event.event_id])
-            await self.work.handle(message)
-
-        async def finish(self) -> None:
-            await self.work.finish()
-
-    async def start_at(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
-        return WorkAt(await start(conn, messages))
+    def instant(message: Incoming) -> datetime:
+        return at[message.event.event_id]
 
     consumer = IdempotentConsumer(name="notify", engine=engine, publisher=None,
-                                  handle=handle_at, start_batch=start_at if batched else None)
+                                  handle=clocked_handler(clock, handle, instant),
+                                  start_batch=clocked_batch(clock, start, instant) if batched else None)
     # Batches of 40 hold several events of each order (15 flows interleaved); of 9, hardly any.
     sizes, first = cycle((40, 9) if batched else (1,)), 0
     while first < len(events):

@@ -5,19 +5,19 @@ discrepancies raised and resolved, same events appended."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import zip_longest
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reconcile import store
 from services.reconcile.handlers import make_batch_start, make_handler
+from shared.audit.clocked import clocked_batch, clocked_handler
 from shared.clock import ManualClock
 from shared.contract.envelope import EventEnvelope
-from shared.inbox import BatchWork, IdempotentConsumer, Incoming
+from shared.inbox import IdempotentConsumer, Incoming
 from shared.metrics import METRICS
 from shared.service import prepare_database
 from tests.conftest import create_database
@@ -43,26 +43,12 @@ async def run(engine: AsyncEngine, events: list[EventEnvelope], batched: bool) -
     at = {e.event_id: AT + timedelta(seconds=10 * n) for n, e in enumerate(events)}
     handle, start = make_handler(clock, GRACE), make_batch_start(clock, GRACE)
 
-    async def handle_at(conn: AsyncConnection, message: Incoming) -> None:
-        clock.set(at[message.event.event_id])
-        await handle(conn, message)
-
-    class WorkAt:
-        def __init__(self, work: BatchWork) -> None:
-            self.work = work
-
-        async def handle(self, message: Incoming) -> None:
-            clock.set(at[message.event.event_id])
-            await self.work.handle(message)
-
-        async def finish(self) -> None:
-            await self.work.finish()
-
-    async def start_at(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
-        return WorkAt(await start(conn, messages))
+    def instant(message: Incoming) -> datetime:
+        return at[message.event.event_id]
 
     consumer = IdempotentConsumer(name="reconcile", engine=engine, publisher=None,
-                                  handle=handle_at, start_batch=start_at if batched else None)
+                                  handle=clocked_handler(clock, handle, instant),
+                                  start_batch=clocked_batch(clock, start, instant) if batched else None)
     size = 9 if batched else 1
     for first in range(0, len(events), size):
         await consumer.process_incoming([incoming(e) for e in events[first:first + size]])
