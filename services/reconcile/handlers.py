@@ -77,7 +77,7 @@ class _Batch:
 
     async def finish(self) -> None:
         await self.write_placed()
-        await store.save_sheets(self.conn, [s for s in self.sheets.values() if s.changed])
+        await store.save_sheets(self.conn, list(self.sheets.values()))  # the settled ones
 
 
 async def handle_event(conn: AsyncConnection, event: EventEnvelope, clock: Clock,

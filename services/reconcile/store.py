@@ -245,14 +245,6 @@ async def fact_sheet(conn: AsyncConnection, order_id: str) -> dict[str, Any] | N
 # ---- discrepancies -----------------------------------------------------------------------------
 
 
-async def open_kinds(conn: AsyncConnection, order_id: str) -> set[str]:
-    result = await conn.execute(
-        select(discrepancies.c.kind)
-        .where(discrepancies.c.order_id == order_id, discrepancies.c.resolved_at.is_(None))
-    )
-    return {row.kind for row in result}
-
-
 async def record_detected(conn: AsyncConnection, detected: DiscrepancyDetected, *, reason: str,
                           event_id: uuid.UUID, now: datetime) -> None:
     await conn.execute(
