@@ -4,10 +4,11 @@ multi-event append and by the group-commit appender for a whole group."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import TextClause, text
+
+from shared.canonical import fast_json
 
 _COLUMNS = ("event_id, stream_id, stream_version, event_type, schema_version, occurred_at, "
             "correlation_id, causation_id, actor, payload, message_key, prev_hash, hash")
@@ -21,6 +22,8 @@ _SELECT_ROWS = (
 
 # A taken (stream, version) raises a unique violation (the group-commit appender redoes its group).
 INSERT_ROWS: TextClause = text(_SELECT_ROWS)
+# The same for a plain psycopg connection (the group-commit appender's own, no SQLAlchemy layer).
+INSERT_ROWS_PSYCOPG: str = _SELECT_ROWS.replace(":rows", "%(rows)s")
 # A taken (stream, version) is skipped: fewer rows come back (the event store's ConcurrencyError).
 INSERT_ROWS_UNLESS_TAKEN: TextClause = text(
     _SELECT_ROWS + " ON CONFLICT ON CONSTRAINT events_stream_version_key DO NOTHING"
@@ -29,6 +32,4 @@ INSERT_ROWS_UNLESS_TAKEN: TextClause = text(
 
 def as_document(rows: list[dict[str, Any]]) -> dict[str, str]:
     """The parameters of ``INSERT_ROWS``: every row in one JSON array."""
-    return {"rows": json.dumps(
-        [{**row, "event_id": str(row["event_id"]), "occurred_at": row["occurred_at"].isoformat()}
-         for row in rows], ensure_ascii=False, separators=(",", ":"))}
+    return {"rows": fast_json(rows)}  # UUIDs and aware datetimes in ISO 8601, as PostgreSQL reads

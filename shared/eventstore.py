@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.canonical import canonical_json
 from shared.clock import Clock
 from shared.contract.envelope import Actor, EventEnvelope, canonical_time
 from shared.contract.payloads import Payload
@@ -157,7 +157,7 @@ def canonical_document(envelope: EventEnvelope, key: str, prev_hash: str | None)
         "payload": envelope.payload,
         "key": key,
     }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json(doc)
 
 
 def chain_hash(envelope: EventEnvelope, key: str, prev_hash: str | None) -> str:

@@ -10,7 +10,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,9 +91,9 @@ async def publish_all(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> fl
     return time.perf_counter() - started
 
 
-def start_runtime(make_database: Callable[[str], str], bootstrap: str, root: Path) -> Runtime:
-    """All five services on fresh databases of the bench's server and on the bench's broker."""
-    environ = {env_name(name, "DATABASE_URL"): make_database(name) for name in SERVICES}
+def start_runtime(urls: Mapping[str, str], bootstrap: str, root: Path) -> Runtime:
+    """All five services on ``urls`` (fresh databases of the bench's server), on its broker."""
+    environ = {env_name(name, "DATABASE_URL"): urls[name] for name in SERVICES}
     runtime = Runtime(data_dir=root, fresh=True, auto_ports=True, kafka_bootstrap=bootstrap,
                       environ={**os.environ, **environ},
                       extra_env={"OMS_LOG_LEVEL": "WARNING", "OMS_SCHEDULER_SECONDS": "5",

@@ -12,6 +12,7 @@ from shared.bench.bank import run_bank
 from shared.bench.infra import BenchInfra
 from shared.bench.replay import run_replay
 from shared.bench.results import Report, Sizes, machine, utc_stamp
+from shared.settings import SERVICES
 
 BENCHES: tuple[str, ...] = ("appends", "batches", "e2e", "latency", "replay", "bank")
 
@@ -24,7 +25,8 @@ def run(sizes: Sizes, *, only: str | None = None, quick: bool = False,
         raise ValueError(f"unknown benchmark {only!r}; choose from {', '.join(BENCHES)}")
     report = Report(machine=machine(), started_at=utc_stamp(), quick=quick)
     started = time.perf_counter()
-    needs_broker = bool({"e2e", "latency"} & set(chosen))
+    # The full replay (every projection) replays what benches 3-4 leave in the services' databases.
+    needs_broker = bool({"e2e", "latency", "replay"} & set(chosen))
     infra = BenchInfra().start(kafka=needs_broker)
     try:
         if "appends" in chosen:
@@ -36,7 +38,7 @@ def run(sizes: Sizes, *, only: str | None = None, quick: bool = False,
             run_batches(report, infra.create_database, sizes.batch_events, sizes.batch_size, log,
                         sizes.repeats)
         if "replay" in chosen:
-            log("bench 5: replay")
+            log("bench 5: replay into reconcile's projection (synthetic history)")
             run_replay(report, infra.create_database, sizes.replay_events, sizes.replay_batch, log)
         if needs_broker:
             _services(report, infra, sizes, chosen, log)
@@ -58,14 +60,17 @@ def _services(report: Report, infra: BenchInfra, sizes: Sizes, chosen: list[str]
         seed_stock,
         start_runtime,
     )
+    from shared.bench.replayall import run_replay_all
 
     log("starting the five services on the bench's PostgreSQL and broker")
     root = runtime_root()
-    runtime = start_runtime(infra.create_database, infra.bootstrap, root)
+    urls = {name: infra.create_database(name) for name in SERVICES}
+    runtime = start_runtime(urls, infra.bootstrap, root)
+    stopped = False
     try:
         total_orders = sizes.e2e_orders + int(sizes.latency_rate * sizes.latency_seconds) + 10
         seed_stock(runtime.info, units_per_sku=12 * total_orders + 100)
-        if "e2e" in chosen:
+        if "e2e" in chosen or "replay" in chosen:  # the replay needs a history
             log(f"bench 3: {sizes.e2e_orders} orders end to end")
             processes = {name: runtime.pid(name) for name in runtime.info.services}
             processes["postgresql"] = infra.postgres_pid
@@ -77,8 +82,14 @@ def _services(report: Report, infra: BenchInfra, sizes: Sizes, chosen: list[str]
             log(f"bench 4: latency at {sizes.latency_rate:.0f} orders/s")
             run_latency(report, runtime.info, sizes.latency_rate, sizes.latency_seconds,
                         settle=sizes.latency_settle, log=log, target=sizes.latency_rate >= 300)
-    finally:
         runtime.stop()
+        stopped = True
+        if "replay" in chosen:
+            log("bench 5: oms replay of every projection from the services' history")
+            run_replay_all(report, urls, log)
+    finally:
+        if not stopped:
+            runtime.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
