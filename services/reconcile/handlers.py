@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconcile import store
-from services.reconcile.bank import store as bank_store
-from services.reconcile.bank.handlers import OPEN_ITEM_EVENT_TYPES, keep_open_items, placed_order
+from services.reconcile.bank.openitems import OPEN_ITEM_EVENT_TYPES, OpenItemWrites, keep_open_items
 from services.reconcile.domain import (
     FACT_EVENT_TYPES,
     apply_event,
@@ -58,25 +56,18 @@ class _Batch:
     def __init__(self, conn: AsyncConnection, clock: Clock, grace: timedelta,
                  sheets: dict[str, store.Sheet]) -> None:
         self.conn, self.clock, self.grace, self.sheets = conn, clock, grace, sheets
-        self.placed: list[dict[str, Any]] = []
+        self.open_items = OpenItemWrites()  # written together at the end (order-free writes)
 
     async def handle(self, message: Incoming) -> None:
         event = message.event
-        if event.event_type == "order.placed":  # upserts, written together (in order) below
-            self.placed.append(placed_order(event))
-        elif event.event_type in OPEN_ITEM_EVENT_TYPES:
-            await self.write_placed()  # later open-item writes may update those rows
-            await keep_open_items(self.conn, event)
+        if event.event_type in OPEN_ITEM_EVENT_TYPES:
+            await self.open_items.add(self.conn, event)
         if event.event_type in FACT_EVENT_TYPES and event.order_id is not None:
             sheet = self.sheets[event.order_id]
             await _apply(self.conn, sheet, event, self.clock, self.grace)
 
-    async def write_placed(self) -> None:
-        await bank_store.record_orders(self.conn, self.placed)
-        self.placed = []
-
     async def finish(self) -> None:
-        await self.write_placed()
+        await self.open_items.flush(self.conn)
         await store.save_sheets(self.conn, list(self.sheets.values()))  # the settled ones
 
 

@@ -15,6 +15,7 @@ from psycopg import sql
 
 from shared.bench.results import Report, Row
 from shared.db import database_name, libpq_url
+from shared.logging import configure_logging
 from shared.settings import with_database
 
 REPLAYED: tuple[str, ...] = ("inventory", "billing", "notify", "reconcile")
@@ -66,6 +67,7 @@ async def _drop(url: str) -> None:
 def run_replay_all(report: Report, urls: Mapping[str, str],
                    log: Callable[[str], None] = print) -> None:
     """Replays every rebuildable projection from the services' databases (stopped)."""
+    configure_logging(level="ERROR")  # a replayed notification's channel fallbacks are not news
     history = asyncio.run(history_events(urls))
     total_seconds = 0.0
     all_match = True

@@ -16,56 +16,12 @@ from services.reconcile.bank.matching import Decision, MatchPolicy
 from services.reconcile.bank.statement import BankLine, Format, RowError, parse_statement
 from shared.clock import Clock
 from shared.contract.bank_events import BankLineMatched, BankLineUnmatched
-from shared.contract.envelope import Actor, EventEnvelope
-from shared.contract.fulfilment_events import CreditNoteIssued, InvoiceVoided, RefundIssued
-from shared.contract.payloads import InvoiceIssued, OrderPlaced, Payload, PaymentRecorded
+from shared.contract.envelope import Actor
+from shared.contract.payloads import Payload
 from shared.eventstore import Meta, append
 from shared.logging import get_logger
 
 log = get_logger(__name__)
-OPEN_ITEM_EVENT_TYPES = frozenset({"order.placed", "invoice.issued", "payment.recorded",
-                                   "invoice.voided", "credit_note.issued", "refund.issued"})
-
-
-def placed_order(event: EventEnvelope) -> dict[str, Any]:
-    """The report row an ``order.placed`` keeps (``store.record_orders``)."""
-    placed = OrderPlaced.model_validate(event.payload)
-    customer_id = placed.customer.get("id")
-    return {"order_id": placed.order_id, "placed_at": placed.submitted_at, "channel": placed.channel,
-            "channel_order_id": placed.channel_order_id,
-            "customer_id": None if customer_id is None else str(customer_id),
-            "salesperson": placed.salesperson, "currency": placed.currency, "total": placed.total}
-
-
-async def keep_open_items(conn: AsyncConnection, event: EventEnvelope) -> None:
-    """Inside the consumer's transaction: every write is an upsert or a max, so a replay is harmless."""
-    kind = event.event_type
-    if kind not in OPEN_ITEM_EVENT_TYPES:
-        return
-    if kind == "order.placed":
-        await store.record_orders(conn, [placed_order(event)])
-    elif kind == "invoice.issued":
-        issued = InvoiceIssued.model_validate(event.payload)
-        await store.record_invoice(conn, voucher_number=issued.voucher_number,
-                                   invoice_id=issued.invoice_id, order_id=issued.order_id,
-                                   currency=issued.currency, total=issued.total,
-                                   paid=issued.paid_total, issued_at=issued.issued_at)
-        await store.record_order_paid(conn, issued.order_id, issued.paid_total)
-    elif kind == "payment.recorded":
-        paid = PaymentRecorded.model_validate(event.payload)
-        await store.record_order_paid(conn, paid.order_id, paid.paid_total)
-        await store.record_invoice_paid(conn, paid.order_id, paid.voucher_number, paid.paid_total)
-    elif kind == "invoice.voided":
-        await store.record_invoice_voided(conn, InvoiceVoided.model_validate(event.payload).voucher_number)
-    elif kind == "credit_note.issued":
-        note = CreditNoteIssued.model_validate(event.payload)
-        if note.invoice_voucher_number:
-            await store.record_credit(conn, note.invoice_voucher_number, note.credit_note_id, note.total)
-    elif kind == "refund.issued":
-        refund = RefundIssued.model_validate(event.payload)
-        await store.record_refund(conn, refund.order_id, refund.refund_id, refund.amount)
-
-
 @dataclass
 class ImportResult:
     rows_read: int = 0

@@ -120,53 +120,9 @@ _RECORD_ORDER = _record_order_statement()
 
 
 async def record_orders(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    """Upsert orders' report rows (``handlers.placed_order``), in order, in one executemany."""
+    """Upsert orders' report rows (``openitems.placed_order``), in order, in one executemany."""
     if rows:
         await conn.execute(_RECORD_ORDER, rows[0] if len(rows) == 1 else rows)
-
-
-async def record_order_paid(conn: AsyncConnection, order_id: str, paid_total: Decimal) -> None:
-    stmt = insert(report_orders).values(order_id=order_id, paid_total=paid_total)
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=["order_id"],
-        set_={"paid_total": func.greatest(report_orders.c.paid_total, stmt.excluded.paid_total)}))
-
-
-async def record_refund(conn: AsyncConnection, order_id: str, refund_id: str, amount: Decimal) -> None:
-    entry = func.jsonb_build_object(refund_id, str(amount))
-    stmt = insert(report_orders).values(order_id=order_id, refunds={refund_id: str(amount)})
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=["order_id"], set_={"refunds": report_orders.c.refunds.op("||")(entry)}))
-
-
-async def record_invoice(conn: AsyncConnection, *, voucher_number: str, invoice_id: str, order_id: str,
-                         currency: str, total: Decimal, paid: Decimal, issued_at: datetime) -> None:
-    stmt = insert(bank_invoices).values(voucher_number=voucher_number, invoice_id=invoice_id,
-                                        order_id=order_id, currency=currency, total=total, paid=paid,
-                                        issued_at=issued_at)
-    await conn.execute(stmt.on_conflict_do_update(
-        index_elements=["voucher_number"],
-        set_={"paid": func.greatest(bank_invoices.c.paid, stmt.excluded.paid)}))
-
-
-async def record_invoice_paid(conn: AsyncConnection, order_id: str, voucher_number: str | None,
-                              paid_total: Decimal) -> None:
-    where = (bank_invoices.c.voucher_number == voucher_number if voucher_number
-             else (bank_invoices.c.order_id == order_id) & bank_invoices.c.voided.is_(False))
-    await conn.execute(bank_invoices.update().where(where)
-                       .values(paid=func.greatest(bank_invoices.c.paid, paid_total)))
-
-
-async def record_invoice_voided(conn: AsyncConnection, voucher_number: str) -> None:
-    await conn.execute(bank_invoices.update().where(bank_invoices.c.voucher_number == voucher_number)
-                       .values(voided=True))
-
-
-async def record_credit(conn: AsyncConnection, voucher_number: str, credit_note: str,
-                        total: Decimal) -> None:
-    entry = func.jsonb_build_object(credit_note, str(total))
-    await conn.execute(bank_invoices.update().where(bank_invoices.c.voucher_number == voucher_number)
-                       .values(credits=bank_invoices.c.credits.op("||")(entry)))
 
 
 def _outstanding(row: Any) -> Decimal:

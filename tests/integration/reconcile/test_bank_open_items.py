@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from decimal import Decimal
 
+from sqlalchemy import text
+
+from services.reconcile import store as reconcile_store
 from services.reconcile.bank import store
-from services.reconcile.bank.handlers import keep_open_items
+from services.reconcile.bank.openitems import OpenItemWrites, keep_open_items
 from services.reconcile.reports import build_report, to_csv
 from shared.contract.fulfilment_events import CreditNoteIssued, InvoiceVoided, RefundIssued
+from shared.service import prepare_database
+from tests.conftest import create_database
 from tests.unit.reconcile.samples import (
     AT,
     envelope,
@@ -49,3 +55,66 @@ async def test_payments_credits_voids_and_refunds_change_the_open_items(reconcil
     async with reconcile_engine.begin() as conn:
         await keep_open_items(conn, envelope(voided))
     assert await outstanding(reconcile_engine) == {}
+
+
+async def _open_item_rows(engine) -> dict[str, list[dict]]:
+    async with engine.connect() as conn:
+        return {table: [dict(r._mapping) for r in await conn.execute(
+                    text(f"SELECT * FROM {table} ORDER BY 1"))]
+                for table in ("report_orders", "bank_invoices")}
+
+
+async def test_writes_sent_kind_by_kind_leave_what_each_event_alone_leaves(postgres_url):
+    """The batch path flushes the open items kind by kind (OpenItemWrites); the module's
+    argument that this is order-free is checked on a history with every kind, including payments
+    without a voucher before an invoice and after a void (the barrier), a re-invoice after a
+    void, credits and refunds."""
+    order_a, order_b = new_order_id(), new_order_id()
+    early = payment_recorded(order_b, Decimal("100.00"), payment_id="P-early").model_copy(
+        update={"voucher_number": None})
+    second = invoice_issued(order_a, paid=Decimal("200.00"), invoice_id="I-2").model_copy(
+        update={"voucher_number": "INV-2026-000002"})
+    history = [
+        order_placed(order_a), order_placed(order_b),
+        early,  # order_b pays before it is invoiced
+        invoice_issued(order_b, paid=Decimal("100.00")).model_copy(
+            update={"voucher_number": "INV-2026-000003", "invoice_id": "I-3"}),
+        invoice_issued(order_a), payment_recorded(order_a, Decimal("200.00")),
+        CreditNoteIssued(order_id=order_a, credit_note_id="CN-1", voucher_number="CN-2026-000001",
+                         invoice_voucher_number="INV-2026-000001", reason="amended",
+                         currency="CNY", net=Decimal("8.85"), tax=Decimal("1.15"),
+                         total=Decimal("10.00")),
+        InvoiceVoided(order_id=order_a, invoice_id=f"I-{order_a}",
+                      voucher_number="INV-2026-000001", reason="amended",
+                      total=Decimal("395.00"), currency="CNY"),
+        second,
+        payment_recorded(order_b, Decimal("395.00"), payment_id="P-2").model_copy(
+            update={"voucher_number": "INV-2026-000003"}),
+        RefundIssued(order_id=order_b, refund_id="R-1", method="alipay", amount=Decimal("30.00"),
+                     currency="CNY", issued_at=AT),
+        payment_recorded(order_a, Decimal("100.00"), payment_id="P-late").model_copy(
+            update={"voucher_number": None, "paid_total": Decimal("300.00")}),
+    ]
+    events = [envelope(payload) for payload in history]
+    engines = []
+    try:
+        for _ in range(2):
+            url = await create_database(postgres_url, f"t_{uuid.uuid4().hex[:12]}")
+            engines.append(await prepare_database(url, reconcile_store.create_schema))
+        alone, together = engines
+        for event in events:
+            async with alone.begin() as conn:
+                await keep_open_items(conn, event)
+        writes = OpenItemWrites()
+        async with together.begin() as conn:
+            await writes.add_all(conn, events)
+            await writes.flush(conn)
+        expected, found = await _open_item_rows(alone), await _open_item_rows(together)
+        assert len(expected["bank_invoices"]) == 3 and len(expected["report_orders"]) == 2
+        assert found == expected
+        paid = {row["voucher_number"]: row["paid"] for row in expected["bank_invoices"]}
+        assert paid == {"INV-2026-000001": Decimal("200.00"), "INV-2026-000002": Decimal("300.00"),
+                        "INV-2026-000003": Decimal("395.00")}
+    finally:
+        for engine in engines:
+            await engine.dispose()

@@ -66,8 +66,10 @@ async def contents(engine: AsyncEngine) -> dict[str, Any]:
             "ORDER BY stream_id, stream_version"))]
         open_items = [dict(r._mapping) for r in await conn.execute(text(
             "SELECT * FROM report_orders ORDER BY order_id"))]
+        invoices = [dict(r._mapping) for r in await conn.execute(text(
+            "SELECT * FROM bank_invoices ORDER BY voucher_number"))]
     return {"sheets": sheets, "discrepancies": found, "events": appended,
-            "open_items": open_items}
+            "open_items": open_items, "invoices": invoices}
 
 
 async def test_a_batch_has_the_effect_of_each_event_alone(postgres_url: str,
@@ -86,7 +88,7 @@ async def test_a_batch_has_the_effect_of_each_event_alone(postgres_url: str,
     assert len(alone["sheets"]) == 2 * len(LIFECYCLES)
     assert alone["discrepancies"], "the late revenue should have raised a discrepancy"
     assert any(d["resolved_at"] is not None for d in alone["discrepancies"])
-    for part in ("sheets", "discrepancies", "events", "open_items"):
+    for part in ("sheets", "discrepancies", "events", "open_items", "invoices"):
         assert len(together[part]) == len(alone[part]), part
         for mine, theirs in zip(together[part], alone[part], strict=True):
             if isinstance(mine, dict):
