@@ -5,13 +5,16 @@ when or in which run a row was written (rows are ordered by the primary key's st
 else by every stable column). Left out: the platform tables (events, inbox,
 dead letters, relay checkpoints), time columns (timestamp, date) and identifiers minted when a
 row is written (uuid columns, sequence-drawn ids and columns named ``*event_id*``: the replay
-appends its own events and draws its own sequence numbers).
+appends its own events and draws its own sequence numbers). Instants inside JSON documents
+(``"since": "2026-12-05T03:00:59.26+00:00"``) are left out the same way: a replay's clock is each
+event's time, the live one's was the moment it handled it (they differ by the lag).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -19,6 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 PLATFORM_TABLES = frozenset({"events", "inbox", "dead_letters", "relay_checkpoints"})
 VOLATILE_TYPES = ("timestamp", "date", "time", "uuid", "serial")
+JSON_TYPES = ("json", "jsonb")
+_INSTANT = re.compile(r'"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?'
+                      r'(?:Z|[+-]\d{2}(?::?\d{2})?)?"')
+
+
+def without_instants(document: str | None) -> str | None:
+    """A JSON text with every ISO 8601 instant in it replaced by ``"<instant>"``."""
+    return None if document is None else _INSTANT.sub('"<instant>"', document)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +75,9 @@ def _quoted(name: str) -> str:
 
 async def table_checksum(conn: AsyncConnection, table: str) -> TableChecksum:
     columns = await _columns(conn, table)
-    kept = [name for name, data_type in columns if stable_column(name, data_type)]
+    stable = [(name, data_type) for name, data_type in columns if stable_column(name, data_type)]
+    kept = [name for name, _ in stable]
+    documents = [i for i, (_, data_type) in enumerate(stable) if data_type in JSON_TYPES]
     order = [c for c in await _primary_key(conn, table) if c in kept] or kept
     digest = hashlib.sha256()
     rows = 0
@@ -74,7 +87,10 @@ async def table_checksum(conn: AsyncConnection, table: str) -> TableChecksum:
         result = await conn.stream(text(f"SELECT {select} FROM {_quoted(table)} "
                                         f"ORDER BY {ordering}"))
         async for row in result:
-            digest.update(json.dumps(list(row), ensure_ascii=False).encode() + b"\n")
+            values = list(row)
+            for i in documents:
+                values[i] = without_instants(values[i])
+            digest.update(json.dumps(values, ensure_ascii=False).encode() + b"\n")
             rows += 1
     else:
         rows = int((await conn.execute(text(f"SELECT count(*) FROM {_quoted(table)}"))).scalar_one())
