@@ -3,6 +3,7 @@ the hooks ``oms replay billing`` uses (shared/audit/replay.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +21,7 @@ from shared.auth import Principal
 from shared.clock import Clock, ManualClock
 from shared.contract.envelope import EventEnvelope
 from shared.contract.topics import ORDER_EVENTS
-from shared.inbox import Handler, Incoming
+from shared.inbox import BatchStart, BatchWork, Handler, Incoming
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
 
@@ -57,16 +58,6 @@ _ANSWERS = text(  # refunds too: their issued_at is the live decision's time as 
     " FROM events WHERE causation_id IS NOT NULL"
     " AND event_type IN ('invoice.issued', 'credit_note.issued', 'refund.issued')"
     " GROUP BY causation_id")
-_SET_COUNTER = text(
-    "INSERT INTO voucher_counters (series, year, last_number) VALUES (:series, :year, :last)"
-    " ON CONFLICT (series, year) DO UPDATE SET last_number = excluded.last_number")
-_RESTORE_COUNTER = text(
-    "UPDATE voucher_counters c SET last_number = greatest(:live,"
-    " (SELECT coalesce(max(number), 0) FROM invoices i WHERE i.series = c.series AND i.year = c.year),"
-    " (SELECT coalesce(max(number), 0) FROM credit_notes n WHERE n.series = c.series"
-    " AND n.year = c.year)) WHERE c.series = :series AND c.year = :year")
-
-
 def _answer(at: datetime, vouchers: list[str]) -> LiveAnswer:
     first: dict[tuple[str, int], int] = {}
     for voucher in vouchers:
@@ -75,8 +66,7 @@ def _answer(at: datetime, vouchers: list[str]) -> LiveAnswer:
     return LiveAnswer(at, first)
 
 
-def replay_handle(inner: Handler, answers: dict[str, LiveAnswer],
-                  live_counters: dict[tuple[str, int], int], clock: ManualClock) -> Handler:
+def replay_handle(inner: Handler, answers: dict[str, LiveAnswer], clock: ManualClock) -> Handler:
     """Billing's handler with the live numbers and time of each event it answered live."""
 
     async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
@@ -85,14 +75,43 @@ def replay_handle(inner: Handler, answers: dict[str, LiveAnswer],
             await inner(conn, incoming)
             return
         clock.set(answer.at)
-        for (series, year), first in answer.first.items():
-            await conn.execute(_SET_COUNTER, {"series": series, "year": year, "last": first - 1})
-        await inner(conn, incoming)
-        for (series, year) in answer.first:
-            await conn.execute(_RESTORE_COUNTER, {"series": series, "year": year,
-                                                  "live": live_counters.get((series, year), 0)})
+        token = handlers.LIVE_NUMBERS.set(answer.first)
+        try:
+            await inner(conn, incoming)
+        finally:
+            handlers.LIVE_NUMBERS.reset(token)
 
     return handle
+
+
+class _AnsweredWork:
+    """Billing's batch work, each event with the live numbers and time it was answered with."""
+
+    def __init__(self, work: BatchWork, answers: dict[str, LiveAnswer], clock: ManualClock) -> None:
+        self.work, self.answers, self.clock = work, answers, clock
+
+    async def handle(self, message: Incoming) -> None:
+        answer = self.answers.get(str(message.event.event_id))
+        if answer is None:
+            await self.work.handle(message)
+            return
+        self.clock.set(answer.at)
+        token = handlers.LIVE_NUMBERS.set(answer.first)
+        try:
+            await self.work.handle(message)
+        finally:
+            handlers.LIVE_NUMBERS.reset(token)
+
+    async def finish(self) -> None:
+        await self.work.finish()
+
+
+def replay_batch(inner: BatchStart, answers: dict[str, LiveAnswer], clock: ManualClock
+                 ) -> BatchStart:
+    async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
+        return _AnsweredWork(await inner(conn, messages), answers, clock)
+
+    return start
 
 
 async def replay_transfer(engine: AsyncEngine, event: EventEnvelope, clock: ManualClock, *,
@@ -128,8 +147,9 @@ async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHook
             await conn.execute(insert(store.voucher_counters).values(counters))
     if not isinstance(ctx.clock, ManualClock):
         raise TypeError("a replay runs on a ManualClock")
-    live_counters = {(c["series"], c["year"]): int(c["last_number"]) for c in counters}
-    return replace(hooks, handle=replay_handle(hooks.handle, answers, live_counters, ctx.clock),
+    return replace(hooks, handle=replay_handle(hooks.handle, answers, ctx.clock),
+                   start_batch=None if hooks.start_batch is None
+                   else replay_batch(hooks.start_batch, answers, ctx.clock),
                    commands={"payment.recorded": partial(replay_transfer, received=received)})
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -43,6 +44,10 @@ class SuppliedVouchers:
 
 
 Decide = Callable[[domain.Vouchers], domain.Decision]
+# A replay (``oms replay billing``) sets, around an event the live service answered, the first
+# number it drew per (series, year): the replay gives the event those numbers (not the counter's).
+LIVE_NUMBERS: ContextVar[Mapping[tuple[str, int], int] | None] = ContextVar(
+    "billing_live_numbers", default=None)
 
 
 async def decide_with_vouchers(conn: AsyncConnection, decide: Decide, year: int
@@ -58,8 +63,12 @@ async def decide_with_vouchers(conn: AsyncConnection, decide: Decide, year: int
     if not counting.needs:
         return decision
     numbers: dict[str, list[str]] = {}
+    live = LIVE_NUMBERS.get()
     for series in sorted(counting.needs):
-        drawn = await store.next_voucher_numbers(conn, series, year, counting.needs[series])
+        count = counting.needs[series]
+        first = None if live is None else live.get((series, year))
+        drawn = (list(range(first, first + count)) if first is not None
+                 else await store.next_voucher_numbers(conn, series, year, count))
         numbers[series] = [domain.voucher_number(year, number, series) for number in drawn]
     supplied = SuppliedVouchers(numbers)
     decision = decide(supplied)

@@ -64,11 +64,13 @@ class Record:
 
 @dataclass(frozen=True)
 class ReplayHooks:
-    """What a replay feeds through: the consumer's handler and the service's own commands."""
+    """What a replay feeds through: the consumer's handler (and batch work) and the service's own
+    commands. A setup that wraps ``handle`` must wrap ``start_batch`` alike or set it to None."""
 
     handle: Handler
     commands: Mapping[str, ReplayCommand]
     records: Sequence[Record] = ()
+    start_batch: BatchStart | None = None
 
 
 ReplaySetup = Callable[[ServiceContext, AsyncEngine, ReplayHooks], Awaitable[ReplayHooks]]
@@ -320,15 +322,18 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
         plan = plan_for(service, ctx)
         await (await prepare_database(run.database_url, service_schema(module))).dispose()
         live = engines["live"] = create_engine(live_url, pool_size=2)
-        hooks = ReplayHooks(plan.handle, plan.commands)
+        hooks = ReplayHooks(plan.handle, plan.commands, start_batch=plan.start_batch)
         setup = cast(ReplaySetup | None, getattr(module, "REPLAY_SETUP", None))
         if setup is not None:
             hooks = await setup(ctx, live, hooks)
         sources = await _sources(plan, hooks, live if handled_only else None, producer_urls,
                                  engines)
         total = await count_events(sources) + len(hooks.records)
-        # A setup that wrapped the handler wants every message through it: no batch work then.
-        start = plan.start_batch if hooks.handle is plan.handle else None
+        # A setup that wrapped the handler but left the batch work as it was wants every message
+        # through its handler: no batch work then.
+        start = hooks.start_batch
+        if hooks.handle is not plan.handle and start is plan.start_batch:
+            start = None
         await _feed(run, engine, clock, hooks, start,
                     [*sources, read_records(service, hooks.records)], total, progress)
         run.left_out = sum(source.left_out[0] for source in sources)
