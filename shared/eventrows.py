@@ -27,7 +27,7 @@ INSERT_ROWS_PSYCOPG: str = _SELECT_ROWS.replace(":rows", "%(rows)s")
 # A taken (stream, version) is skipped: fewer rows come back (the event store's ConcurrencyError).
 INSERT_ROWS_UNLESS_TAKEN: TextClause = text(
     _SELECT_ROWS + " ON CONFLICT ON CONSTRAINT events_stream_version_key DO NOTHING"
-    " RETURNING stream_version")
+    " RETURNING stream_id, stream_version")
 
 
 def as_document(rows: list[dict[str, Any]]) -> dict[str, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,8 +28,9 @@ from shared.clock import Clock
 from shared.contract.envelope import EventEnvelope
 from shared.contract.payloads import Payload
 from shared.db import libpq_url
+from shared.eventbatch import build_rows
 from shared.eventrows import INSERT_ROWS_PSYCOPG, as_document
-from shared.eventstore import ConcurrencyError, Meta, append, chain_hash
+from shared.eventstore import ConcurrencyError, Meta, append
 from shared.metrics import METRICS
 
 _HEADS = (
@@ -255,34 +255,3 @@ class GroupCommitAppender:
             except ConcurrencyError as error:
                 outcomes.append(error)
         return outcomes
-
-
-def build_rows(stream_id: str, version: int, prev_hash: str | None, payloads: Sequence[Payload],
-               meta: Meta, message_key: str, now: Any
-               ) -> tuple[list[EventEnvelope], list[dict[str, Any]]]:
-    """Envelopes and ``events`` rows for ``payloads`` after (version, prev_hash), hash-chained
-    exactly as ``shared.eventstore.append`` does."""
-    envelopes: list[EventEnvelope] = []
-    rows: list[dict[str, Any]] = []
-    actor = meta.actor.model_dump(mode="json")
-    for offset, payload in enumerate(payloads, start=1):
-        envelope = EventEnvelope(
-            event_id=uuid.uuid4(), event_type=payload.event_type,
-            schema_version=payload.schema_version, stream_id=stream_id,
-            stream_version=version + offset, occurred_at=now,
-            correlation_id=meta.correlation_id, causation_id=meta.causation_id,
-            actor=meta.actor, payload=payload.wire(),
-        )
-        digest = chain_hash(envelope, message_key, prev_hash)
-        rows.append({
-            "event_id": envelope.event_id, "stream_id": stream_id,
-            "stream_version": envelope.stream_version, "event_type": envelope.event_type,
-            "schema_version": envelope.schema_version, "occurred_at": envelope.occurred_at,
-            "correlation_id": envelope.correlation_id, "causation_id": envelope.causation_id,
-            "actor": actor, "payload": envelope.payload, "message_key": message_key,
-            "prev_hash": prev_hash, "hash": digest,
-        })
-        envelopes.append(envelope)
-        prev_hash = digest
-    return envelopes, rows
-

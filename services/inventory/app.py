@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.inventory import api, handlers, store
 from services.inventory.catalog import CatalogThresholds, load_thresholds
+from services.inventory.handlers.batch import make_batch_start
 from shared.audit.replay import Record, ReplayCommand, ReplayHooks, has_table
 from shared.clock import Clock, ManualClock
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
@@ -41,7 +42,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
              file=str(ctx.settings.catalog_file or "demo catalog"))
     return ServiceParts(topics=[ORDER_EVENTS],
                         handle=partial(handlers.handle_order_event, clock=ctx.clock,
-                                       thresholds=thresholds))
+                                       thresholds=thresholds),
+                        start_batch=make_batch_start(ctx.clock, thresholds))
 
 
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
