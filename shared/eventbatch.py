@@ -1,4 +1,4 @@
-"""Events for several new streams, built as they are decided and inserted in one statement at the
+"""Events for several streams, built as they are decided and inserted in one statement at the
 end (a consumer's batch work), hash-chained exactly as ``shared.eventstore.append`` does."""
 
 from __future__ import annotations
@@ -13,22 +13,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.contract.envelope import EventEnvelope
 from shared.contract.payloads import Payload
 from shared.eventrows import INSERT_ROWS_UNLESS_TAKEN, as_document
-from shared.eventstore import ConcurrencyError, Meta, chain_hash
+from shared.eventstore import Appended, ConcurrencyError, Head, Meta, chain_hash
 
 
-class NewStreams:
-    """Events that each open a new stream (version 1 on), kept until ``flush``. A stream that
-    exists after all (another writer, an earlier event) makes ``flush`` raise ConcurrencyError:
-    the caller's transaction or savepoint is then rolled back, as after any append."""
+class PendingEvents:
+    """Events appended after a head the caller knows (``(0, None)`` for a new stream), kept
+    until ``flush`` writes them all in one statement. A version taken meanwhile (another writer)
+    makes ``flush`` raise ConcurrencyError: the caller's transaction or savepoint is then rolled
+    back, as after any append. Until then nothing in the database shows these events: only a
+    caller that keeps the streams' state in memory may use this (a batch's work)."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, stream_id: str, payloads: Sequence[Payload], *, meta: Meta, key: str,
-            now: datetime) -> list[EventEnvelope]:
-        envelopes, rows = build_rows(stream_id, 0, None, payloads, meta, key, now)
+            now: datetime, head: Head = (0, None)) -> Appended:
+        version, prev_hash = head
+        envelopes, rows = build_rows(stream_id, version, prev_hash, payloads, meta, key, now)
         self.rows.extend(rows)
-        return envelopes
+        return Appended(envelopes, head=(envelopes[-1].stream_version, rows[-1]["hash"]))
 
     async def flush(self, conn: AsyncConnection) -> None:
         rows, self.rows = self.rows, []

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain.state import OrderState, fold, status
 from shared import eventstore
+from shared.eventbatch import PendingEvents
 
 metadata = MetaData()
 
@@ -96,6 +97,8 @@ class BatchCache:
 
     states: dict[str, OrderState] = field(default_factory=dict)
     projections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The batch's events, written at its end in one statement (the states above are current).
+    events: PendingEvents = field(default_factory=PendingEvents)
 
 
 # Set only while a batch's message is being handled (never across an await outside it).

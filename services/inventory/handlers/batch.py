@@ -34,7 +34,7 @@ from services.inventory.store.tables import inventory_orders, order_holdings, st
 from shared.clock import Clock
 from shared.contract.envelope import SYSTEM
 from shared.contract.payloads import OrderPlaced, StockReserved
-from shared.eventbatch import NewStreams
+from shared.eventbatch import PendingEvents
 from shared.eventstore import Meta
 from shared.inbox import BatchStart, BatchWork, Incoming
 
@@ -73,7 +73,7 @@ class _Batch:
         self.low: dict[str, bool | None] = {}
         # pending writes, in message order
         self.orders: list[dict[str, Any]] = []
-        self.events = NewStreams()
+        self.events = PendingEvents()
         self.ledger: list[dict[str, Any]] = []
         self.holdings: list[dict[str, Any]] = []
         self.reserved: dict[domain.StockKey, tuple[int, datetime]] = {}

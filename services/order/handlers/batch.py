@@ -1,6 +1,6 @@
 """The order consumer's batch work: every order a batch names is loaded in one query, each
 message is handled as alone but against those states (kept current by each commit), and the
-orders' projection rows are written once, at the end, in one executemany.
+orders' events and projection rows are written once, at the end (one INSERT, one executemany).
 
 The effect equals handling each message alone (tests/integration/order/test_batch.py); any
 failure undoes the batch and the inbox handles its messages one by one without the cache.
@@ -48,6 +48,7 @@ class _Work:
             store.BATCH.reset(token)
 
     async def finish(self) -> None:
+        await self.cache.events.flush(self.conn)
         await store.save_projections(self.conn, list(self.cache.projections.values()))
 
 

@@ -34,8 +34,15 @@ async def commit(deps: OrderDeps, conn: AsyncConnection, state: OrderState,
     """Append the decided events (optimistic on the version we decided from) and project them."""
     if not new_events:
         return state
-    envelopes = await append(conn, state.order_id, state.version, new_events, meta=meta,
-                             clock=deps.clock, key=state.order_id, head=state.head)
+    batch = store.BATCH.get()
+    head = (0, None) if state.version == 0 else state.head
+    if batch is not None and head is not None and head[0] == state.version:
+        # A batch keeps its orders' states current: their events go out with the batch's end.
+        envelopes = batch.events.add(state.order_id, new_events, meta=meta, key=state.order_id,
+                                     now=deps.clock.now(), head=head)
+    else:
+        envelopes = await append(conn, state.order_id, state.version, new_events, meta=meta,
+                                 clock=deps.clock, key=state.order_id, head=state.head)
     delivered_at = None
     for env in envelopes:
         state = evolve(state, env.event_type, env.payload, env.stream_version, env.occurred_at)
