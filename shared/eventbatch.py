@@ -3,17 +3,15 @@ end (a consumer's batch work), hash-chained exactly as ``shared.eventstore.appen
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.contract.envelope import EventEnvelope
 from shared.contract.payloads import Payload
 from shared.eventrows import INSERT_ROWS_UNLESS_TAKEN, as_document
-from shared.eventstore import Appended, ConcurrencyError, Head, Meta, chain_hash
+from shared.eventstore import Appended, ConcurrencyError, Head, Meta, build_rows
 
 
 class PendingEvents:
@@ -43,34 +41,3 @@ class PendingEvents:
             taken = next(r for r in rows if (r["stream_id"], r["stream_version"]) not in went_in)
             raise ConcurrencyError(taken["stream_id"], taken["stream_version"] - 1,
                                    taken["stream_version"])
-
-
-def build_rows(stream_id: str, version: int, prev_hash: str | None, payloads: Sequence[Payload],
-               meta: Meta, message_key: str, now: Any
-               ) -> tuple[list[EventEnvelope], list[dict[str, Any]]]:
-    """Envelopes and ``events`` rows for ``payloads`` after (version, prev_hash), hash-chained
-    exactly as ``shared.eventstore.append`` does."""
-    envelopes: list[EventEnvelope] = []
-    rows: list[dict[str, Any]] = []
-    actor = meta.actor.model_dump(mode="json")
-    for offset, payload in enumerate(payloads, start=1):
-        envelope = EventEnvelope(
-            event_id=uuid.uuid4(), event_type=payload.event_type,
-            schema_version=payload.schema_version, stream_id=stream_id,
-            stream_version=version + offset, occurred_at=now,
-            correlation_id=meta.correlation_id, causation_id=meta.causation_id,
-            actor=meta.actor, payload=payload.wire(),
-        )
-        digest = chain_hash(envelope, message_key, prev_hash)
-        rows.append({
-            "event_id": envelope.event_id, "stream_id": stream_id,
-            "stream_version": envelope.stream_version, "event_type": envelope.event_type,
-            "schema_version": envelope.schema_version, "occurred_at": envelope.occurred_at,
-            "correlation_id": envelope.correlation_id, "causation_id": envelope.causation_id,
-            "actor": actor, "payload": envelope.payload, "message_key": message_key,
-            "prev_hash": prev_hash, "hash": digest,
-        })
-        envelopes.append(envelope)
-        prev_hash = digest
-    return envelopes, rows
-

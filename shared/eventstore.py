@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -164,6 +165,45 @@ def chain_hash(envelope: EventEnvelope, key: str, prev_hash: str | None) -> str:
     return hashlib.sha256(canonical_document(envelope, key, prev_hash)).hexdigest()
 
 
+def build_rows(stream_id: str, version: int, prev_hash: str | None, payloads: Sequence[Payload],
+               meta: Meta, message_key: str, now: datetime
+               ) -> tuple[list[EventEnvelope], list[dict[str, Any]]]:
+    """Envelopes and ``events`` rows for ``payloads`` after (version, prev_hash), hash-chained.
+
+    The hot path of every append: the envelope is built without re-validating what is known to
+    be valid, and the hashed document (``canonical_document``'s, byte for byte) from the parts
+    at hand, the actor and the time spelt once per call."""
+    if now.tzinfo is None:
+        raise ValueError("occurred_at must carry a UTC offset")
+    envelopes: list[EventEnvelope] = []
+    rows: list[dict[str, Any]] = []
+    actor = meta.actor.model_dump(mode="json")
+    at = canonical_time(now)
+    for offset, payload in enumerate(payloads, start=1):
+        event_id, wire = uuid.uuid4(), payload.wire()
+        envelope = EventEnvelope.model_construct(
+            event_id=event_id, event_type=payload.event_type,
+            schema_version=payload.schema_version, stream_id=stream_id,
+            stream_version=version + offset, occurred_at=now,
+            correlation_id=meta.correlation_id, causation_id=meta.causation_id,
+            actor=meta.actor, payload=wire)
+        digest = hashlib.sha256(canonical_json({
+            "prev_hash": prev_hash or "", "event_id": str(event_id),
+            "event_type": payload.event_type, "schema_version": payload.schema_version,
+            "stream_id": stream_id, "stream_version": version + offset, "occurred_at": at,
+            "correlation_id": meta.correlation_id, "causation_id": meta.causation_id,
+            "actor": actor, "payload": wire, "key": message_key})).hexdigest()
+        rows.append({
+            "event_id": event_id, "stream_id": stream_id, "stream_version": version + offset,
+            "event_type": payload.event_type, "schema_version": payload.schema_version,
+            "occurred_at": now, "correlation_id": meta.correlation_id,
+            "causation_id": meta.causation_id, "actor": actor, "payload": wire,
+            "message_key": message_key, "prev_hash": prev_hash, "hash": digest})
+        envelopes.append(envelope)
+        prev_hash = digest
+    return envelopes, rows
+
+
 async def ensure_schema(conn: AsyncConnection) -> None:
     await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('oms.events.schema'))"))
     await run_script(conn, SCHEMA_SQL)
@@ -223,43 +263,9 @@ async def append(
         version, prev_hash = await stream_head(conn, stream_id)
     if expected_version is not None and version != expected_version:
         raise ConcurrencyError(stream_id, expected_version, version)
-    message_key = key or stream_id
-    now = clock.now()
-    rows: list[dict[str, Any]] = []
-    envelopes: list[EventEnvelope] = []
-    for offset, payload in enumerate(new_events, start=1):
-        envelope = EventEnvelope(
-            event_id=uuid.uuid4(),
-            event_type=payload.event_type,
-            schema_version=payload.schema_version,
-            stream_id=stream_id,
-            stream_version=version + offset,
-            occurred_at=now,
-            correlation_id=meta.correlation_id,
-            causation_id=meta.causation_id,
-            actor=meta.actor,
-            payload=payload.wire(),
-        )
-        digest = chain_hash(envelope, message_key, prev_hash)
-        rows.append(
-            {
-                "event_id": envelope.event_id,
-                "stream_id": stream_id,
-                "stream_version": envelope.stream_version,
-                "event_type": envelope.event_type,
-                "schema_version": envelope.schema_version,
-                "occurred_at": envelope.occurred_at,
-                "correlation_id": envelope.correlation_id,
-                "causation_id": envelope.causation_id,
-                "actor": envelope.actor.model_dump(mode="json"),
-                "payload": envelope.payload,
-                "message_key": message_key,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            }
-        )
-        envelopes.append(envelope)
-        prev_hash = digest
+    envelopes, rows = build_rows(stream_id, version, prev_hash, new_events, meta,
+                                 key or stream_id, clock.now())
+    prev_hash = rows[-1]["hash"]
     # No savepoint of its own (two round trips per append): a version another writer took is
     # skipped by ON CONFLICT and shows as a missing RETURNING row. The caller's transaction or
     # savepoint must then be rolled back (every caller does: the inbox, commands, the jobs), so

@@ -28,9 +28,8 @@ from shared.clock import Clock
 from shared.contract.envelope import EventEnvelope
 from shared.contract.payloads import Payload
 from shared.db import libpq_url
-from shared.eventbatch import build_rows
 from shared.eventrows import INSERT_ROWS_PSYCOPG, as_document
-from shared.eventstore import ConcurrencyError, Meta, append
+from shared.eventstore import ConcurrencyError, Meta, append, build_rows
 from shared.metrics import METRICS
 
 _HEADS = (

@@ -20,8 +20,7 @@ from shared.clock import SystemClock
 from shared.contract.envelope import SYSTEM
 from shared.contract.payloads import OrderConfirmed
 from shared.db import libpq_url
-from shared.eventbatch import build_rows
-from shared.eventstore import Meta, append
+from shared.eventstore import Meta, append, build_rows
 from shared.groupcommit import GroupCommitAppender
 from shared.service import prepare_database
 
