@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +20,8 @@ from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.order_events import OrderAmended, OrderReturned, OrderShipped
 from shared.contract.payloads import OrderPaymentCaptured, OrderPlaced, Payload, parse_payload
-from shared.eventstore import Meta, append
+from shared.eventbatch import PendingEvents, stream_heads
+from shared.eventstore import Head, Meta, append
 from shared.inbox import BatchStart, BatchWork, Incoming
 
 
@@ -76,16 +77,31 @@ async def decide_with_vouchers(conn: AsyncConnection, decide: Decide, year: int
     return decision
 
 
+@dataclass
+class Deferred:
+    """A batch's events, written at its end in one statement, after heads read at its start
+    (an order locked later in the batch appends at once, as alone)."""
+
+    heads: dict[str, Head]
+    events: PendingEvents = field(default_factory=PendingEvents)
+
+
 async def _append(conn: AsyncConnection, account: domain.Account, streamed: bool,
-                  decision: domain.Decision, meta: Meta, booking: Booking, clock: Clock
-                  ) -> Change | None:
+                  decision: domain.Decision, meta: Meta, booking: Booking, clock: Clock,
+                  deferred: Deferred | None = None) -> Change | None:
     """Append the decision's events; the change to save, or None when nothing changed.
     ``streamed``: billing has appended to the order's stream before (else its head is not read)."""
     if decision.account == account:
         return None
-    if decision.events:
-        await append(conn, account.order_id, None if streamed else 0, list(decision.events),
-                     meta=meta, clock=clock, key=account.order_id)
+    order_id = account.order_id
+    head = deferred.heads.get(order_id) if deferred is not None else None
+    if decision.events and deferred is not None and head is not None:
+        deferred.heads[order_id] = deferred.events.add(
+            order_id, list(decision.events), meta=meta, key=order_id, now=clock.now(),
+            head=head).head or head
+    elif decision.events:
+        await append(conn, order_id, None if streamed else 0, list(decision.events),
+                     meta=meta, clock=clock, key=order_id)
     return Change(account, decision.account, booking, appended=bool(decision.events))
 
 
@@ -132,7 +148,8 @@ def _order_of(event: EventEnvelope) -> str:
 
 
 async def _book(conn: AsyncConnection, account: domain.Account, streamed: bool,
-                event: EventEnvelope, payload: Payload, clock: Clock) -> Change | None:
+                event: EventEnvelope, payload: Payload, clock: Clock,
+                deferred: Deferred | None = None) -> Change | None:
     """Decide on a booked event and append what billing says; the change to save, if any."""
     cause = domain.Cause(str(event.event_id), clock.now())
     decide = _decision_for(event.event_type, payload, account, cause)
@@ -140,7 +157,8 @@ async def _book(conn: AsyncConnection, account: domain.Account, streamed: bool,
     decision = await decide_with_vouchers(conn, decide, cause.at.year)
     booking = Booking(event.event_id, cause.at,
                       placed_event_id=event.event_id if isinstance(payload, OrderPlaced) else None)
-    return await _append(conn, account, streamed, decision, _meta(event), booking, clock)
+    return await _append(conn, account, streamed, decision, _meta(event), booking, clock,
+                         deferred)
 
 
 def _payment_id(payload: Payload) -> str | None:
@@ -184,8 +202,10 @@ def make_batch_start(clock: Clock) -> BatchStart:
                 seen.add(payment_id)
             orders.add(event.order_id)
         stored = await account_store.lock_accounts(conn, sorted(orders))
+        heads = await stream_heads(conn, sorted(o for o, s in stored.items() if s.streamed))
+        deferred = Deferred({**dict.fromkeys(stored, (0, None)), **heads})
         return _Batch(conn, clock, stored, paid,
-                      {event.event_id: payload for event, payload in booked})
+                      {event.event_id: payload for event, payload in booked}, deferred)
 
     return start
 
@@ -195,8 +215,9 @@ class _Batch:
 
     def __init__(self, conn: AsyncConnection, clock: Clock,
                  stored: dict[str, account_store.Stored], paid: set[str],
-                 payloads: dict[uuid.UUID, Payload]) -> None:
+                 payloads: dict[uuid.UUID, Payload], deferred: Deferred) -> None:
         self.conn, self.clock, self.stored, self.paid = conn, clock, stored, paid
+        self.deferred = deferred
         self.payloads = payloads
         self.accounts = {order_id: s.account for order_id, s in stored.items()}
         self.streamed = {order_id for order_id, s in stored.items() if s.streamed}
@@ -217,7 +238,7 @@ class _Batch:
             if stored.streamed:
                 self.streamed.add(order_id)
         change = await _book(self.conn, self.accounts[order_id], order_id in self.streamed,
-                             event, payload, self.clock)
+                             event, payload, self.clock, self.deferred)
         if change is None:
             return
         self.changes.append(change)
@@ -227,6 +248,7 @@ class _Batch:
             self.streamed.add(order_id)
 
     async def finish(self) -> None:
+        await self.deferred.events.flush(self.conn)
         await save_accounts(self.conn, self.stored, self.changes)
 
 

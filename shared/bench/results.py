@@ -16,7 +16,7 @@ class Sizes:
     """How much work each benchmark does (``--quick`` for a CI smoke run)."""
 
     single_appends: int = 2000  # commands per writer-count run, one event each
-    repeats: int = 2  # appends and batches: best of this many runs of each side
+    repeats: int = 3  # appends and batches: best of this many runs of each side
     batch_events: int = 50_000  # events appended in batches
     batch_size: int = 100
     e2e_orders: int = 600
