@@ -16,7 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.billing import api, handlers, store
-from shared.audit.replay import ReplayCommand, ReplayHooks, has_table
+from shared.audit.replay import ReplayCommand, ReplayHooks
+from shared.audit.sources import has_table
 from shared.auth import Principal
 from shared.clock import Clock, ManualClock
 from shared.contract.envelope import EventEnvelope

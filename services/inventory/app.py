@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.inventory import api, handlers, store
 from services.inventory.catalog import CatalogThresholds, load_thresholds
 from services.inventory.handlers.batch import make_batch_start
-from shared.audit.replay import Record, ReplayCommand, ReplayHooks, has_table
+from shared.audit.replay import ReplayCommand, ReplayHooks
+from shared.audit.sources import Record, has_table
 from shared.clock import Clock, ManualClock
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.topics import ORDER_EVENTS

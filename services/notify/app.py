@@ -13,7 +13,7 @@ from services.notify.channels import Channels
 from services.notify.config import NotifyConfig, load_rules
 from services.notify.handlers import make_batch_start, make_handler
 from services.notify.sender import Sender
-from shared.audit.replay import has_table
+from shared.audit.sources import has_table
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, ORDER_EVENTS, RECONCILE_EVENTS
 from shared.db import create_engine
