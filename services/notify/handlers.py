@@ -30,6 +30,7 @@ from services.notify.domain import (
 from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import NotificationFailed, NotificationSent, OrderPlaced, Payload
+from shared.eventbatch import PendingEvents
 from shared.eventstore import Meta, append, read_stream
 from shared.inbox import BatchStart, BatchWork, Handler, Incoming
 from shared.logging import get_logger
@@ -90,6 +91,7 @@ class _Recording:
         self.checked: set[str] = set()
         self.notifications: list[dict[str, Any]] = []
         self.attempts: list[dict[str, Any]] = []
+        self.outcomes = PendingEvents()  # each on a new stream: the notification's own
 
     async def look_up(self, conn: AsyncConnection, planned: Sequence[PlannedNotification]
                       ) -> None:
@@ -126,10 +128,10 @@ class _Recording:
         self.attempts.append(store.attempt_row(notification.notification_id, 1, now, status,
                                                notification.failure))
         fact = notification_fact(notification)
-        await log_outcome(conn, fact, notification.notification_id,
-                          key=notification.order_id or notification.recipient,
-                          correlation_id=cause.correlation_id, causation_id=str(cause.event_id),
-                          clock=clock, logged=False)
+        # ``log_outcome`` with nothing logged yet (looked up above), written by ``save``.
+        self.outcomes.add(notification.notification_id, [fact], meta=Meta(
+            correlation_id=cause.correlation_id, causation_id=str(cause.event_id), actor=SYSTEM),
+            key=notification.order_id or notification.recipient, now=now)
         self.logged[notification.notification_id] = fact.event_type
 
     def store(self, notification: PlannedNotification, status: str, cause: EventEnvelope,
@@ -143,6 +145,7 @@ class _Recording:
         return True
 
     async def save(self, conn: AsyncConnection) -> None:
+        await self.outcomes.flush(conn)
         await store.store_notifications(conn, self.notifications)
         await store.record_attempts(conn, self.attempts)
         self.notifications, self.attempts = [], []
