@@ -99,6 +99,9 @@ class BatchCache:
     projections: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The batch's events, written at its end in one statement (the states above are current).
     events: PendingEvents = field(default_factory=PendingEvents)
+    # Readiness as the batch left it (read from here first) and the rows to write at its end.
+    reserved: dict[str, bool] = field(default_factory=dict)
+    readiness_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # Set only while a batch's message is being handled (never across an await outside it).
@@ -253,26 +256,52 @@ async def delivered_before(conn: AsyncConnection, cutoff: datetime) -> list[str]
     return [str(r[0]) for r in rows]
 
 
+def _mark_statement() -> Any:
+    statement = insert(readiness)
+    return statement.on_conflict_do_update(index_elements=[readiness.c.order_id], set_={
+        "reserved": statement.excluded.reserved,
+        "reservation_event_id": statement.excluded.reservation_event_id,
+        "updated_at": statement.excluded.updated_at})
+
+
+_MARK = _mark_statement()
+
+
+async def _mark(conn: AsyncConnection, order_id: str, reserved: bool, event_id: str,
+                at: datetime) -> None:
+    row = {"order_id": order_id, "reserved": reserved, "reservation_event_id": event_id,
+           "updated_at": at}
+    cache = BATCH.get()
+    if cache is None:
+        await conn.execute(_MARK, row)
+        return
+    cache.reserved[order_id] = reserved
+    cache.readiness_rows[order_id] = row  # the last one per order is what the upserts leave
+
+
 async def mark_reserved(conn: AsyncConnection, order_id: str, event_id: str, at: datetime) -> None:
-    statement = insert(readiness).values(order_id=order_id, reserved=True,
-                                         reservation_event_id=event_id, updated_at=at)
-    await conn.execute(statement.on_conflict_do_update(
-        index_elements=[readiness.c.order_id],
-        set_={"reserved": True, "reservation_event_id": event_id, "updated_at": at}))
+    await _mark(conn, order_id, True, event_id, at)
 
 
 async def mark_short(conn: AsyncConnection, order_id: str, event_id: str, at: datetime) -> None:
     """Inventory is short for this order (placement, deposit or an amendment's extra units)."""
-    statement = insert(readiness).values(order_id=order_id, reserved=False,
-                                         reservation_event_id=event_id, updated_at=at)
-    await conn.execute(statement.on_conflict_do_update(
-        index_elements=[readiness.c.order_id],
-        set_={"reserved": False, "reservation_event_id": event_id, "updated_at": at}))
+    await _mark(conn, order_id, False, event_id, at)
+
+
+async def save_readiness(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """A batch's readiness rows (each order's last), in one executemany."""
+    if rows:
+        await conn.execute(_MARK, rows[0] if len(rows) == 1 else list(rows))
 
 
 async def is_reserved(conn: AsyncConnection, order_id: str) -> bool:
+    cache = BATCH.get()
+    if cache is not None and order_id in cache.reserved:
+        return cache.reserved[order_id]
     value = (await conn.execute(select(readiness.c.reserved)
                                 .where(readiness.c.order_id == order_id))).scalar()
+    if cache is not None:
+        cache.reserved[order_id] = bool(value)
     return bool(value)
 
 

@@ -1,6 +1,7 @@
 """The order consumer's batch work: every order a batch names is loaded in one query, each
 message is handled as alone but against those states (kept current by each commit), and the
-orders' events and projection rows are written once, at the end (one INSERT, one executemany).
+orders' events, projection and readiness rows are written once, at the end (one INSERT, two
+executemany).
 
 The effect equals handling each message alone (tests/integration/order/test_batch.py); any
 failure undoes the batch and the inbox handles its messages one by one without the cache.
@@ -50,6 +51,7 @@ class _Work:
     async def finish(self) -> None:
         await self.cache.events.flush(self.conn)
         await store.save_projections(self.conn, list(self.cache.projections.values()))
+        await store.save_readiness(self.conn, list(self.cache.readiness_rows.values()))
 
 
 def make_batch_start(deps: OrderDeps) -> BatchStart:

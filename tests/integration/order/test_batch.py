@@ -87,6 +87,7 @@ async def contents(flow: Flow) -> dict[str, list[Any]]:
         "orders": "SELECT * FROM orders ORDER BY order_id",
         "dead_letters": "SELECT message_id, error FROM dead_letters ORDER BY message_id",
         "inbox": "SELECT message_id FROM inbox ORDER BY message_id",
+        "readiness": "SELECT * FROM order_readiness ORDER BY order_id",
     }
     found: dict[str, list[Any]] = {}
     async with flow.ctx.engine.connect() as conn:
@@ -116,7 +117,8 @@ async def test_a_batch_has_the_effect_of_each_message_alone(postgres_url: str, d
     assert len(alone["orders"]) == 9
     assert {e["event_type"] for e in alone["events"]} >= {
         "order.placed", "order.confirmed", "order.paid", "order.cancelled", "submission.rejected"}
-    for part in ("events", "orders", "dead_letters", "inbox"):
+    assert alone["readiness"], "the history reserves orders"
+    for part in ("events", "orders", "dead_letters", "inbox", "readiness"):
         assert len(together[part]) == len(alone[part]), part
         for mine, theirs in zip(together[part], alone[part], strict=True):
             assert {k: v for k, v in mine.items() if theirs.get(k) != v} == {}, (part, theirs)
