@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from itertools import zip_longest
 from typing import Any
@@ -17,14 +17,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.billing import handlers, store
-from shared.audit.clocked import clocked_batch, clocked_handler
 from shared.clock import ManualClock
 from shared.contract.envelope import EventEnvelope
-from shared.inbox import IdempotentConsumer, Incoming
-from shared.metrics import METRICS
-from shared.service import prepare_database
-from tests.conftest import create_database
-from tests.integration.audit.test_replay import drop
+from tests.integration import batch_support
+from tests.integration.batch_support import MakeDatabase, assert_same, fresh_databases
 from tests.integration.billing.conftest import (
     START,
     amended,
@@ -105,17 +101,8 @@ async def run(engine: AsyncEngine, events: Sequence[EventEnvelope], size: int | 
     at = {e.event_id: START + timedelta(hours=18 * n) for n, e in enumerate(events)}
     handle = partial(handlers.handle_order_event, clock=clock)
     start = handlers.make_batch_start(clock)
-
-    def instant(message: Incoming) -> datetime:
-        return at[message.event.event_id]
-
-    consumer = IdempotentConsumer(name="billing", engine=engine, publisher=None,
-                                  handle=clocked_handler(clock, handle, instant),
-                                  start_batch=clocked_batch(clock, start, instant) if size else None)
-    step = size or 1
-    for first in range(0, len(events), step):
-        await consumer.process_incoming([incoming(e, n) for n, e in
-                                         enumerate(events[first:first + step], start=first)])
+    messages = [incoming(e, n) for n, e in enumerate(events)]
+    await batch_support.feed(engine, "billing", clock, handle, start, at, messages, size)
 
 
 TABLES = {"billing_orders": "order_id", "voucher_counters": "series, year",
@@ -138,39 +125,18 @@ async def contents(engine: AsyncEngine) -> dict[str, list[Any]]:
     return found
 
 
-def assert_same(together: dict[str, list[Any]], alone: dict[str, list[Any]]) -> None:
-    for part, rows in alone.items():
-        assert len(together[part]) == len(rows), part
-        for mine, theirs in zip(together[part], rows, strict=True):
-            if isinstance(mine, dict):  # name the differing columns
-                assert {k: v for k, v in mine.items() if theirs.get(k) != v} == {}, (part, theirs)
-            # Decimals compare by value; their scale is part of the stored money too
-            assert repr(mine) == repr(theirs), part
-
-
 @pytest_asyncio.fixture
-async def other_billing(postgres_url: str) -> AsyncIterator[Callable[[], Any]]:
-    names: list[str] = []
-    engines: list[AsyncEngine] = []
-
-    async def make() -> AsyncEngine:
-        names.append(f"t_{uuid.uuid4().hex[:12]}")
-        engines.append(await prepare_database(await create_database(postgres_url, names[-1]),
-                                              store.create_schema))
-        return engines[-1]
-
-    yield make
-    for engine in engines:
-        await engine.dispose()
-    await drop(postgres_url, *names)
+async def other_billing(postgres_url: str) -> AsyncIterator[MakeDatabase]:
+    async with fresh_databases(postgres_url, store.create_schema) as make:
+        yield make
 
 
 def fallbacks() -> float:
-    return METRICS.value("oms_consumer_batch_fallbacks_total", consumer="billing")
+    return batch_support.fallbacks("billing")
 
 
 def batches() -> float:
-    return METRICS.value("oms_consumer_batch_work_total", consumer="billing")
+    return batch_support.batches("billing")
 
 
 async def test_a_batch_has_the_effect_of_each_event_alone(billing_engine, other_billing) -> None:

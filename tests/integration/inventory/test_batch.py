@@ -6,8 +6,8 @@ low-stock alerts), nothing dead-lettered and no fallback to one message at a tim
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -18,15 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.inventory import handlers, store
 from services.inventory.handlers.batch import make_batch_start
-from shared.audit.clocked import clocked_batch, clocked_handler
 from shared.clock import ManualClock
 from shared.contract.envelope import EventEnvelope
 from shared.contract.payloads import OrderConfirmed, OrderPaid
-from shared.inbox import IdempotentConsumer, Incoming
-from shared.metrics import METRICS
-from shared.service import prepare_database
-from tests.conftest import create_database
-from tests.integration.audit.test_replay import drop
+from tests.integration import batch_support
+from tests.integration.batch_support import MakeDatabase, assert_same, fresh_databases
 from tests.integration.inventory.conftest import (
     CLERK,
     START,
@@ -100,17 +96,8 @@ async def run(engine: AsyncEngine, events: Sequence[EventEnvelope], size: int | 
     at = {e.event_id: START + timedelta(minutes=5 * (n + 1)) for n, e in enumerate(events)}
     handle = partial(handlers.handle_order_event, clock=clock, thresholds=THRESHOLDS)
     start = make_batch_start(clock, THRESHOLDS)
-
-    def instant(message: Incoming) -> datetime:
-        return at[message.event.event_id]
-
-    consumer = IdempotentConsumer(name="inventory", engine=engine, publisher=None,
-                                  handle=clocked_handler(clock, handle, instant),
-                                  start_batch=clocked_batch(clock, start, instant) if size else None)
-    step = size or 1
-    for first in range(0, len(events), step):
-        await consumer.process_incoming([incoming(e, n) for n, e in
-                                         enumerate(events[first:first + step], start=first)])
+    messages = [incoming(e, n) for n, e in enumerate(events)]
+    await batch_support.feed(engine, "inventory", clock, handle, start, at, messages, size)
 
 
 TABLES = {"warehouses": "code", "stock_balances": "sku, warehouse", "stock_ledger": "entry_id",
@@ -146,40 +133,19 @@ async def contents(engine: AsyncEngine) -> dict[str, list[Any]]:
     return found
 
 
-def assert_same(together: dict[str, list[Any]], alone: dict[str, list[Any]]) -> None:
-    for part, rows in alone.items():
-        assert len(together[part]) == len(rows), part
-        for mine, theirs in zip(together[part], rows, strict=True):
-            if isinstance(mine, dict):  # name the differing columns
-                assert {k: v for k, v in mine.items() if theirs.get(k) != v} == {}, (part, theirs)
-            assert repr(mine) == repr(theirs), part
-
-
 @pytest_asyncio.fixture
-async def databases(postgres_url: str) -> AsyncIterator[Callable[[], Any]]:
+async def databases(postgres_url: str) -> AsyncIterator[MakeDatabase]:
     """Fresh inventory databases, stocked alike, dropped afterwards."""
-    names: list[str] = []
-    engines: list[AsyncEngine] = []
-
-    async def make() -> AsyncEngine:
-        names.append(f"t_{uuid.uuid4().hex[:12]}")
-        engines.append(await prepare_database(await create_database(postgres_url, names[-1]),
-                                              store.create_schema))
-        await stock(engines[-1])
-        return engines[-1]
-
-    yield make
-    for engine in engines:
-        await engine.dispose()
-    await drop(postgres_url, *names)
+    async with fresh_databases(postgres_url, store.create_schema, setup=stock) as make:
+        yield make
 
 
 def fallbacks() -> float:
-    return METRICS.value("oms_consumer_batch_fallbacks_total", consumer="inventory")
+    return batch_support.fallbacks("inventory")
 
 
 def batches() -> float:
-    return METRICS.value("oms_consumer_batch_work_total", consumer="inventory")
+    return batch_support.batches("inventory")
 
 
 def types(found: dict[str, list[Any]]) -> set[str]:
