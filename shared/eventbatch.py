@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.contract.payloads import Payload
-from shared.eventrows import INSERT_ROWS_UNLESS_TAKEN, as_document
+from shared.eventrows import HEADS, INSERT_ROWS_UNLESS_TAKEN, as_document
 from shared.eventstore import Appended, ConcurrencyError, Head, Meta, build_rows
 
 
@@ -44,15 +43,10 @@ class PendingEvents:
                                    taken["stream_version"])
 
 
-_HEADS = text(
-    "SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM events "
-    "WHERE stream_id = ANY(:ids) ORDER BY stream_id, stream_version DESC")
-
-
 async def stream_heads(conn: AsyncConnection, stream_ids: Sequence[str]) -> dict[str, Head]:
     """Each stream's last (version, hash) in one statement; a stream without events: (0, None)."""
     heads: dict[str, Head] = dict.fromkeys(stream_ids, (0, None))
     if stream_ids:
-        for row in await conn.execute(_HEADS, {"ids": list(stream_ids)}):
+        for row in await conn.execute(HEADS, {"ids": list(stream_ids)}):
             heads[str(row.stream_id)] = (int(row.stream_version), str(row.hash))
     return heads

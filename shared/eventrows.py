@@ -1,6 +1,8 @@
 """Many event rows in one INSERT: the rows travel as one JSON document (one parameter, one round
 trip, C-speed encoding) and PostgreSQL unpacks them in order. Used by the event store for a
-multi-event append and by the group-commit appender for a whole group."""
+multi-event append, by a batch's pending events and by the group-commit appender for a whole
+group; and the heads of many streams in one SELECT. The group-commit appender talks to psycopg
+directly: its spellings (``*_PSYCOPG``) are derived from the same text."""
 
 from __future__ import annotations
 
@@ -21,8 +23,6 @@ _SELECT_ROWS = (
 )
 
 # A taken (stream, version) raises a unique violation (the group-commit appender redoes its group).
-INSERT_ROWS: TextClause = text(_SELECT_ROWS)
-# The same for a plain psycopg connection (the group-commit appender's own, no SQLAlchemy layer).
 INSERT_ROWS_PSYCOPG: str = _SELECT_ROWS.replace(":rows", "%(rows)s")
 # A taken (stream, version) is skipped: fewer rows come back (the event store's ConcurrencyError).
 INSERT_ROWS_UNLESS_TAKEN: TextClause = text(
@@ -30,6 +30,13 @@ INSERT_ROWS_UNLESS_TAKEN: TextClause = text(
     " RETURNING stream_id, stream_version")
 
 
+_HEADS = ("SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM events "
+          "WHERE stream_id = ANY(:ids) ORDER BY stream_id, stream_version DESC")
+# Each stream's last (stream_id, version, hash); streams without events are absent.
+HEADS: TextClause = text(_HEADS)
+HEADS_PSYCOPG: str = _HEADS.replace(":ids", "%(ids)s")
+
+
 def as_document(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """The parameters of ``INSERT_ROWS``: every row in one JSON array."""
+    """The parameters of the row INSERTs: every row in one JSON array."""
     return {"rows": fast_json(rows)}  # UUIDs and aware datetimes in ISO 8601, as PostgreSQL reads

@@ -144,21 +144,23 @@ class StoredEvent:
 
 def canonical_document(envelope: EventEnvelope, key: str, prev_hash: str | None) -> bytes:
     """The bytes an event's hash covers: every envelope field, its Kafka key and the previous hash."""
-    doc: dict[str, Any] = {
-        "prev_hash": prev_hash or "",
-        "event_id": str(envelope.event_id),
-        "event_type": envelope.event_type,
-        "schema_version": envelope.schema_version,
-        "stream_id": envelope.stream_id,
-        "stream_version": envelope.stream_version,
-        "occurred_at": canonical_time(envelope.occurred_at),
-        "correlation_id": envelope.correlation_id,
-        "causation_id": envelope.causation_id,
-        "actor": envelope.actor.model_dump(mode="json"),
-        "payload": envelope.payload,
-        "key": key,
-    }
-    return canonical_json(doc)
+    return _hashed(prev_hash, str(envelope.event_id), envelope.event_type,
+                   envelope.schema_version, envelope.stream_id, envelope.stream_version,
+                   canonical_time(envelope.occurred_at), envelope.correlation_id,
+                   envelope.causation_id, envelope.actor.model_dump(mode="json"),
+                   envelope.payload, key)
+
+
+def _hashed(prev_hash: str | None, event_id: str, event_type: str, schema_version: int,
+            stream_id: str, stream_version: int, occurred_at: str, correlation_id: str,
+            causation_id: str | None, actor: dict[str, Any], payload: dict[str, Any],
+            key: str) -> bytes:
+    return canonical_json({
+        "prev_hash": prev_hash or "", "event_id": event_id, "event_type": event_type,
+        "schema_version": schema_version, "stream_id": stream_id,
+        "stream_version": stream_version, "occurred_at": occurred_at,
+        "correlation_id": correlation_id, "causation_id": causation_id, "actor": actor,
+        "payload": payload, "key": key})
 
 
 def chain_hash(envelope: EventEnvelope, key: str, prev_hash: str | None) -> str:
@@ -171,8 +173,8 @@ def build_rows(stream_id: str, version: int, prev_hash: str | None, payloads: Se
     """Envelopes and ``events`` rows for ``payloads`` after (version, prev_hash), hash-chained.
 
     The hot path of every append: the envelope is built without re-validating what is known to
-    be valid, and the hashed document (``canonical_document``'s, byte for byte) from the parts
-    at hand, the actor and the time spelt once per call."""
+    be valid, and the hashed document (``canonical_document``'s) from the parts at hand, the
+    actor and the time spelt once per call."""
     if now.tzinfo is None:
         raise ValueError("occurred_at must carry a UTC offset")
     envelopes: list[EventEnvelope] = []
@@ -187,12 +189,10 @@ def build_rows(stream_id: str, version: int, prev_hash: str | None, payloads: Se
             stream_version=version + offset, occurred_at=now,
             correlation_id=meta.correlation_id, causation_id=meta.causation_id,
             actor=meta.actor, payload=wire)
-        digest = hashlib.sha256(canonical_json({
-            "prev_hash": prev_hash or "", "event_id": str(event_id),
-            "event_type": payload.event_type, "schema_version": payload.schema_version,
-            "stream_id": stream_id, "stream_version": version + offset, "occurred_at": at,
-            "correlation_id": meta.correlation_id, "causation_id": meta.causation_id,
-            "actor": actor, "payload": wire, "key": message_key})).hexdigest()
+        digest = hashlib.sha256(_hashed(
+            prev_hash, str(event_id), payload.event_type, payload.schema_version, stream_id,
+            version + offset, at, meta.correlation_id, meta.causation_id, actor, wire,
+            message_key)).hexdigest()
         rows.append({
             "event_id": event_id, "stream_id": stream_id, "stream_version": version + offset,
             "event_type": payload.event_type, "schema_version": payload.schema_version,

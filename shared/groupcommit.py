@@ -28,14 +28,10 @@ from shared.clock import Clock
 from shared.contract.envelope import EventEnvelope
 from shared.contract.payloads import Payload
 from shared.db import libpq_url
-from shared.eventrows import INSERT_ROWS_PSYCOPG, as_document
+from shared.eventrows import HEADS_PSYCOPG, INSERT_ROWS_PSYCOPG, as_document
 from shared.eventstore import ConcurrencyError, Meta, append, build_rows
 from shared.metrics import METRICS
 
-_HEADS = (
-    "SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM events "
-    "WHERE stream_id = ANY(%(ids)s) ORDER BY stream_id, stream_version DESC"
-)
 # One statement for the whole group: the rows travel as one JSON document (one parameter, one
 # round trip, C-speed encoding) and PostgreSQL unpacks them.
 
@@ -221,7 +217,7 @@ class GroupCommitAppender:
                 unknown.add(stream)
         if unknown:
             METRICS.inc("oms_db_statements_total")
-            cursor = await conn.execute(_HEADS, {"ids": sorted(unknown)})
+            cursor = await conn.execute(HEADS_PSYCOPG, {"ids": sorted(unknown)})
             for stream_id, stream_version, digest in await cursor.fetchall():
                 heads[stream_id] = (int(stream_version), str(digest))
         now = self.clock.now()
