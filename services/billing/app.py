@@ -3,7 +3,8 @@ the hooks ``oms replay billing`` uses (shared/audit/replay.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -67,20 +68,28 @@ def _answer(at: datetime, vouchers: list[str]) -> LiveAnswer:
     return LiveAnswer(at, first)
 
 
+@contextlib.contextmanager
+def _as_answered(answers: dict[str, LiveAnswer], clock: ManualClock, event_id: object
+                 ) -> Iterator[None]:
+    """Around an event the live service answered: its time, and its numbers for the draw."""
+    answer = answers.get(str(event_id))
+    if answer is None:
+        yield
+        return
+    clock.set(answer.at)
+    token = handlers.LIVE_NUMBERS.set(answer.first)
+    try:
+        yield
+    finally:
+        handlers.LIVE_NUMBERS.reset(token)
+
+
 def replay_handle(inner: Handler, answers: dict[str, LiveAnswer], clock: ManualClock) -> Handler:
     """Billing's handler with the live numbers and time of each event it answered live."""
 
     async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
-        answer = answers.get(str(incoming.event.event_id))
-        if answer is None:
+        with _as_answered(answers, clock, incoming.event.event_id):
             await inner(conn, incoming)
-            return
-        clock.set(answer.at)
-        token = handlers.LIVE_NUMBERS.set(answer.first)
-        try:
-            await inner(conn, incoming)
-        finally:
-            handlers.LIVE_NUMBERS.reset(token)
 
     return handle
 
@@ -92,16 +101,8 @@ class _AnsweredWork:
         self.work, self.answers, self.clock = work, answers, clock
 
     async def handle(self, message: Incoming) -> None:
-        answer = self.answers.get(str(message.event.event_id))
-        if answer is None:
+        with _as_answered(self.answers, self.clock, message.event.event_id):
             await self.work.handle(message)
-            return
-        self.clock.set(answer.at)
-        token = handlers.LIVE_NUMBERS.set(answer.first)
-        try:
-            await self.work.handle(message)
-        finally:
-            handlers.LIVE_NUMBERS.reset(token)
 
     async def finish(self) -> None:
         await self.work.finish()

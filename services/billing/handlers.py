@@ -96,9 +96,9 @@ async def _append(conn: AsyncConnection, account: domain.Account, streamed: bool
     order_id = account.order_id
     head = deferred.heads.get(order_id) if deferred is not None else None
     if decision.events and deferred is not None and head is not None:
-        deferred.heads[order_id] = deferred.events.add(
-            order_id, list(decision.events), meta=meta, key=order_id, now=clock.now(),
-            head=head).head or head
+        appended = deferred.events.add(order_id, list(decision.events), meta=meta, key=order_id,
+                                       now=clock.now(), head=head)
+        deferred.heads[order_id] = appended.head or head
     elif decision.events:
         await append(conn, order_id, None if streamed else 0, list(decision.events),
                      meta=meta, clock=clock, key=order_id)
