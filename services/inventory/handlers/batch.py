@@ -71,6 +71,7 @@ class _Batch:
         self.available: dict[domain.StockKey, int] = {}
         self.warehouses: list[domain.Warehouse] = []
         self.low: dict[str, bool | None] = {}
+        self.placed: dict[uuid.UUID, OrderPlaced] = {}  # the batch's placements, read once
         # pending writes, in message order
         self.orders: list[dict[str, Any]] = []
         self.events = PendingEvents()
@@ -79,8 +80,9 @@ class _Batch:
         self.reserved: dict[domain.StockKey, tuple[int, datetime]] = {}
 
     async def load(self, messages: Sequence[Incoming]) -> None:
-        placed = [OrderPlaced.model_validate(m.event.payload) for m in messages
-                  if m.event.event_type == OrderPlaced.event_type]
+        self.placed = {m.event.event_id: OrderPlaced.model_validate(m.event.payload)
+                       for m in messages if m.event.event_type == OrderPlaced.event_type}
+        placed = self.placed.values()
         skus = sorted({line.sku for order in placed for line in order.lines})
         if not skus:
             self.in_memory = False  # nothing to reserve in memory: every message as alone
@@ -116,7 +118,7 @@ class _Batch:
     async def _placed(self, message: Incoming) -> bool:
         """``on_placed`` in memory; False when this placement needs the database (a shortage)."""
         event, now = message.event, self.clock.now()
-        order = OrderPlaced.model_validate(event.payload)
+        order = self.placed[event.event_id]
         if order.order_id in self.known:
             return True  # decided before (another event id for the same order)
         demands = [domain.Demand.of(line) for line in order.lines]
