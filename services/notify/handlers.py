@@ -255,13 +255,9 @@ def notification_fact(n: PlannedNotification, failure: str | None = None) -> Pay
 
 
 async def log_outcome(conn: AsyncConnection, fact: Payload, notification_id: str, *, key: str,
-                      correlation_id: str, causation_id: str, clock: Clock,
-                      logged: bool | None = None) -> None:
-    """``notification.sent`` / ``.failed`` on the notification's own stream, at most once
-    (``logged=False``: the caller just read the stream empty in this transaction)."""
-    if logged is None:
-        logged = bool(await read_stream(conn, notification_id))
-    if logged:
+                      correlation_id: str, causation_id: str, clock: Clock) -> None:
+    """``notification.sent`` / ``.failed`` on the notification's own stream, at most once."""
+    if await read_stream(conn, notification_id):
         return
     await append(conn, notification_id, 0, [fact],
                  meta=Meta(correlation_id=correlation_id, causation_id=causation_id, actor=SYSTEM),
