@@ -237,7 +237,6 @@ def run_batches(report: Report, make_database: Callable[[str], str], events: int
                    "rows/s"))
     report.add(Row("2 batches", f"raw psycopg COPY, {batch} rows/tx, 1 connection", copied,
                    "rows/s"))
-    shares: list[float] = []
     for writers in WRITERS[:2]:
         limit = many if writers == 1 else best_of(repeats, partial(
             _raw_writers, make_database, events, batch, writers))[0]
@@ -247,7 +246,6 @@ def run_batches(report: Report, make_database: Callable[[str], str], events: int
         plain, grouped, per_group = best_of(
             repeats, partial(_batched, url, writers, commands, batch))
         share = ratio(max(plain, grouped), limit) or 0.0
-        shares.append(share)
         report.add(Row("2 batches", f"oms store, {batch}/append, {writers} writer(s)", plain,
                        "events/s", f"{ratio(plain, limit) or 0:.0%} of executemany"))
         report.add(Row("2 batches", f"oms group commit, {batch}/append, {writers} writer(s)",

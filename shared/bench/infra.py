@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from shared.db import libpq_url
+from shared.db import database_name, libpq_url
 from shared.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
 
 DATABASE_ENV = "OMS_BENCH_DATABASE_URL"
@@ -65,6 +65,10 @@ class BenchInfra:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         self._databases.append(name)
         return with_database(self.server_url, name)
+
+    def adopt(self, url: str) -> None:
+        """A database made on the bench's server by someone else, dropped with the bench's own."""
+        self._databases.append(database_name(url))
 
     def stop(self) -> None:
         if self.server_url:

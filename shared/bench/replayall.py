@@ -11,12 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
 
 from shared.bench.results import Report, Row
-from shared.db import database_name, libpq_url
+from shared.db import libpq_url
 from shared.logging import configure_logging
-from shared.settings import with_database
 
 REPLAYED: tuple[str, ...] = ("inventory", "billing", "notify", "reconcile")
 MILLION = 1_000_000
@@ -42,37 +40,33 @@ async def history_events(urls: Mapping[str, str]) -> int:
     return total
 
 
-async def replay_one(service: str, urls: Mapping[str, str]) -> Replayed:
+async def replay_one(service: str, urls: Mapping[str, str], made: Callable[[str], None]
+                     ) -> Replayed:
     """``oms replay SERVICE`` without the swap: up to what the live service has handled (so the
-    comparison is like for like even when a backlog was left), then the checksums compared."""
+    comparison is like for like even when a backlog was left), then the checksums compared;
+    ``made(url)`` is told of the replay's database (for the bench to drop)."""
     from shared.audit.replay import replay_service
     from shared.audit.swap import compare
 
     started = time.perf_counter()
     run = await replay_service(service, urls[service], urls, handled_only=True)
     seconds = time.perf_counter() - started
+    made(run.database_url)
     comparison = await compare(urls[service], run.database_url)
-    await _drop(run.database_url)
     differing = tuple(item.table for item in comparison if not item.matches)
     return Replayed(service, run.fed + run.commands, seconds, not differing, differing)
 
 
-async def _drop(url: str) -> None:
-    admin = libpq_url(with_database(url, "postgres"))
-    async with await psycopg.AsyncConnection.connect(admin, autocommit=True) as conn:
-        await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(database_name(url))))
-
-
-def run_replay_all(report: Report, urls: Mapping[str, str],
+def run_replay_all(report: Report, urls: Mapping[str, str], made: Callable[[str], None],
                    log: Callable[[str], None] = print) -> None:
-    """Replays every rebuildable projection from the services' databases (stopped)."""
+    """Replays every rebuildable projection from the services' databases (stopped); ``made``
+    is told of each replay's database."""
     configure_logging(level="ERROR")  # a replayed notification's channel fallbacks are not news
     history = asyncio.run(history_events(urls))
     total_seconds = 0.0
     all_match = True
     for service in REPLAYED:
-        done = asyncio.run(replay_one(service, urls))
+        done = asyncio.run(replay_one(service, urls, made))
         total_seconds += done.seconds
         all_match = all_match and done.matches
         report.add(Row("5 replay", f"oms replay {service} (history of benches 3-4)",

@@ -86,7 +86,7 @@ def _services(report: Report, infra: BenchInfra, sizes: Sizes, chosen: list[str]
         stopped = True
         if "replay" in chosen:
             log("bench 5: oms replay of every projection from the services' history")
-            run_replay_all(report, urls, log)
+            run_replay_all(report, urls, infra.adopt, log)
     finally:
         if not stopped:
             runtime.stop()
