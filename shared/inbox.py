@@ -69,7 +69,20 @@ async def ensure_schema(conn: AsyncConnection) -> None:
 async def lock_stream(conn: AsyncConnection, stream_id: str) -> None:
     """Writers of one stream take turns until the transaction ends (the order service's HTTP
     commands take the same key for their order)."""
-    await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:s, 0))"), {"s": stream_id})
+    await lock_streams(conn, [stream_id])
+
+
+# The keys in ascending order (the subquery's ORDER BY, kept by the scan over it), so writers
+# that lock overlapping sets wait for each other instead of deadlocking.
+_LOCK_STREAMS = text(
+    "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(s, 0) AS k"
+    " FROM unnest(CAST(:ids AS text[])) AS s ORDER BY k) AS keys")
+
+
+async def lock_streams(conn: AsyncConnection, stream_ids: Sequence[str]) -> None:
+    """``lock_stream`` for several streams, in one statement."""
+    if stream_ids:
+        await conn.execute(_LOCK_STREAMS, {"ids": list(stream_ids)})
 
 
 class TransientError(Exception):

@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.order import store
+from services.order.domain.lifecycle import order_id_for
 from services.order.handlers.common import OrderDeps
 from services.order.handlers.intake import handle_storefront
 from services.order.handlers.results import on_billing, on_inventory
 from shared.contract.topics import STOREFRONT_ORDERS
-from shared.inbox import Incoming
+from shared.inbox import Incoming, lock_stream
 
-__all__ = ["OrderDeps", "handle"]
+__all__ = ["OrderDeps", "handle", "named_order"]
+
+
+def named_order(message: Incoming) -> str | None:
+    """The order a message is about, when it can be told without deciding anything."""
+    if message.topic != STOREFRONT_ORDERS:
+        return message.envelope.order_id if message.envelope is not None else None
+    try:
+        raw = json.loads(message.value)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(raw, dict):
+        return None
+    channel, channel_order_id = raw.get("channel"), raw.get("channel_order_id")
+    if isinstance(channel, str) and isinstance(channel_order_id, str):
+        return order_id_for(channel, channel_order_id)
+    return None
 
 
 async def handle(deps: OrderDeps, conn: AsyncConnection, message: Incoming) -> None:
-    """The consumer's entry point (called inside the inbox's transaction, one savepoint each)."""
+    """The consumer's entry point (called inside the inbox's transaction, one savepoint each).
+
+    The order is locked as the HTTP commands lock it (a batch locked its orders at its start):
+    a reservation handled while a person approves the order would otherwise each see the other
+    not yet done, and the order would never be confirmed (nothing appended, nothing collides)."""
+    order_id = named_order(message)
+    if order_id is not None and store.BATCH.get() is None:
+        await lock_stream(conn, order_id)
     if message.topic == STOREFRONT_ORDERS:
         await handle_storefront(deps, conn, message)
         return

@@ -9,32 +9,13 @@ failure undoes the batch and the inbox handles its messages one by one without t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order import store
-from services.order.domain.lifecycle import order_id_for
-from services.order.handlers import OrderDeps, handle
-from shared.contract.topics import STOREFRONT_ORDERS
-from shared.inbox import BatchStart, BatchWork, Incoming
-
-
-def named_order(message: Incoming) -> str | None:
-    """The order a message is about, when it can be told without deciding anything."""
-    if message.topic != STOREFRONT_ORDERS:
-        return message.envelope.order_id if message.envelope is not None else None
-    try:
-        raw = json.loads(message.value)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(raw, dict):
-        return None
-    channel, channel_order_id = raw.get("channel"), raw.get("channel_order_id")
-    if isinstance(channel, str) and isinstance(channel_order_id, str):
-        return order_id_for(channel, channel_order_id)
-    return None
+from services.order.handlers import OrderDeps, handle, named_order
+from shared.inbox import BatchStart, BatchWork, Incoming, lock_streams
 
 
 class _Work:
@@ -57,6 +38,9 @@ class _Work:
 def make_batch_start(deps: OrderDeps) -> BatchStart:
     async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
         named = sorted({order for m in messages if (order := named_order(m)) is not None})
+        # As an HTTP command does: a person's command on one of these orders waits for this batch
+        # (and this batch for it), so neither decides on a state the other is changing.
+        await lock_streams(conn, named)
         cache = store.BatchCache(states=await store.load_orders(conn, named) if named else {})
         return _Work(deps, conn, cache)
 
