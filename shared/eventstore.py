@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -342,12 +342,18 @@ async def read_stream(conn: AsyncConnection, stream_id: str, *, upcasted: bool =
     return [_stored(row, upcasted=upcasted) for row in result]
 
 
-async def read_streams(conn: AsyncConnection, stream_ids: Sequence[str]) -> dict[str, list[StoredEvent]]:
-    """Several streams in one query (upcast payloads); a stream without events is absent."""
+async def read_streams(conn: AsyncConnection, stream_ids: Sequence[str],
+                       from_versions: Mapping[str, int] | None = None
+                       ) -> dict[str, list[StoredEvent]]:
+    """Several streams in one query (upcast payloads); a stream without events is absent.
+    ``from_versions``: per stream, the first version wanted (else the whole stream)."""
+    firsts = from_versions or {}
     found: dict[str, list[StoredEvent]] = {}
     result = await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM events WHERE stream_id = ANY(:ids) "
-             "ORDER BY stream_id, stream_version"), {"ids": list(stream_ids)})
+        text(f"SELECT {_COLUMNS} FROM events JOIN unnest(CAST(:ids AS text[]), "
+             "CAST(:firsts AS bigint[])) AS wanted(id, first) ON events.stream_id = wanted.id "
+             "AND events.stream_version >= wanted.first ORDER BY stream_id, stream_version"),
+        {"ids": list(stream_ids), "firsts": [firsts.get(s, 1) for s in stream_ids]})
     for row in result:
         found.setdefault(row.stream_id, []).append(_stored(row, upcasted=True))
     return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.order.domain.state import OrderState, fold, status
+from services.order import snapshots
+from services.order.domain.state import OrderState, status
 from shared import eventstore
 from shared.eventbatch import PendingEvents
 
@@ -108,19 +109,11 @@ class BatchCache:
 BATCH: ContextVar[BatchCache | None] = ContextVar("order_batch_cache", default=None)
 
 
-def _folded(order_id: str, stored: list[eventstore.StoredEvent]) -> OrderState:
-    state = fold(order_id, [(e.envelope.event_type, e.envelope.payload, e.envelope.stream_version,
-                             e.envelope.occurred_at) for e in stored])
-    if stored:  # the next append needs not read the head again
-        state = replace(state, head=(stored[-1].envelope.stream_version, stored[-1].hash))
-    return state
-
-
 async def load_order(conn: AsyncConnection, order_id: str) -> OrderState:
     cache = BATCH.get()
     if cache is not None and order_id in cache.states:
         return cache.states[order_id]
-    state = _folded(order_id, await eventstore.read_stream(conn, order_id))
+    state = (await snapshots.load(conn, [order_id]))[order_id]
     if cache is not None:
         cache.states[order_id] = state
     return state
@@ -128,8 +121,7 @@ async def load_order(conn: AsyncConnection, order_id: str) -> OrderState:
 
 async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, OrderState]:
     """Many orders in one query (an order without events is a fresh, not existing, state)."""
-    found = await eventstore.read_streams(conn, order_ids)
-    return {order_id: _folded(order_id, found.get(order_id, [])) for order_id in order_ids}
+    return await snapshots.load(conn, order_ids)
 
 
 def remember(state: OrderState) -> None:

@@ -1,0 +1,110 @@
+"""Order states kept between messages, so an order's log is not read and folded again each time.
+
+An order's state is a pure function of its events up to its version, and events are never
+changed, so a state folded once from the log stays true: the next load reads only the events
+from its version on and folds those. The event at the state's own version is read too and its
+hash compared with the one the state was folded up to; the hash chains every earlier event, so
+an equal hash means an equal history. A state folded from events a rolled-back transaction had
+written (or from another database with the same order ids, as in tests) fails that check and
+is folded again from the whole stream.
+
+Only states folded from what was read go in (never a state a transaction is about to append:
+it may yet roll back). Bounded: the least recently used order leaves first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import replace
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.order.domain.state import OrderState, evolve, fold
+from shared import eventstore
+
+# About 10,000 orders in flight at once; a state costs a few kB (its placed payload mostly).
+DEFAULT_SIZE = 10_000
+
+
+class StateCache:
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self.size = size
+        self._states: OrderedDict[str, OrderState] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, order_id: str) -> OrderState | None:
+        state = self._states.get(order_id)
+        if state is not None:
+            self._states.move_to_end(order_id)
+        return state
+
+    def put(self, state: OrderState) -> None:
+        if not state.exists or state.head is None or state.head[0] != state.version:
+            return
+        self._states[state.order_id] = state
+        self._states.move_to_end(state.order_id)
+        while len(self._states) > self.size:
+            self._states.popitem(last=False)
+
+    def drop(self, order_id: str) -> None:
+        self._states.pop(order_id, None)
+
+    def clear(self) -> None:
+        self._states.clear()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+STATES = StateCache()
+
+
+def folded(order_id: str, stored: list[eventstore.StoredEvent]) -> OrderState:
+    state = fold(order_id, [(e.envelope.event_type, e.envelope.payload, e.envelope.stream_version,
+                             e.envelope.occurred_at) for e in stored])
+    if stored:  # the next append needs not read the head again
+        state = replace(state, head=(stored[-1].envelope.stream_version, stored[-1].hash))
+    return state
+
+
+def advanced(state: OrderState, stored: list[eventstore.StoredEvent]) -> OrderState | None:
+    """``state`` moved on by the events read from its own version on; None when the log's event
+    at that version is not the one the state was folded up to."""
+    assert state.head is not None
+    if not stored or stored[0].envelope.stream_version != state.version \
+            or stored[0].hash != state.head[1]:
+        return None
+    for e in stored[1:]:
+        env = e.envelope
+        state = evolve(state, env.event_type, env.payload, env.stream_version, env.occurred_at)
+    last = stored[-1]
+    return replace(state, head=(last.envelope.stream_version, last.hash))
+
+
+async def load(conn: AsyncConnection, order_ids: Sequence[str],
+               cache: StateCache = STATES) -> dict[str, OrderState]:
+    """The orders' current states in one query (two when a kept state proved stale); an order
+    without events is a fresh, not existing, state."""
+    kept = {o: s for o in order_ids if (s := cache.get(o)) is not None}
+    found = await eventstore.read_streams(conn, order_ids, {o: s.version for o, s in kept.items()})
+    states: dict[str, OrderState] = {}
+    stale: list[str] = []
+    for order_id in order_ids:
+        stored = found.get(order_id, [])
+        known = kept.get(order_id)
+        state = advanced(known, stored) if known is not None else folded(order_id, stored)
+        if state is None:
+            stale.append(order_id)
+            cache.drop(order_id)
+            continue
+        states[order_id] = state
+        cache.put(state)
+    cache.hits += len(kept) - len(stale)
+    cache.misses += len(order_ids) - len(kept) + len(stale)
+    if stale:
+        again = await eventstore.read_streams(conn, stale)
+        for order_id in stale:
+            states[order_id] = state = folded(order_id, again.get(order_id, []))
+            cache.put(state)
+    return states
