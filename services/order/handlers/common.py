@@ -18,6 +18,7 @@ from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import Payload
 from shared.eventstore import Meta, append
+from shared.inbox import lock_streams
 
 
 @dataclass
@@ -80,6 +81,9 @@ async def confirm_group_members(deps: OrderDeps, conn: AsyncConnection, group_id
     closed, members = await store.group_state(conn, group_id, deps.clock.now())
     if not closed:
         return
+    # The members are other orders: take their locks (as a person's command would) before
+    # reading them, or a command deciding on a member meanwhile is a write skew.
+    await lock_streams(conn, sorted(members))
     for order_id in members:
         member = await store.load_order(conn, order_id)
         ready = Readiness(reserved=await store.is_reserved(conn, order_id), group_closed=True)
