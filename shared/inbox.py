@@ -202,8 +202,12 @@ class IdempotentConsumer:
         envelopes: bool = True,
         max_attempts: int = 6,
         base_delay: float = 0.1,
+        handles: frozenset[str] | None = None,
     ) -> None:
         self.name = name
+        # The event types ``handle`` acts on (None: all): an envelope of another type is skipped
+        # unread and unclaimed (handling it would change nothing, so it needs no inbox row).
+        self.handles = handles
         self.engine = engine
         self.publisher = publisher
         self.handle = handle
@@ -215,11 +219,31 @@ class IdempotentConsumer:
 
     async def process(self, records: Sequence[Any]) -> None:
         # Storefront topics carry the storefronts' own JSON; every oms.* topic carries envelopes.
+        wanted = [r for r in records if self._wanted(r)]
         batch = [incoming_from_record(r, envelopes=self.envelopes and r.topic.startswith("oms."))
-                 for r in records]
-        await self.process_incoming(batch)
+                 for r in wanted]
+        await self.process_incoming(batch, skipped=len(records) - len(wanted))
 
-    async def process_incoming(self, batch: Sequence[Incoming]) -> None:
+    def _wanted(self, record: Any) -> bool:
+        """False for an oms.* record whose event_type header (set by every relay) names a type
+        ``handle`` ignores; a record without the header is decoded and judged by its envelope."""
+        if self.handles is None or not self.envelopes or not record.topic.startswith("oms."):
+            return True
+        for name, value in record.headers or ():
+            if name == "event_type" and value:
+                return bytes(value).decode(errors="replace") in self.handles
+        return True
+
+    async def process_incoming(self, batch: Sequence[Incoming], skipped: int = 0) -> None:
+        if self.handles is not None:
+            kept = [m for m in batch if m.envelope is None or m.envelope.event_type in self.handles]
+            skipped, batch = skipped + len(batch) - len(kept), kept
+        if skipped:
+            METRICS.inc("oms_consumer_skipped_total", skipped, consumer=self.name)
+        if not batch:  # nothing to claim or handle: no transaction
+            if self._dead_letters_unpublished:
+                await self._publish_dead_letters()
+            return
         for attempt in range(1, self.max_attempts + 1):
             try:
                 dead = await self._process_once(batch)

@@ -50,6 +50,9 @@ class ServiceParts:
     background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     # Awaited once before consuming starts (load reference data, warm caches).
     startup: Callable[[], Coroutine[Any, Any, None]] | None = None
+    # The event types the handler acts on (None: every one). Others on the oms.* topics are
+    # skipped before they are decoded or claimed (a replay skips them alike).
+    handles: frozenset[str] | None = None
 
 
 BuildFn = Callable[[ServiceContext], ServiceParts]
@@ -106,7 +109,7 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
         broker = make_broker(settings)
         consumer = inbox.IdempotentConsumer(
             name=name, engine=engine, publisher=publisher, handle=parts.handle,
-            start_batch=parts.start_batch,
+            start_batch=parts.start_batch, handles=parts.handles,
         )
         if parts.topics:
             subscribe_batches(broker, parts.topics, group_id=f"oms-{name}",

@@ -31,7 +31,8 @@ from shared.settings import OmsSettings
 def build(ctx: ServiceContext) -> ServiceParts:
     return ServiceParts(topics=[ORDER_EVENTS],
                         handle=partial(handlers.handle_order_event, clock=ctx.clock),
-                        start_batch=handlers.make_batch_start(ctx.clock))
+                        start_batch=handlers.make_batch_start(ctx.clock),
+                        handles=handlers.BOOKED)
 
 
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.inventory import api, handlers, store
 from services.inventory.catalog import CatalogThresholds, load_thresholds
 from services.inventory.handlers.batch import make_batch_start
+from services.inventory.handlers.orders import HANDLERS
 from shared.audit.replay import ReplayCommand, ReplayHooks
 from shared.audit.sources import Record, has_table
 from shared.clock import Clock, ManualClock
@@ -44,7 +45,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
     return ServiceParts(topics=[ORDER_EVENTS],
                         handle=partial(handlers.handle_order_event, clock=ctx.clock,
                                        thresholds=thresholds),
-                        start_batch=make_batch_start(ctx.clock, thresholds))
+                        start_batch=make_batch_start(ctx.clock, thresholds),
+                        handles=frozenset(HANDLERS))
 
 
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,

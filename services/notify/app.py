@@ -15,6 +15,7 @@ from services.notify.handlers import make_batch_start, make_handler
 from services.notify.sender import Sender
 from shared.audit.sources import has_table
 from shared.clock import Clock
+from shared.contract.payloads import OrderPlaced
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, ORDER_EVENTS, RECONCILE_EVENTS
 from shared.db import create_engine
 from shared.logging import get_logger
@@ -45,7 +46,8 @@ def build(ctx: ServiceContext) -> ServiceParts:
     told: set[str] = set()  # channel fallbacks logged by this process (once each)
     return ServiceParts(topics=TOPICS, handle=make_handler(ctx.clock, rules, setup, told),
                         start_batch=make_batch_start(ctx.clock, rules, setup, told),
-                        background=[send_forever])
+                        background=[send_forever],
+                        handles=frozenset({OrderPlaced.event_type}) | rules.event_types)
 
 
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,

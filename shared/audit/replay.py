@@ -82,6 +82,7 @@ class ReplayPlan:
     handle: Handler
     commands: Mapping[str, ReplayCommand]
     start_batch: BatchStart | None = None  # the service's batch work (used unless set up otherwise)
+    handles: frozenset[str] | None = None  # the event types its handler acts on (None: all)
 
 
 class _NoPublisher:
@@ -139,7 +140,7 @@ def plan_for(service: str, ctx: ServiceContext) -> ReplayPlan:
     if unstored:
         raise ReplayError(refusal(service, unstored))
     return ReplayPlan(service, topics, parts.handle, getattr(module, "REPLAY_COMMANDS", {}),
-                      parts.start_batch)
+                      parts.start_batch, parts.handles)
 
 
 # ---- the replay ------------------------------------------------------------------------------
@@ -216,7 +217,7 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
         start = hooks.start_batch
         if hooks.handle is not plan.handle and start is plan.start_batch:
             start = None
-        await _feed(run, engine, clock, hooks, start,
+        await _feed(run, engine, clock, hooks, start, plan.handles,
                     [*sources, read_records(service, hooks.records)], total, progress)
         run.left_out = sum(source.left_out[0] for source in sources)
         async with engine.connect() as conn:
@@ -233,11 +234,12 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
 
 
 async def _feed(run: ReplayRun, engine: AsyncEngine, clock: ManualClock, hooks: ReplayHooks,
-                start: BatchStart | None, sources: Sequence[Source | AsyncIterator[Item]],
+                start: BatchStart | None, handles: frozenset[str] | None,
+                sources: Sequence[Source | AsyncIterator[Item]],
                 total: int, progress: Callable[[int, int], None] | None) -> None:
     consumer = IdempotentConsumer(name=run.service, engine=engine, publisher=None,
                                   handle=clocked_handler(clock, hooks.handle),
-                                  start_batch=clocked_batch(clock, start))
+                                  start_batch=clocked_batch(clock, start), handles=handles)
     batch: list[Incoming] = []
 
     async def flush() -> None:
@@ -280,6 +282,8 @@ async def _sources(plan: ReplayPlan, hooks: ReplayHooks, handled_in: AsyncEngine
         engine = engines[producer] = create_engine(producer_urls[producer], pool_size=2)
         async with engine.connect() as conn:
             routed = await routed_types(conn, producer, plan.topics)
+        if plan.handles is not None:  # the live consumer skips the others unread
+            routed = {t: v for t, v in routed.items() if t in plan.handles}
         sources.append(Source(producer, engine, {t: topic for t, (topic, _) in routed.items()},
                               handled_in=handled_in))
     if hooks.commands:

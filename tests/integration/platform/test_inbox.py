@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
 
@@ -222,3 +223,23 @@ async def test_dead_letters_survive_a_broker_outage(
     assert [d.published_at is not None for d in await dead_letters(tally_engine)] == [True]
     [letter] = await read_topic(kafka_bootstrap, dlq(topic), 1)
     assert "boom" in letter["error"]
+
+
+async def test_event_types_the_handler_ignores_are_skipped_unclaimed(
+        tally_engine: AsyncEngine, topic: str) -> None:
+    """``handles``: a record whose event_type header names another type is neither decoded nor
+    claimed (no inbox row); without the header, its envelope's type decides; wanted ones count."""
+    wanted = tally_event("O-1", "1.00")
+    ignored = tally_event("O-2", "5.00").model_copy(update={"event_type": "test.ignored"})
+    with_header = dataclasses.replace(record(topic, 0, ignored.to_json()),
+                                      headers=[("event_type", b"test.ignored")])
+    batch = [record(topic, 1, wanted.to_json()), with_header, record(topic, 2, ignored.to_json())]
+    handler = TallyHandler()
+    consumer = consumer_for(tally_engine, handler, handles=frozenset({"test.tallied"}))
+    before = METRICS.value("oms_consumer_skipped_total", consumer="tally")
+    await consumer.process(batch)
+    assert await tallies(tally_engine) == {"O-1": ("1.00", 1)}
+    assert await inbox_count(tally_engine) == 1
+    assert METRICS.value("oms_consumer_skipped_total", consumer="tally") - before == 2
+    await consumer.process([with_header])  # a batch of skipped records only: no transaction
+    assert await inbox_count(tally_engine) == 1
