@@ -51,8 +51,8 @@ LIVE_NUMBERS: ContextVar[Mapping[tuple[str, int], int] | None] = ContextVar(
     "billing_live_numbers", default=None)
 
 
-async def decide_with_vouchers(conn: AsyncConnection, decide: Decide, year: int
-                               ) -> domain.Decision:
+async def decide_with_vouchers(conn: AsyncConnection, decide: Decide, year: int,
+                               draws: store.BatchDraws | None = None) -> domain.Decision:
     """Run a decision; when it needs voucher numbers, draw exactly those and run it again.
 
     Decisions are pure, so the second run decides the same. A decision refused on the first run
@@ -68,8 +68,12 @@ async def decide_with_vouchers(conn: AsyncConnection, decide: Decide, year: int
     for series in sorted(counting.needs):
         count = counting.needs[series]
         first = None if live is None else live.get((series, year))
-        drawn = (list(range(first, first + count)) if first is not None
-                 else await store.next_voucher_numbers(conn, series, year, count))
+        if first is not None:
+            drawn = list(range(first, first + count))
+        elif draws is not None:
+            drawn = await draws.draw(conn, series, year, count)
+        else:
+            drawn = await store.next_voucher_numbers(conn, series, year, count)
         numbers[series] = [domain.voucher_number(year, number, series) for number in drawn]
     supplied = SuppliedVouchers(numbers)
     decision = decide(supplied)
@@ -149,12 +153,13 @@ def _order_of(event: EventEnvelope) -> str:
 
 async def _book(conn: AsyncConnection, account: domain.Account, streamed: bool,
                 event: EventEnvelope, payload: Payload, clock: Clock,
-                deferred: Deferred | None = None) -> Change | None:
+                deferred: Deferred | None = None, draws: store.BatchDraws | None = None
+                ) -> Change | None:
     """Decide on a booked event and append what billing says; the change to save, if any."""
     cause = domain.Cause(str(event.event_id), clock.now())
     decide = _decision_for(event.event_type, payload, account, cause)
     assert decide is not None
-    decision = await decide_with_vouchers(conn, decide, cause.at.year)
+    decision = await decide_with_vouchers(conn, decide, cause.at.year, draws)
     booking = Booking(event.event_id, cause.at,
                       placed_event_id=event.event_id if isinstance(payload, OrderPlaced) else None)
     return await _append(conn, account, streamed, decision, _meta(event), booking, clock,
@@ -222,6 +227,7 @@ class _Batch:
         self.accounts = {order_id: s.account for order_id, s in stored.items()}
         self.streamed = {order_id for order_id, s in stored.items() if s.streamed}
         self.changes: list[Change] = []
+        self.draws = store.BatchDraws()
 
     async def handle(self, message: Incoming) -> None:
         event = message.event
@@ -238,7 +244,7 @@ class _Batch:
             if stored.streamed:
                 self.streamed.add(order_id)
         change = await _book(self.conn, self.accounts[order_id], order_id in self.streamed,
-                             event, payload, self.clock, self.deferred)
+                             event, payload, self.clock, self.deferred, self.draws)
         if change is None:
             return
         self.changes.append(change)
@@ -248,6 +254,7 @@ class _Batch:
             self.streamed.add(order_id)
 
     async def finish(self) -> None:
+        await self.draws.finish(self.conn)
         await self.deferred.events.flush(self.conn)
         await save_accounts(self.conn, self.stored, self.changes)
 
