@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 from sqlalchemy import event
@@ -34,9 +37,37 @@ def database_name(url: str | URL) -> str:
     return name
 
 
+def json_dumps(value: Any) -> bytes | str:
+    """JSON(B) parameters through orjson; what it refuses (an int beyond 64 bits, say) through the
+    standard library, as SQLAlchemy would have by default."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value)
+
+
+# orjson reads an integer beyond 64 bits as a float (JSONB keeps every digit): such documents,
+# and any with 19 digits in a row, go through the standard library, which keeps them exact.
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def json_loads(data: str | bytes) -> Any:
+    """JSON(B) columns through orjson; the standard library reads what orjson would not read
+    exactly (long integers) or at all (lone surrogates, NaN)."""
+    raw = data.encode(errors="surrogatepass") if isinstance(data, str) else data
+    if _LONG_NUMBER.search(raw):
+        return json.loads(data)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
 def create_engine(url: str | URL, *, pool_size: int = 10) -> AsyncEngine:
     engine = create_async_engine(
         sqlalchemy_url(url),
+        json_serializer=json_dumps,
+        json_deserializer=json_loads,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
