@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -46,16 +45,18 @@ def json_dumps(value: Any) -> bytes | str:
         return json.dumps(value)
 
 
-# orjson reads an integer beyond 64 bits as a float (JSONB keeps every digit): such documents,
-# and any with 19 digits in a row, go through the standard library, which keeps them exact.
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+# orjson reads an integer beyond 64 bits as a float (JSONB keeps every digit): a document with
+# 19 digits in a row anywhere goes through the standard library, which keeps them exact. (Every
+# digit mapped to "9", the rest to " ", then one substring search: a regex is ten times slower.)
+_DIGITS = bytes(57 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_RUN = b"9" * 19
 
 
 def json_loads(data: str | bytes) -> Any:
     """JSON(B) columns through orjson; the standard library reads what orjson would not read
     exactly (long integers) or at all (lone surrogates, NaN)."""
     raw = data.encode(errors="surrogatepass") if isinstance(data, str) else data
-    if _LONG_NUMBER.search(raw):
+    if _LONG_RUN in raw.translate(_DIGITS):
         return json.loads(data)
     try:
         return orjson.loads(raw)
