@@ -174,6 +174,9 @@ class BatchWork(Protocol):
 
     async def finish(self) -> None: ...
 
+    # Optional: ``def committed(self) -> None``, called once the batch's transaction committed
+    # (to keep what it wrote in memory for later batches; never called for an undone batch).
+
 
 # Loads what the batch needs in bulk (inside the inbox's transaction) and returns its work.
 BatchStart = Callable[[AsyncConnection, Sequence[Incoming]], Awaitable[BatchWork]]
@@ -288,6 +291,7 @@ class IdempotentConsumer:
     async def _process_once(self, batch: Sequence[Incoming]) -> int:
         errors: dict[uuid.UUID, str] = {}
         dead = 0
+        done: list[BatchWork] = []  # the batch work, once it went through
         async with self.engine.begin() as conn:
             fresh = await self._claim(conn, batch)
             todo: list[Incoming] = []
@@ -300,7 +304,7 @@ class IdempotentConsumer:
                     errors[message.message_id] = message.decode_error
                 else:
                     todo.append(message)
-            if not await self._handle_together(conn, todo):
+            if not await self._handle_together(conn, todo, done):
                 for message in todo:
                     error = await self._handle_one(conn, message)
                     if error is not None:
@@ -311,14 +315,19 @@ class IdempotentConsumer:
                     await self._record_dead_letter(conn, message, error)
                     dead += 1
         METRICS.inc("oms_consumer_messages_total", len(batch), consumer=self.name)
+        committed = getattr(done[0], "committed", None) if done else None
+        if committed is not None:  # only now is what the batch work wrote durable
+            committed()
         return dead
 
-    async def _handle_together(self, conn: AsyncConnection, messages: Sequence[Incoming]) -> bool:
+    async def _handle_together(self, conn: AsyncConnection, messages: Sequence[Incoming],
+                               done: list[BatchWork]) -> bool:
         """The fast path: the whole batch in one savepoint, in order (two round trips per
         batch instead of two per message), through the service's batch work when it has one.
-        Any failure undoes the savepoint and returns False, so the caller handles the messages
-        one by one, each in its own savepoint, and only the bad one is dead-lettered.
-        Transient failures propagate (the whole batch is retried)."""
+        The batch work that went through is appended to ``done`` (its ``committed`` is called
+        after the commit). Any failure undoes the savepoint and returns False, so the caller
+        handles the messages one by one, each in its own savepoint, and only the bad one is
+        dead-lettered. Transient failures propagate (the whole batch is retried)."""
         if len(messages) < 2:
             return False
         try:
@@ -334,6 +343,7 @@ class IdempotentConsumer:
                         with structlog.contextvars.bound_contextvars(**_context(message)):
                             await work.handle(message)
                     await work.finish()
+                    done.append(work)
             return True
         except Exception as error:
             if is_transient(error):

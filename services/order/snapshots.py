@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain.state import OrderState, evolve, fold
 from shared import eventstore
+from shared.metrics import METRICS
 
 # About 10,000 orders in flight at once; a state costs a few kB (its placed payload mostly).
 DEFAULT_SIZE = 10_000
@@ -100,8 +101,11 @@ async def load(conn: AsyncConnection, order_ids: Sequence[str],
             continue
         states[order_id] = state
         cache.put(state)
-    cache.hits += len(kept) - len(stale)
-    cache.misses += len(order_ids) - len(kept) + len(stale)
+    hits = len(kept) - len(stale)
+    cache.hits += hits
+    cache.misses += len(order_ids) - hits
+    METRICS.inc("oms_order_states_kept_total", hits)
+    METRICS.inc("oms_order_states_folded_total", len(order_ids) - hits)
     if stale:
         again = await eventstore.read_streams(conn, stale)
         for order_id in stale:

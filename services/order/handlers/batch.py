@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.order import store
+from services.order import snapshots, store
 from services.order.handlers import OrderDeps, handle, named_order
 from shared.inbox import BatchStart, BatchWork, Incoming, lock_streams
 
@@ -33,6 +33,12 @@ class _Work:
         await self.cache.events.flush(self.conn)
         await store.save_projections(self.conn, list(self.cache.projections.values()))
         await store.save_readiness(self.conn, list(self.cache.readiness_rows.values()))
+
+    def committed(self) -> None:
+        """The batch's orders as it left them are committed: kept for the next batches (a kept
+        state is checked against the log's hash before it is used again)."""
+        for state in self.cache.states.values():
+            snapshots.STATES.put(state)
 
 
 def make_batch_start(deps: OrderDeps) -> BatchStart:

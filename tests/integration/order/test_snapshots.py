@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 
 import psycopg
 import pytest
@@ -16,13 +17,17 @@ from psycopg import sql
 
 from services.order import snapshots, store
 from services.order.domain.state import OrderState
+from services.order.handlers import handle
+from services.order.handlers.batch import make_batch_start
 from shared.contract.envelope import SYSTEM
 from shared.contract.payloads import OrderConfirmed, OrderPaid
 from shared.db import libpq_url
 from shared.eventstore import Meta, append, read_stream
+from shared.inbox import IdempotentConsumer
 from shared.settings import with_database
 from tests.conftest import create_database
 from tests.integration.order.flows import Flow, order_message, order_of, order_service
+from tests.integration.order.test_batch import storefront
 
 
 async def _whole(flow: Flow, order_id: str) -> OrderState:
@@ -117,3 +122,21 @@ async def test_the_same_order_in_another_database_is_folded_from_its_own_log(
                 libpq_url(with_database(postgres_url, "postgres")), autocommit=True) as conn:
             await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
                                .format(sql.Identifier(name)))
+
+
+async def test_a_batch_keeps_its_orders_once_committed(database_url: str,
+                                                       kafka_bootstrap: str) -> None:
+    """The states a batch leaves are kept after its commit (the next message on those orders
+    reads no whole stream), and they equal a fold of the log."""
+    snapshots.STATES.clear()
+    async with order_service(database_url, kafka_bootstrap) as flow:
+        messages = [order_message(40 + n) for n in range(3)]
+        consumer = IdempotentConsumer(name="order", engine=flow.ctx.engine, publisher=None,
+                                      handle=partial(handle, flow.deps),
+                                      start_batch=make_batch_start(flow.deps))
+        await consumer.process_incoming([storefront(m) for m in messages])
+        for message in messages:
+            kept = snapshots.STATES.get(order_of(message))
+            assert kept is not None and kept.exists
+            assert kept == await _whole(flow, order_of(message))
+            assert kept.head == (await _whole(flow, order_of(message))).head

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contract.topics import dlq
 from shared.eventstore import ConcurrencyError
@@ -243,3 +243,43 @@ async def test_event_types_the_handler_ignores_are_skipped_unclaimed(
     assert METRICS.value("oms_consumer_skipped_total", consumer="tally") - before == 2
     await consumer.process([with_header])  # a batch of skipped records only: no transaction
     assert await inbox_count(tally_engine) == 1
+
+
+class _RememberingWork:
+    """Batch work that handles each message as alone and notes when it is told of the commit."""
+
+    def __init__(self, handler: TallyHandler, conn: AsyncConnection, log: list[str]) -> None:
+        self.handler, self.conn, self.log = handler, conn, log
+
+    async def handle(self, message: Incoming) -> None:
+        await self.handler(self.conn, message)
+
+    async def finish(self) -> None:
+        self.log.append("finished")
+
+    def committed(self) -> None:
+        self.log.append("committed")
+
+
+async def test_batch_work_hears_of_the_commit_only_when_its_batch_committed(
+        tally_engine: AsyncEngine, topic: str) -> None:
+    log: list[str] = []
+    handler = TallyHandler()
+
+    async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> _RememberingWork:
+        return _RememberingWork(handler, conn, log)
+
+    consumer = consumer_for(tally_engine, handler, start_batch=start)
+    await consumer.process([record(topic, n, tally_event(f"O-{n}", "1.00").to_json())
+                            for n in range(3)])
+    assert log == ["finished", "committed"]
+    log.clear()
+    await consumer.process([record(topic, 10, tally_event("O-10", "1.00").to_json()),
+                            record(topic, 11, tally_event("O-11", "1.00", explode="x").to_json())])
+    assert log == [], "a batch undone (handled one by one instead) was told it committed"
+    log.clear()
+    handler.transient_failures["O-20"] = 99  # the whole transaction keeps failing
+    with pytest.raises(TransientError):
+        await consumer.process([record(topic, 20, tally_event("O-20", "1.00").to_json()),
+                                record(topic, 21, tally_event("O-21", "1.00").to_json())])
+    assert "committed" not in log
