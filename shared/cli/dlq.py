@@ -63,18 +63,22 @@ def _database(service: str) -> str:
     return libpq_url(url)
 
 
-def _bootstrap() -> str:
+def _bootstrap() -> tuple[str, bool]:
+    """The broker, and whether to produce to it idempotently: the embedded Tansu `oms run`
+    recorded refuses idempotent producers; any other broker (OMS_KAFKA_BOOTSTRAP) gets the
+    settings' choice (OMS_KAFKA_IDEMPOTENCE, on by default: Apache Kafka)."""
     settings = OmsSettings()
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
     try:
         recorded = json.loads(endpoints_file(settings.data_dir).read_text()).get("kafka_bootstrap")
     except (OSError, ValueError, AttributeError):
         recorded = None
-    if not isinstance(recorded, str):
+    bootstrap = settings.kafka_bootstrap or recorded
+    if not isinstance(bootstrap, str) or not bootstrap:
         console.print("[red]no broker known: is `oms run` running? (or set OMS_KAFKA_BOOTSTRAP)[/red]")
         raise typer.Exit(2)
-    return recorded
+    if settings.kafka_idempotence is not None:
+        return bootstrap, settings.kafka_idempotence
+    return bootstrap, bootstrap != recorded
 
 
 def read_dead_letters(service: str, *, ids: Sequence[int] | None = None,
@@ -92,7 +96,8 @@ def read_dead_letters(service: str, *, ids: Sequence[int] | None = None,
                        bytes(row[7]), row[8], row[9], row[10]) for row in rows]
 
 
-def redrive_letters(letters: Sequence[DeadLetter], bootstrap: str) -> int:
+def redrive_letters(letters: Sequence[DeadLetter], bootstrap: str, *, idempotent: bool = True
+                    ) -> int:
     """Send each letter's original bytes to its original topic with its original key.
 
     The consumer recorded the message id in its inbox when it dead-lettered it; that record is
@@ -108,7 +113,7 @@ def redrive_letters(letters: Sequence[DeadLetter], bootstrap: str) -> int:
                          "AND consumer = ANY(%(consumers)s)",
                          {"ids": [letter.message_id for letter in mine],
                           "consumers": list({letter.consumer for letter in mine})})
-    asyncio.run(_publish(bootstrap, [
+    asyncio.run(_publish(bootstrap, idempotent, [
         OutgoingRecord(topic=letter.topic, key=letter.key, value=letter.value,
                        headers={"oms-redrive": f"{letter.service}:{letter.id}"})
         for letter in letters]))
@@ -119,8 +124,8 @@ def redrive_letters(letters: Sequence[DeadLetter], bootstrap: str) -> int:
     return len(letters)
 
 
-async def _publish(bootstrap: str, records: list[OutgoingRecord]) -> None:
-    publisher = Publisher(bootstrap, idempotent=False)
+async def _publish(bootstrap: str, idempotent: bool, records: list[OutgoingRecord]) -> None:
+    publisher = Publisher(bootstrap, idempotent=idempotent)
     await publisher.start()
     try:
         await publisher.publish(records)
@@ -172,7 +177,8 @@ def redrive(letter_id: int | None = typer.Argument(None, metavar="ID", help="a d
             raise typer.Exit(1)
     else:
         letters = [x for name in names for x in read_dead_letters(name, pending_only=True)]
-    count = redrive_letters(letters, _bootstrap())
+    bootstrap, idempotent = _bootstrap()
+    count = redrive_letters(letters, bootstrap, idempotent=idempotent)
     console.print(f"redriven {count} dead letter(s)")
 
 
