@@ -306,23 +306,19 @@ _COLUMNS = (
 )
 
 
-def _stored(row: Any, *, upcasted: bool = False) -> StoredEvent:
+def _stored(row: Any, *, upcasted: bool = False, trusted: bool = False) -> StoredEvent:
     """A row as an event. ``upcasted``: old payload versions upgraded through the named upcasters
-    (for deciding); without it, exactly as stored (what the hash covers: verifying, publishing)."""
+    (for deciding); without it, exactly as stored (what the hash covers: verifying, publishing).
+    ``trusted``: the envelope built without validating again what was validated when written
+    (the relay, loading states); verifying and exporting validate every row."""
     version, payload = (upcast(row.event_type, row.schema_version, row.payload) if upcasted
                         else (row.schema_version, row.payload))
-    envelope = EventEnvelope(
-        event_id=row.event_id,
-        event_type=row.event_type,
-        schema_version=version,
-        stream_id=row.stream_id,
-        stream_version=row.stream_version,
-        occurred_at=row.occurred_at,
-        correlation_id=row.correlation_id,
-        causation_id=row.causation_id,
-        actor=Actor.model_validate(row.actor),
-        payload=payload,
-    )
+    fields = {"event_id": row.event_id, "event_type": row.event_type, "schema_version": version,
+              "stream_id": row.stream_id, "stream_version": row.stream_version,
+              "occurred_at": row.occurred_at, "correlation_id": row.correlation_id,
+              "causation_id": row.causation_id, "payload": payload}
+    envelope = (EventEnvelope.model_construct(actor=Actor.model_construct(**row.actor), **fields)
+                if trusted else EventEnvelope(actor=Actor.model_validate(row.actor), **fields))
     return StoredEvent(
         envelope=envelope,
         position=Position(int(row.tx_id_text), int(row.position)),
@@ -355,14 +351,15 @@ async def read_streams(conn: AsyncConnection, stream_ids: Sequence[str],
              "AND events.stream_version >= wanted.first ORDER BY stream_id, stream_version"),
         {"ids": list(stream_ids), "firsts": [firsts.get(s, 1) for s in stream_ids]})
     for row in result:
-        found.setdefault(row.stream_id, []).append(_stored(row, upcasted=True))
+        found.setdefault(row.stream_id, []).append(_stored(row, upcasted=True, trusted=True))
     return found
 
 
 async def read_committed_after(
-    conn: AsyncConnection, after: Position, limit: int = 1000
+    conn: AsyncConnection, after: Position, limit: int = 1000, *, trusted: bool = False
 ) -> list[StoredEvent]:
-    """Events in global order after ``after`` that no in-flight transaction can precede.
+    """Events in global order after ``after`` that no in-flight transaction can precede
+    (``trusted``: see ``_stored``; the relay's reading).
 
     Ordering by transaction id and stopping below the oldest transaction still running
     (``pg_snapshot_xmin``) means an event committed late by a long transaction is not skipped,
@@ -377,7 +374,7 @@ async def read_committed_after(
         ),
         {"tx": str(after.tx_id), "pos": after.position, "limit": limit},
     )
-    return [_stored(row) for row in result]
+    return [_stored(row, trusted=trusted) for row in result]
 
 
 async def events_held_back(conn: AsyncConnection, after: Position) -> bool:

@@ -1,0 +1,41 @@
+"""Rows the store wrote, read without validating them again (the relay, loading states), give
+the same envelopes and the same wire bytes as rows read with validation (verify, export)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.clock import ManualClock
+from shared.contract.envelope import SYSTEM, Actor
+from shared.contract.payloads import OrderConfirmed, OrderPaid
+from shared.eventstore import _COLUMNS, Meta, Position, _stored, append, read_committed_after
+
+
+async def test_trusted_and_validated_rows_are_the_same_events(engine: AsyncEngine) -> None:
+    clock = ManualClock(datetime(2026, 12, 5, 8, 0, 0, 123456, tzinfo=UTC))
+    person = Actor(kind="user", id="ada", role="admin")
+    storefront = Actor(kind="storefront", id="tmall")
+    async with engine.begin() as conn:
+        for n, actor in enumerate((SYSTEM, person, storefront)):
+            order_id = f"O-{n}"
+            await append(conn, order_id, 0, [
+                OrderConfirmed(order_id=order_id, total=Decimal("12.30"), currency="CNY"),
+                OrderPaid(order_id=order_id, paid_amount=Decimal("12.30"), currency="CNY",
+                          voucher_number=None if n else "INV-2026-000001"),
+            ], meta=Meta(correlation_id=f"c-{n}", actor=actor,
+                         causation_id=None if n else "cause"), clock=clock, key=order_id)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(text(f"SELECT {_COLUMNS} FROM events ORDER BY position"))).all()
+        relayed = await read_committed_after(conn, Position.start(), trusted=True)
+    assert len(rows) == len(relayed) == 6
+    for row, fast in zip(rows, relayed, strict=True):
+        for upcasted in (False, True):
+            checked = _stored(row, upcasted=upcasted)
+            trusted = _stored(row, upcasted=upcasted, trusted=True)
+            assert trusted == checked
+            assert trusted.envelope.to_json() == checked.envelope.to_json()
+        assert fast.envelope.to_json() == _stored(row).envelope.to_json()
