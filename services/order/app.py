@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from services.order import api, catalog_api, catalog_store, commands_api, duplicate_store, store
 from services.order.domain.approval import RuleSet, load_rules
 from services.order.domain.catalog import DEMO_CATALOG, CatalogRef, parse_catalog
-from services.order.handlers import OrderDeps, handle
+from services.order.handlers import HANDLED, OrderDeps, handle
 from services.order.handlers.batch import make_batch_start
 from services.order.handlers.scheduler import run_scheduler
 from shared.clock import Clock
@@ -55,6 +55,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         topics=[STOREFRONT_ORDERS, INVENTORY_EVENTS, BILLING_EVENTS],
         handle=partial(handle, deps),
         start_batch=make_batch_start(deps),
+        handles=HANDLED,  # on the oms.* topics; storefront messages are always handled
         startup=load_catalog,
         background=[partial(run_scheduler, deps, ctx.engine, settings.scheduler_seconds),
                     # a catalog loaded by `oms catalog load` or another instance takes effect here

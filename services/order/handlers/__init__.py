@@ -14,7 +14,12 @@ from services.order.handlers.results import on_billing, on_inventory
 from shared.contract.topics import STOREFRONT_ORDERS
 from shared.inbox import Incoming, lock_stream
 
-__all__ = ["OrderDeps", "handle", "named_order"]
+__all__ = ["HANDLED", "OrderDeps", "handle", "named_order"]
+
+# The other services' events the order service acts on (the consumer skips the rest unread).
+INVENTORY_RESULTS = ("stock.reserved", "stock.shortage")
+BILLING_RESULTS = ("invoice.issued", "payment.recorded")
+HANDLED = frozenset(INVENTORY_RESULTS + BILLING_RESULTS)
 
 
 def named_order(message: Incoming) -> str | None:
@@ -46,7 +51,7 @@ async def handle(deps: OrderDeps, conn: AsyncConnection, message: Incoming) -> N
         await handle_storefront(deps, conn, message)
         return
     event = message.event
-    if event.event_type in ("stock.reserved", "stock.shortage"):
+    if event.event_type in INVENTORY_RESULTS:
         await on_inventory(deps, conn, event)
-    elif event.event_type in ("invoice.issued", "payment.recorded"):
+    elif event.event_type in BILLING_RESULTS:
         await on_billing(deps, conn, event)
