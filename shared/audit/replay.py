@@ -217,7 +217,7 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
         start = hooks.start_batch
         if hooks.handle is not plan.handle and start is plan.start_batch:
             start = None
-        await _feed(run, engine, clock, hooks, start, plan.handles,
+        await _feed(run, engine, clock, hooks, start,
                     [*sources, read_records(service, hooks.records)], total, progress)
         run.left_out = sum(source.left_out[0] for source in sources)
         async with engine.connect() as conn:
@@ -234,12 +234,11 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
 
 
 async def _feed(run: ReplayRun, engine: AsyncEngine, clock: ManualClock, hooks: ReplayHooks,
-                start: BatchStart | None, handles: frozenset[str] | None,
-                sources: Sequence[Source | AsyncIterator[Item]],
+                start: BatchStart | None, sources: Sequence[Source | AsyncIterator[Item]],
                 total: int, progress: Callable[[int, int], None] | None) -> None:
     consumer = IdempotentConsumer(name=run.service, engine=engine, publisher=None,
                                   handle=clocked_handler(clock, hooks.handle),
-                                  start_batch=clocked_batch(clock, start), handles=handles)
+                                  start_batch=clocked_batch(clock, start))
     batch: list[Incoming] = []
 
     async def flush() -> None:
@@ -282,7 +281,7 @@ async def _sources(plan: ReplayPlan, hooks: ReplayHooks, handled_in: AsyncEngine
         engine = engines[producer] = create_engine(producer_urls[producer], pool_size=2)
         async with engine.connect() as conn:
             routed = await routed_types(conn, producer, plan.topics)
-        if plan.handles is not None:  # the live consumer skips the others unread
+        if plan.handles is not None:  # as the live consumer: the other types are never fed
             routed = {t: v for t, v in routed.items() if t in plan.handles}
         sources.append(Source(producer, engine, {t: topic for t, (topic, _) in routed.items()},
                               handled_in=handled_in))
