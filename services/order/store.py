@@ -242,6 +242,14 @@ async def waiting_approvals(conn: AsyncConnection) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+async def event_version(conn: AsyncConnection, order_id: str, event_id: str) -> int | None:
+    """The version of one of the order's own events (None: not one of its events)."""
+    events = eventstore.events
+    found = await conn.execute(select(events.c.stream_version).where(
+        events.c.stream_id == order_id, events.c.event_id == event_id))
+    return found.scalar_one_or_none()
+
+
 async def delivered_before(conn: AsyncConnection, cutoff: datetime) -> list[str]:
     rows = await conn.execute(select(orders.c.order_id).where(orders.c.status == "delivered",
                                                               orders.c.delivered_at < cutoff))

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.contract.order_events import OrderAmended
 from shared.eventstore import read_stream
 from shared.upcasting import upcast
 
@@ -84,6 +85,10 @@ def next_status(current: str, event_type: str, payload: dict[str, Any]) -> str:
     return STATUS_AFTER.get(event_type, current)
 
 
+def _raises_total(payload: dict[str, Any]) -> bool:
+    return OrderAmended.model_validate(payload).raises_total
+
+
 def summarise(event_type: str, payload: dict[str, Any]) -> str:
     """A one-line, human summary of the facts an auditor looks for first."""
     parts: list[str] = []
@@ -111,6 +116,10 @@ def fold_history(order_id: str, events: list[tuple[int, datetime, str, int, str,
             break
         _, payload = upcast(event_type, schema_version, raw)
         status = next_status(status, event_type, payload)
+        if status == "paid" and event_type == "order.amended" and _raises_total(payload):
+            # as the order service folds it: the raised total is owed until paid again
+            status = "deposit_paid" if any(e.event_type == "order.deposit_paid"
+                                           for e in timeline) else "confirmed"
         version = stream_version
         if event_type == "order.placed":
             facts.update({k: payload.get(k) for k in

@@ -76,6 +76,12 @@ class OrderAmended(Payload):
     currency: str
     approved_by: list[str] = Field(default_factory=list)
 
+    @property
+    def raises_total(self) -> bool:
+        """An amendment that raises the total reopens a paid order's payment: the order is paid
+        again (a second order.paid) once billing settles the new total."""
+        return self.total_after > self.total_before
+
 
 class OrderAmendmentRefused(Payload):
     event_type = "order.amendment_refused"

@@ -1,5 +1,6 @@
 """The demo's special orders: presale, cross-border, sample, group buy, a likely duplicate, two
-approval levels with an amendment, an escalated approval, and a cancellation."""
+approval levels with an amendment, an escalated approval, a cancellation, and a paid order
+amended up (the balance is owed, then paid)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -97,7 +99,20 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
     cancelled = _order(32, "jd", at, lines=big, discounts=[], shipping_fee="0.00")
     plan.add_order(cancelled, cancelled=True, publish=False)
     specials.append(Outcome("cancelled", "cancelled by the storefront while waiting", cancelled, "cancelled"))
+
+    raised = _order(33, "web", at, lines=[dict(RAISED_LINE, quantity=1)], discounts=[],
+                    shipping_fee="0.00")
+    plan.add_order(raised, payments=[_paid(raised, at)])
+    # amended to two units once paid (run_people): one more unit, its price owed and paid
+    plan.amount_active += Decimal(RAISED_LINE["unit_price"])
+    plan.payments += 1
+    plan.units += 1
+    plan.units_by_sku[str(RAISED_LINE["sku"])] += 1
+    specials.append(Outcome("amended_up", "paid, amended up: balance owed, then paid", raised, "paid"))
     return specials
+
+
+RAISED_LINE: dict[str, Any] = {"sku": "X-100", "unit_price": "199.00"}
 
 
 class Operator:
@@ -172,6 +187,30 @@ def run_people(operator: Operator, specials: list[Outcome]) -> None:
                            "requested_at": gone.message["submitted_at"]})])
     operator.wait(gone.message, _status("cancelled"))
     gone.steps.append("storefront cancellation before confirmation")
+    amend_paid_order(operator, by_key["amended_up"])
+
+
+def amend_paid_order(operator: Operator, up: Outcome) -> None:
+    """A paid order amended to one more unit: approved, the order owes the balance (no longer
+    paid, it would not ship), the storefront collects it and the order is paid again."""
+    message = up.message
+    operator.wait(message, _status("paid"), timeout=120)
+    at = datetime.fromisoformat(message["submitted_at"])
+    operator.send([encode({"type": "order.amendment_requested", "channel": message["channel"],
+                           "channel_order_id": message["channel_order_id"],
+                           "request_id": "DEMO-AMEND-UP", "requested_at": at.isoformat(),
+                           "lines": [dict(RAISED_LINE, quantity=2)]})])
+    waiting = operator.wait(message, lambda found: bool(found["order"].get("approval_role")))
+    role = waiting["order"]["approval_role"]
+    operator.approve(waiting["order"]["order_id"], role)
+    owed = operator.wait(message, _has("order.amended"))
+    up.steps.append(f"paid, amended to 2 units, approved by {role}: "
+                    f"{owed['order']['status']} until the balance is paid")
+    operator.send([encode(_paid(message, at, payment_id=f"PAY-{message['channel_order_id']}-BAL",
+                                amount=RAISED_LINE["unit_price"], kind="balance"))])
+    operator.wait(message, lambda found: found["order"]["status"] == "paid" and sum(
+        e["event_type"] == "order.paid" for e in found["events"]) == 2)
+    up.steps.append("balance paid: paid again")
 
 
 def settle_outcomes(operator: Operator, specials: list[Outcome]) -> None:

@@ -337,9 +337,15 @@ def capture_payment(state: OrderState, payment: PaymentCaptured, currency: str) 
     return events
 
 
-def on_settled(state: OrderState, paid_amount: Decimal, voucher_number: str | None) -> list[Payload]:
-    """Billing says every invoice of the order is paid: the order is paid (once)."""
+def on_settled(state: OrderState, paid_amount: Decimal, voucher_number: str | None,
+               decided_at: int | None = None) -> list[Payload]:
+    """Billing says every invoice of the order is paid: the order is paid (once; again after an
+    amendment raised the total). ``decided_at``: the version of the order's event billing decided
+    on (None: not known, e.g. a payment entered at billing); a settlement decided before the last
+    amendment that raised the total is stale (it paid the old total) and pays nothing."""
     if state.paid or not state.confirmed or state.cancelled:
+        return []
+    if decided_at is not None and decided_at < state.total_raised_at:
         return []
     return [OrderPaid(order_id=state.order_id, paid_amount=paid_amount, currency=state.currency,
                       voucher_number=voucher_number)]

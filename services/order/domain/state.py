@@ -81,6 +81,9 @@ class OrderState:
     cancelled: bool = False
     returns: tuple[tuple[str, ReturnRequest], ...] = ()
     amendment_requests: frozenset[str] = frozenset()
+    # The version of the last order.amended that raised the total (0: none). Such an amendment
+    # reopens the payment: a settlement billing decided before it no longer pays the order.
+    total_raised_at: int = 0
     # Where the order's log stood when this state was read or written: (version, hash of the
     # last event), for the store's next append; not a fact of the order (not compared).
     head: tuple[int, str | None] | None = field(default=None, compare=False)
@@ -232,11 +235,16 @@ def _amended(state: OrderState, payload: dict[str, Any], _: datetime | None) -> 
     event = OrderAmended.model_validate(payload)
     after = event.after
     lines = tuple(OrderLine.model_validate(x) for x in after.get("lines", [])) or state.lines
+    raised = event.raises_total
     return replace(state, lines=lines,
                    shipping_address=dict(after.get("shipping_address") or state.shipping_address),
                    subtotal=Decimal(str(after.get("subtotal", state.subtotal))),
                    total=event.total_after,
-                   amendment_requests=state.amendment_requests | {event.request_id})
+                   amendment_requests=state.amendment_requests | {event.request_id},
+                   # paid for the order as it stood: the raised total is owed until billing
+                   # settles it again (order.paid once more)
+                   paid=state.paid and not raised,
+                   total_raised_at=state.version if raised else state.total_raised_at)
 
 
 def _amendment_refused(state: OrderState, payload: dict[str, Any]) -> OrderState:

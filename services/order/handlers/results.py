@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order import store
@@ -46,4 +48,16 @@ async def on_billing(deps: OrderDeps, conn: AsyncConnection, event: EventEnvelop
     if not settled:
         return
     state = await _load_known(conn, event)
-    await commit(deps, conn, state, lifecycle.on_settled(state, paid, voucher), follow(event))
+    decided_at = None  # the order event billing's settlement followed (stale after a raise?)
+    if state.total_raised_at and event.causation_id and _is_uuid(event.causation_id):
+        decided_at = await store.event_version(conn, state.order_id, event.causation_id)
+    await commit(deps, conn, state, lifecycle.on_settled(state, paid, voucher, decided_at),
+                 follow(event))
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

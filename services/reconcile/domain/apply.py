@@ -81,13 +81,14 @@ def _amended(facts: OrderFacts, _: str, data: dict[str, Any], version: int) -> O
     raw_lines = amended.after.get("lines")
     ordered = (_per_sku(OrderLine.model_validate(x) for x in raw_lines)
                if isinstance(raw_lines, list) else None)
-    fact = Amendment(version=version, total=amended.total_after, ordered=ordered)
+    fact = Amendment(version=version, total=amended.total_after, ordered=ordered,
+                     raised=amended.raises_total)
     return replace(facts, amendments={**facts.amendments, amended.request_id: fact})
 
 
-def _paid(facts: OrderFacts, _: str, data: dict[str, Any], __: int) -> OrderFacts:
+def _paid(facts: OrderFacts, _: str, data: dict[str, Any], version: int) -> OrderFacts:
     OrderPaid.model_validate(data)
-    return replace(facts, paid_flag=True)
+    return replace(facts, paid_flag=True, paid_version=max(facts.paid_version, version))
 
 
 def _shipped(facts: OrderFacts, _: str, data: dict[str, Any], __: int) -> OrderFacts:

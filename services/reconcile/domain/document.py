@@ -38,8 +38,10 @@ def to_document(facts: OrderFacts) -> dict[str, Any]:
         "currency": facts.currency,
         "order_total": None if facts.order_total is None else str(facts.order_total),
         "ordered": _units(facts.ordered),
+        "paid_version": facts.paid_version,
         "amendments": {k: {"version": a.version, "total": str(a.total),
-                           "ordered": None if a.ordered is None else _units(a.ordered)}
+                           "ordered": None if a.ordered is None else _units(a.ordered),
+                           "raised": a.raised}
                        for k, a in facts.amendments.items()},
         "shipments": {k: _units(v) for k, v in facts.shipments.items()},
         "returns": {k: _units(v) for k, v in facts.returns.items()},
@@ -79,8 +81,10 @@ def from_document(order_id: str, doc: Mapping[str, Any]) -> OrderFacts:
         currency=doc.get("currency"),
         order_total=None if total is None else Decimal(total),
         ordered=_units(doc.get("ordered", {})),
+        paid_version=int(doc.get("paid_version", 0)),
         amendments={k: Amendment(int(a["version"]), Decimal(a["total"]),
-                                 None if a.get("ordered") is None else _units(a["ordered"]))
+                                 None if a.get("ordered") is None else _units(a["ordered"]),
+                                 bool(a.get("raised", False)))
                     for k, a in doc.get("amendments", {}).items()},
         shipments={k: _units(v) for k, v in doc.get("shipments", {}).items()},
         returns={k: _units(v) for k, v in doc.get("returns", {}).items()},

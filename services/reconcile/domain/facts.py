@@ -15,6 +15,7 @@ class Amendment:
     version: int
     total: Decimal
     ordered: Quantities | None  # None: the amendment did not restate the lines
+    raised: bool = False  # it raised the total: an order.paid before it no longer holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,8 @@ class OrderFacts:
     confirmed: bool = False
     backordered: bool = False
     deposit_paid: bool = False
-    paid_flag: bool = False
+    paid_flag: bool = False  # an order.paid was seen
+    paid_version: int = 0  # the highest stream version of an order.paid (0: unknown or none)
     delivered: bool = False
     cancelled: bool = False
     amendments: Mapping[str, Amendment] = field(default_factory=dict)  # by request id
@@ -105,6 +107,14 @@ class OrderFacts:
     @property
     def amended(self) -> bool:
         return bool(self.amendments)
+
+    @property
+    def paid(self) -> bool:
+        """The order service says the order is paid as it stands: an order.paid after the last
+        amendment that raised the total (the order service folds it so: paid again once billing
+        settles the new total). Whatever the arrival order."""
+        reopened = max((a.version for a in self.amendments.values() if a.raised), default=0)
+        return self.paid_flag and self.paid_version >= reopened
 
     @property
     def current_total(self) -> Decimal | None:

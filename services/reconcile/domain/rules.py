@@ -178,7 +178,7 @@ def _invoices(facts: OrderFacts) -> list[Finding]:
 
 def _payments(facts: OrderFacts) -> list[Finding]:
     owed, kept = facts.net_invoiced, facts.net_paid
-    if facts.paid_flag:
+    if facts.paid:
         if not facts.payments:
             return [Finding("paid_mismatch", "order.paid seen but no payment recorded",
                             money(owed, facts.currency), "no payment.recorded")]

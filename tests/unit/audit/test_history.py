@@ -53,3 +53,17 @@ def test_before_the_order_existed() -> None:
 def test_cancelled_stays_cancelled() -> None:
     assert next_status("cancelled", "order.paid", {}) == "cancelled"
     assert next_status("placed", "order.approval_requested", {"kind": "order"}) == "pending_approval"
+
+
+def test_an_amendment_raising_a_paid_orders_total_shows_it_owing_until_paid_again() -> None:
+    def amended(version: int, minutes: int, before: str, after: str):
+        return row(version, minutes, "order.amended", request_id=f"A-{version}", before={},
+                   after={"total": after}, total_before=before, total_after=after, currency="CNY")
+
+    log = [*LOG[:2], LOG[3], amended(4, 20, "398.00", "597.00"),
+           row(5, 30, "order.paid", paid_amount="597.00", currency="CNY"),
+           amended(6, 40, "597.00", "398.00")]
+    history = fold_history("O-1", log, None)
+    assert [e.status for e in history.timeline] == [
+        "placed", "confirmed", "paid", "confirmed", "paid", "paid"]
+    assert history.facts["paid_amount"] == "597.00"

@@ -270,3 +270,57 @@ def test_nothing_ships_while_inventory_is_short_for_the_order():
         fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF", tracking_number="T",
                         lines=None, now=NOW, stock_reserved=False)
     assert "waits for stock" in str(waiting.value)
+
+
+def _amended_up(state):
+    """An order amended from two kettles to three (approved): the total rises by 199.00."""
+    more = lines(("X-100", 3, "199.00"), ("GIFT-MUG", 1, "0.00", "B1"))
+    state = apply(state, lifecycle.amend(state, request_id="UP", lines=more, shipping_address=None,
+                                         plan=None, now=NOW))
+    events = lifecycle.approve(state, approver="dora", role="sales_director", comment=None, now=NOW,
+                               readiness=RESERVED)
+    assert types(events) == ["order.approved", "order.amended"]
+    return apply(state, events)
+
+
+def test_an_amendment_raising_a_paid_orders_total_owes_the_balance_before_it_ships():
+    """Was: the order stayed paid and a prepaid order shipped with the raised total unpaid."""
+    before = paid(confirmed())
+    assert before.paid
+    state = _amended_up(before)
+    assert state.total == before.total + Decimal("199.00")
+    assert not state.paid and status(state) == "confirmed" and "ship" not in lifecycle.allowed_actions(state)
+    with pytest.raises(IllegalTransition) as refused:
+        fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF", tracking_number="T",
+                        lines=None, now=NOW)
+    assert "payment outstanding" in str(refused.value)
+    # billing settles the new total (the balance was paid): paid again, and it ships
+    (again,) = lifecycle.on_settled(state, state.total, "INV-2026-000002", decided_at=state.version + 1)
+    state = apply(state, [again])
+    assert state.paid and status(state) == "paid"
+    assert types(fulfilment.ship(state, shipment_id="S1", warehouse="WH", carrier="SF",
+                                 tracking_number="T", lines=None, now=NOW))[0] == "order.shipped"
+
+
+def test_a_settlement_billing_decided_before_the_raise_does_not_pay_the_order():
+    """The order was not yet paid when amended up; billing's settlement of the old total (caused
+    by an order event before the amendment) arrives after it: stale, nothing is paid."""
+    state = confirmed()
+    decided_before = state.version
+    state = _amended_up(state)
+    assert lifecycle.on_settled(state, Decimal("410.00"), "INV-2026-000001",
+                                decided_at=decided_before) == []
+    assert lifecycle.on_settled(state, state.total, "INV-2026-000002",
+                                decided_at=state.total_raised_at)[0].event_type == "order.paid"
+    # a settlement entered at billing (no order event behind it) is billing's word as it stands
+    assert lifecycle.on_settled(state, state.total, "INV-2026-000002")[0].event_type == "order.paid"
+
+
+def test_an_amendment_lowering_a_paid_orders_total_keeps_it_paid():
+    state = paid(confirmed())
+    fewer = lines(("X-100", 1, "199.00"), ("GIFT-MUG", 1, "0.00", "B1"))
+    state = apply(state, lifecycle.amend(state, request_id="DOWN", lines=fewer,
+                                         shipping_address=None, plan=None, now=NOW))
+    state = apply(state, lifecycle.approve(state, approver="dora", role="sales_director",
+                                           comment=None, now=NOW, readiness=RESERVED))
+    assert state.total < Decimal("410.00") and state.paid and state.total_raised_at == 0

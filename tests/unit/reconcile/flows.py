@@ -198,6 +198,17 @@ def amended_payloads(order_id: str) -> list[Payload]:
             payment_recorded(order_id, amount=AMENDED_TOTAL), order_paid(order_id, AMENDED_TOTAL)]
 
 
+def amended_after_paid_payloads(order_id: str) -> list[Payload]:
+    """Paid, then amended up before shipment: the payment reopens (the raised total is owed), the
+    invoice is voided and reissued with the first payment carried over, the balance is paid and
+    the order is paid again (a second order.paid)."""
+    return [*paid_payloads(order_id), amended(order_id),
+            StockReserved(order_id=order_id, lines=held(order_id, (("X-100", 1),))),
+            voided(order_id), invoice_issued(order_id, AMENDED_TOTAL, TOTAL, invoice_id="I-2"),
+            payment_recorded(order_id, amount=AMENDED_TOTAL - TOTAL, payment_id="P-2"),
+            order_paid(order_id, AMENDED_TOTAL)]
+
+
 def cancelled_unpaid_payloads(order_id: str) -> list[Payload]:
     return [order_placed(order_id), stock_reserved(order_id), order_confirmed(order_id),
             confirmation_sent(order_id), invoice_issued(order_id), cancelled(order_id),
@@ -215,6 +226,7 @@ LIFECYCLES = {
     "returned": returned_payloads,
     "presale": presale_payloads,
     "amended": amended_payloads,
+    "amended_after_paid": amended_after_paid_payloads,
     "cancelled_unpaid": cancelled_unpaid_payloads,
     "cancelled_paid": cancelled_paid_payloads,
 }

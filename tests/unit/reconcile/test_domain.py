@@ -21,6 +21,7 @@ from tests.unit.reconcile.flows import (
     DEPOSIT,
     LIFECYCLES,
     amended,
+    amended_after_paid_payloads,
     amended_payloads,
     cancelled,
     cancelled_paid_payloads,
@@ -373,3 +374,31 @@ def test_unrelated_events_add_nothing():
     received = StockReceived(sku="X-100", warehouse="HZ-1", quantity=5, on_hand=5)
     adjusted = StockAdjusted(sku="X-100", warehouse="HZ-1", quantity=-1, on_hand=4, reason="lost")
     assert facts_of(received, adjusted) == OrderFacts(ORDER)
+
+
+def test_an_amendment_raising_the_total_reopens_the_payment_until_paid_again():
+    reissued = amended_after_paid_payloads(ORDER)[:-2]  # no balance paid yet
+    facts = facts_of(*reissued)
+    assert facts.paid_flag and not facts.paid  # the first order.paid paid the old total
+    # the balance is owed, not a mismatch: the order service no longer says paid
+    assert "paid_mismatch" not in assess(facts).kinds
+    balance = payment_recorded(ORDER, amount=AMENDED_TOTAL - TOTAL, payment_id="P-2")
+    assert "paid_mismatch" not in kinds_of(*reissued, balance)
+    assert kinds_of(*reissued, balance).count("paid_not_marked") == 1  # billing settled it
+    again = facts_of(*reissued, balance, order_paid(ORDER, AMENDED_TOTAL))
+    assert again.paid and assess(again).status == CONSISTENT
+
+
+def test_an_amendment_lowering_the_total_keeps_the_order_paid():
+    fewer = amended(ORDER, x100=1, total=Decimal("196.00"))
+    facts = facts_of(*paid_payloads(ORDER), fewer)
+    assert facts.paid and not facts.amendments["A-1"].raised
+
+
+def test_an_order_paid_before_the_raise_arriving_last_does_not_pay_the_raised_total():
+    events = lifecycle("amended_after_paid", ORDER)
+    first_paid = next(e for e in events if e.event_type == "order.paid")
+    rest = [e for e in events if e.event_id != first_paid.event_id
+            and not (e.event_type == "order.paid" and e.stream_version > first_paid.stream_version)]
+    facts = fold([*rest, first_paid])
+    assert facts.paid_flag and not facts.paid
