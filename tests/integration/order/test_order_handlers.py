@@ -152,3 +152,46 @@ async def test_shortage_backorders_and_result_for_unknown_order_is_dead_lettered
     async with engine.connect() as conn:
         errors = [r[0] for r in await conn.execute(text("SELECT error FROM dead_letters"))]
     assert len(errors) == 1 and "unknown order" in errors[0]
+
+
+async def test_a_settlement_decided_before_an_amendment_raised_the_total_pays_nothing(engine, consumer):
+    """Billing settled the old total (its payment.recorded follows the order's payment_captured);
+    the order was amended up meanwhile: that settlement is stale. Billing's next settlement,
+    decided on the amendment, pays the order."""
+    from shared.contract.order_events import OrderAmended
+    from shared.eventstore import Meta
+
+    message = sample(7)
+    await consumer.process_incoming([storefront(message)])
+    async with engine.connect() as conn:
+        order_id = await store.find_by_channel(conn, "tmall", message["channel_order_id"])
+    await consumer.process_incoming([result(INVENTORY_EVENTS, StockReserved(order_id=order_id, lines=[]),
+                                            order_id)])
+    await consumer.process_incoming([storefront(payment(message, captured_at=NOW), offset=1)])
+    placed, _, captured = await events_of(engine, order_id)
+    total = Decimal(placed.payload["total"])
+    raised = total + Decimal("199.00")
+    async with engine.begin() as conn:
+        await eventstore.append(conn, order_id, 3, [OrderAmended(
+            order_id=order_id, request_id="UP", before={}, after={"total": str(raised)},
+            total_before=total, total_after=raised, currency="CNY", approved_by=["dora"])],
+            meta=Meta(correlation_id=order_id, actor=SYSTEM), clock=ManualClock(NOW))
+    amended = (await events_of(engine, order_id))[-1]
+
+    def settled(paid: Decimal, after: EventEnvelope, payment_id: str) -> Incoming:
+        recorded = PaymentRecorded(order_id=order_id, payment_id=payment_id, method="alipay",
+                                   ledger_category="receivable", amount=paid, currency="CNY",
+                                   paid_total=paid, settled=True)
+        env = EventEnvelope(event_id=uuid.uuid4(), event_type=recorded.event_type,
+                            schema_version=1, stream_id=order_id, stream_version=1, occurred_at=NOW,
+                            correlation_id=order_id, actor=SYSTEM, payload=recorded.wire(),
+                            causation_id=str(after.event_id))
+        return Incoming.from_envelope(env, BILLING_EVENTS)
+
+    await consumer.process_incoming([settled(total, captured, "P-OLD")])
+    assert [e.event_type for e in await events_of(engine, order_id)][-1] == "order.amended"
+    async with engine.connect() as conn:
+        assert (await store.order_row(conn, order_id))["status"] == "confirmed"
+    await consumer.process_incoming([settled(raised, amended, "P-NEW")])
+    last = (await events_of(engine, order_id))[-1]
+    assert last.event_type == "order.paid" and Decimal(last.payload["paid_amount"]) == raised
