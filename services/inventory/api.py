@@ -177,11 +177,18 @@ async def warehouse_list(ctx: Context, _: Reader) -> list[dict[str, Any]]:
 
 
 @router.put("/warehouses/{code}/priority", tags=["warehouses"])
-async def set_priority(code: str, body: PriorityRequest, ctx: Context, _: StockKeeper
+async def set_priority(code: str, body: PriorityRequest, ctx: Context, who: StockKeeper,
+                       x_correlation_id: Annotated[str | None, Header()] = None
                        ) -> dict[str, Any]:
+    """Set a warehouse's serving priority: ``warehouse.priority_set`` (with the previous one and
+    who changed it; nothing when it is unchanged, then ``event_id`` is null)."""
     code = code.strip()
-    await handlers.set_warehouse_priority(ctx.engine, code, body.priority, clock=ctx.clock)
-    return {"code": code, "priority": body.priority}
+    if not code:
+        raise HTTPException(422, "code: a warehouse code is required")
+    return await handlers.set_warehouse_priority(
+        ctx.engine, code, body.priority, clock=ctx.clock,
+        actor=Actor(kind="user", id=who.user, role=who.role),
+        correlation_id=x_correlation_id or str(uuid.uuid4()))
 
 
 @router.get("/summary", tags=["ops"])

@@ -1,10 +1,12 @@
 """Inventory service wiring: its database schema, the order-events consumer and the HTTP API.
 
 ``oms replay inventory`` (shared/audit/replay.py) re-runs inventory's own commands through the
-hooks below: receipts and adjustments from their ``stock.received`` / ``stock.adjusted`` events
-(no causation id), plus adjustments recorded before ``stock.adjusted`` existed, which are only
-``adjusted`` ledger lines (no such event has their id), with the live warehouses and their
-priorities copied first (priorities have no history).
+hooks below: receipts, adjustments and priority changes from their ``stock.received`` /
+``stock.adjusted`` / ``warehouse.priority_set`` events (no causation id), plus adjustments
+recorded before ``stock.adjusted`` existed, which are only ``adjusted`` ledger lines (no such
+event has their id). The live warehouses are copied first, each with the priority it had before
+its first ``warehouse.priority_set`` (priorities set before that event existed have no history:
+they count from the start).
 """
 
 from __future__ import annotations
@@ -89,8 +91,17 @@ async def replay_adjustment(engine: AsyncEngine, event: EventEnvelope, clock: Ma
         thresholds=_thresholds(thresholds), adjustment_id=event.event_id)
 
 
+async def replay_priority(engine: AsyncEngine, event: EventEnvelope, clock: ManualClock, *,
+                          thresholds: handlers.Thresholds | None = None) -> None:
+    """A priority change (``PUT /warehouses/{code}/priority``) again, at its time."""
+    p = event.payload
+    await handlers.set_warehouse_priority(engine, p["warehouse"], int(p["priority"]),
+                                          clock=clock, actor=event.actor,
+                                          correlation_id=event.correlation_id)
+
+
 _COMMANDS = {"stock.received": replay_receipt, "stock.adjusted": replay_adjustment,
-             ADJUSTMENT: replay_adjustment}
+             "warehouse.priority_set": replay_priority, ADJUSTMENT: replay_adjustment}
 REPLAY_COMMANDS: dict[str, ReplayCommand] = dict(_COMMANDS)
 
 _ACTOR = re.compile(r"^(?P<kind>storefront|user|system):(?P<id>.*?)(?: \((?P<role>[^()]*)\))?$")
@@ -127,14 +138,34 @@ def _adjustment(row: Any) -> Record:
     return Record(row.recorded_at, int(row.tx), envelope)
 
 
+# Each warehouse's first recorded priority change: what it served with before (NULL: no row yet).
+_FIRST_PRIORITIES = text(
+    "SELECT DISTINCT ON (stream_id) payload->>'warehouse' AS code, payload->'previous' AS previous "
+    "FROM events WHERE event_type = 'warehouse.priority_set' ORDER BY stream_id, stream_version")
+
+
+def _as_first_seen(houses: list[dict[str, Any]], first: dict[str, Any]) -> list[dict[str, Any]]:
+    """The live warehouses as they were before their first recorded priority change: a warehouse
+    created by that change is left out (the replayed change creates it)."""
+    out = []
+    for house in houses:
+        if house["code"] not in first:
+            out.append(house)
+        elif first[house["code"]] is not None:
+            out.append({**house, "priority": int(first[house["code"]])})
+    return out
+
+
 async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHooks) -> ReplayHooks:
-    """Copy the live warehouses (priorities), read the old ledger-only adjustments, bind the
-    thresholds."""
+    """Copy the live warehouses (with the priorities they had before their recorded changes),
+    read the old ledger-only adjustments, bind the thresholds."""
     houses: list[dict[str, Any]] = []
     adjustments: list[Record] = []
     async with live.connect() as conn:
         if await has_table(conn, "stock_ledger"):
-            houses = [dict(r._mapping) for r in await conn.execute(select(store.warehouses))]
+            first = {r.code: r.previous for r in await conn.execute(_FIRST_PRIORITIES)}
+            houses = _as_first_seen(
+                [dict(r._mapping) for r in await conn.execute(select(store.warehouses))], first)
             adjustments = [_adjustment(r) for r in await conn.execute(_OLD_ADJUSTMENTS)]
     if houses:
         async with ctx.engine.begin() as conn:

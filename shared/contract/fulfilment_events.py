@@ -22,6 +22,21 @@ class StockReleased(Payload):
     reason: Literal["cancelled", "amended", "approval_rejected", "other"] = "other"
 
 
+class WarehousePrioritySet(Payload):
+    """A warehouse's serving priority changed (lower numbers are asked first for reservations).
+
+    Stream ``warehouse:<code>``, key = the code; who changed it is the envelope's ``actor``.
+    ``previous`` is None when the warehouse had no priority row yet (it served with the default).
+    Setting the priority it already has records nothing.
+    """
+
+    event_type = "warehouse.priority_set"
+
+    warehouse: str
+    priority: int = Field(ge=0)
+    previous: int | None = None
+
+
 class StockDeducted(Payload):
     """Units that left a warehouse with a shipment (on hand and reserved both go down)."""
 

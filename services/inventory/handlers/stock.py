@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.inventory import domain, store, views
 from services.inventory.handlers.session import LedgerSession, Thresholds, stock_stream
 from shared.clock import Clock
-from shared.contract.envelope import Actor
-from shared.contract.fulfilment_events import StockAdjusted
+from shared.contract.envelope import SYSTEM, Actor
+from shared.contract.fulfilment_events import StockAdjusted, WarehousePrioritySet
 from shared.contract.payloads import StockReceived
+from shared.eventstore import Meta, append
 
 
 class AdjustmentRefused(ValueError):
@@ -106,10 +107,30 @@ async def adjust_stock(engine: AsyncEngine, adjustment: Adjustment, *, actor: Ac
             "on_hand": after.on_hand, "reserved": after.reserved, "available": after.available}
 
 
+def warehouse_stream(code: str) -> str:
+    return f"warehouse:{code}"
+
+
 async def set_warehouse_priority(engine: AsyncEngine, code: str, priority: int, *,
-                                 clock: Clock) -> None:
+                                 clock: Clock, actor: Actor = SYSTEM,
+                                 correlation_id: str | None = None) -> dict[str, Any]:
+    """Set the priority warehouse ``code`` serves with (created if new), recorded as
+    ``warehouse.priority_set`` with the previous one and who changed it, in one transaction:
+    reservations depend on it, so auditors and ``oms replay inventory`` must see when it changed.
+    The priority it already has records nothing."""
     async with engine.begin() as conn:
+        previous = await store.warehouse_priority(conn, code)  # locks the row
+        answer: dict[str, Any] = {"code": code, "priority": priority, "previous": previous,
+                                  "event_id": None}
+        if previous == priority:
+            return answer
         await store.set_warehouse_priority(conn, code, priority, clock.now())
+        changed = WarehousePrioritySet(warehouse=code, priority=priority, previous=previous)
+        [event] = await append(conn, warehouse_stream(code), None, [changed],
+                               meta=Meta(correlation_id or str(uuid.uuid4()), actor),
+                               clock=clock, key=code)
+        answer["event_id"] = str(event.event_id)
+    return answer
 
 
 async def check_ledger(engine: AsyncEngine) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from services.inventory.store.stock import (
     set_warehouse_priority,
     sku_lock_key,
     total_available,
+    warehouse_priority,
 )
 from services.inventory.store.tables import (
     ORDER_STATUSES,
@@ -54,5 +55,6 @@ __all__ = [
     "load_order", "lock_available", "lock_skus", "low_flags", "low_stock", "low_stock_state",
     "metadata", "order_holdings", "order_requests", "order_state", "put_waiting", "queue",
     "remove_waiting", "set_low_flag", "set_warehouse_priority", "sku_lock_key", "stock_balances",
-    "stock_ledger", "total_available", "update_order", "waiting_of", "waiting_skus", "warehouses",
+    "stock_ledger", "total_available", "update_order", "waiting_of", "waiting_skus",
+    "warehouse_priority", "warehouses",
 ]

@@ -54,6 +54,13 @@ async def ensure_warehouse(conn: AsyncConnection, code: str, now: datetime) -> N
     )
 
 
+async def warehouse_priority(conn: AsyncConnection, code: str) -> int | None:
+    """The warehouse's priority, its row locked until the transaction ends (None: no row)."""
+    found = await conn.execute(select(warehouses.c.priority).where(warehouses.c.code == code)
+                               .with_for_update())
+    return found.scalar_one_or_none()
+
+
 async def set_warehouse_priority(conn: AsyncConnection, code: str, priority: int,
                                  now: datetime) -> None:
     stmt = insert(warehouses).values(code=code, priority=priority, created_at=now)

@@ -2,7 +2,8 @@
 adjustments re-run as commands from inventory's own log (stock.received, stock.adjusted), and
 adjustments a database holds from before stock.adjusted existed (ledger lines only) from its ledger
 (through the REPLAY_COMMANDS and REPLAY_SETUP hooks services/inventory/app.py declares), warehouse
-priorities carried over; after a swap a second replay still re-runs each adjustment once."""
+priority changes re-run at their time; after a swap a second replay still re-runs each adjustment
+once."""
 
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ async def test_inventory_replay_matches_the_live_ledger(
         if "into oms_" in result.output:
             created.append(replay_database(result.output))
         assert result.exit_code == 0, result.output
-        assert "4 own commands re-run" in result.output
+        assert "5 own commands re-run" in result.output  # the priority, 2 receipts, 2 adjustments
         assert "failed when re-run" not in result.output
         assert "the replay matches the live projections" in result.output, result.output
         replayed = with_database(postgres_url, created[0])
@@ -180,10 +181,71 @@ async def test_inventory_replay_matches_the_live_ledger(
         if "into oms_" in again.output:
             created.append(replay_database(again.output))
         assert again.exit_code == 0, again.output
-        assert "4 own commands re-run" in again.output
+        assert "5 own commands re-run" in again.output
         assert "the replay matches the live projections" in again.output, again.output
         assert await rows(live_url, ADJUSTED) == live_ledger
         verified = await invoke(AUDIT, ["audit", "verify", "--service", "inventory"], env)
         assert verified.exit_code == 0, verified.output
+    finally:
+        await drop(postgres_url, *created)
+
+
+async def test_a_priority_change_between_two_orders_is_replayed_at_its_time(
+        engine: AsyncEngine, database_url: str, stores: dict[str, str], postgres_url: str,
+        tmp_path: Path) -> None:
+    """WH-A serves O-1; then WH-B is put first and serves O-2. The replay must decide each order
+    under the priority in force then (copying today's priorities would send O-1 to WH-B)."""
+    clock = await order_lifecycle(engine, "O-1")
+    await order_lifecycle(engine, "O-2", clock)
+    live_url = stores["inventory"]
+    live = create_engine(live_url)
+    at = ManualClock(T0 - timedelta(hours=1))
+    for code, priority in (("WH-A", 1), ("WH-B", 2)):
+        await set_warehouse_priority(live, code, priority, clock=at, actor=KEEPER)
+        for sku in ("X-100", "GIFT-MUG"):
+            await receive_stock(live, Receipt(sku, code, 5), actor=SYSTEM, correlation_id="r",
+                                clock=at, thresholds=THRESHOLDS)
+
+    async def handle(conn: object, incoming: Incoming) -> None:
+        at.set(incoming.event.occurred_at)
+        await handle_order_event(conn, incoming, clock=at,  # type: ignore[arg-type]
+                                 thresholds=THRESHOLDS)
+
+    consumer = IdempotentConsumer(name="inventory", engine=live, publisher=None, handle=handle)
+    async with engine.connect() as conn:
+        history = [s.envelope for s in await read_all(conn)]
+    for order_id in ("O-1", "O-2"):
+        if order_id == "O-2":  # between the two orders' events
+            at.set(T0 + timedelta(seconds=150))
+            changed = await set_warehouse_priority(live, "WH-B", 0, clock=at, actor=KEEPER)
+            assert changed["previous"] == 2 and changed["event_id"]
+            unchanged = await set_warehouse_priority(live, "WH-B", 0, clock=at, actor=KEEPER)
+            assert unchanged["event_id"] is None  # the same priority again records nothing
+        for envelope in history:
+            if envelope.stream_id == order_id:
+                await consumer.process_incoming(
+                    [Incoming.from_envelope(envelope, "oms.order.events.v1")])
+    await live.dispose()
+    served = "SELECT order_id, warehouse FROM order_holdings WHERE sku = 'X-100' ORDER BY order_id"
+    assert await rows(live_url, served) == [("O-1", "WH-A"), ("O-2", "WH-B")]
+    recorded = await rows(live_url, "SELECT stream_id, payload, actor FROM events "
+                                    "WHERE event_type = 'warehouse.priority_set' ORDER BY position")
+    assert [(r[0], r[1]) for r in recorded] == [
+        ("warehouse:WH-A", {"warehouse": "WH-A", "priority": 1}),  # no previous: a new row
+        ("warehouse:WH-B", {"warehouse": "WH-B", "priority": 2}),
+        ("warehouse:WH-B", {"warehouse": "WH-B", "priority": 0, "previous": 2})]
+    assert all(r[2]["id"] == "li.lei" for r in recorded)
+    env = database_env(tmp_path, order=database_url, **stores)
+    created: list[str] = []
+    try:
+        result = await invoke(APP, ["replay", "inventory"], env)
+        if "into oms_" in result.output:
+            created.append(replay_database(result.output))
+        assert result.exit_code == 0, result.output
+        assert "the replay matches the live projections" in result.output, result.output
+        replayed = with_database(postgres_url, created[0])
+        assert await rows(replayed, served) == [("O-1", "WH-A"), ("O-2", "WH-B")]
+        assert await rows(replayed, "SELECT code, priority FROM warehouses ORDER BY code") == [
+            ("WH-A", 1), ("WH-B", 0)]
     finally:
         await drop(postgres_url, *created)

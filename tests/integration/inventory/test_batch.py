@@ -85,8 +85,9 @@ async def stock(engine: AsyncEngine) -> None:
         await handlers.receive_stock(engine, handlers.Receipt(sku, warehouse, quantity, "initial"),
                                      actor=CLERK, correlation_id="c-r", clock=clock,
                                      thresholds=THRESHOLDS)
-    await handlers.set_warehouse_priority(engine, "WH-B", 1, clock=clock)  # WH-B serves first
-    await handlers.set_warehouse_priority(engine, "WH-A", 2, clock=clock)
+    await handlers.set_warehouse_priority(engine, "WH-B", 1, clock=clock,  # WH-B serves first
+                                          correlation_id="c-p")
+    await handlers.set_warehouse_priority(engine, "WH-A", 2, clock=clock, correlation_id="c-p")
 
 
 async def run(engine: AsyncEngine, events: Sequence[EventEnvelope], size: int | None) -> None:

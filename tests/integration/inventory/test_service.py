@@ -82,7 +82,14 @@ async def test_receive_then_reserve_through_the_broker(fresh_kafka, database_url
         moved = await client.put("/warehouses/WH-A/priority", headers=WAREHOUSE,
                                  json={"priority": 5})
         assert moved.status_code == 200
+        assert moved.json()["previous"] is not None and moved.json()["event_id"]
         assert (await client.get("/warehouses", headers=ADMIN)).json()[0]["priority"] == 5
+        again = await client.put("/warehouses/WH-A/priority", headers=WAREHOUSE,
+                                 json={"priority": 5})
+        assert again.json() == {"code": "WH-A", "priority": 5, "previous": 5, "event_id": None}
+        refused = await client.put("/warehouses/WH-A/priority", headers=WAREHOUSE,
+                                   json={"priority": -1})
+        assert refused.status_code == 422 and "priority" in refused.text
 
 
 async def publish(bootstrap: str, envelopes) -> None:
