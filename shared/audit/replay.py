@@ -52,7 +52,7 @@ from shared.settings import OmsSettings, with_database
 
 ReplayCommand = Callable[[AsyncEngine, EventEnvelope, ManualClock], Awaitable[None]]
 BeforeSwap = Callable[[str, str], Awaitable[None]]
-BATCH = 500
+BATCH = 5000  # large: a projection loads and saves what an order touches once per batch
 PRODUCER_OF: dict[str, str] = {topic: service for service, topic in SERVICE_TOPIC.items()}
 PRODUCER_OF[ORDER_REJECTIONS] = "order"
 

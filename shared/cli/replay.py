@@ -1,4 +1,4 @@
-"""``oms replay SERVICE``: rebuild a service's projections from the history, compare, swap on request."""
+"""``oms replay SERVICE...``: rebuild a service's projections from the history, compare, swap on request."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
 from shared.audit.replay import ReplayError, ReplayRun, replay_service
+from shared.audit.replay_many import REPLAYABLE, replay_many
 from shared.audit.swap import SwapRefused, TableComparison, compare, other_sessions, swap
 from shared.audit.targets import TargetError, service_databases
 from shared.db import database_name
@@ -45,20 +46,32 @@ async def _replay(service: str, do_swap: bool, progress: Progress
     return urls[service], run, await compare(urls[service], run.database_url)
 
 
-def command(service: str = typer.Argument(..., help=" | ".join(SERVICES)),
+def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
+                                                help=" | ".join(SERVICES) + " | all"),
             do_swap: bool = typer.Option(False, "--swap", help="make the replay the live database "
                                          "(only while the service is stopped; the replay then "
                                          "stops where the live database stands)")) -> None:
     """Rebuild SERVICE's projections from the event history into a fresh database, compare
-    checksums with the live one, and swap only when asked. Replays never send notifications."""
-    if service not in SERVICES:
-        console.print(f"[red]unknown service {service!r}: choose one of {', '.join(SERVICES)}[/red]")
+    checksums with the live one, and swap only when asked. Replays never send notifications.
+
+    Several services (or ``all``: inventory, billing, notify, reconcile) are replayed side by
+    side, each in a process of its own."""
+    chosen = list(dict.fromkeys(s for name in services
+                                for s in (REPLAYABLE if name == "all" else (name,))))
+    unknown = [s for s in chosen if s not in SERVICES]
+    if unknown:
+        console.print(f"[red]unknown service {unknown[0]!r}: choose from {', '.join(SERVICES)} "
+                      "or all[/red]")
         raise typer.Exit(2)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=False)
     try:
-        with progress:
-            live_url, run, comparison = asyncio.run(_replay(service, do_swap, progress))
+        if len(chosen) == 1:
+            with progress:
+                live_url, run, comparison = asyncio.run(_replay(chosen[0], do_swap, progress))
+            done = [(chosen[0], live_url, run, comparison)]
+        else:
+            done = _replay_side_by_side(chosen, do_swap, progress)
     except (TargetError, ReplayError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
@@ -68,8 +81,45 @@ def command(service: str = typer.Argument(..., help=" | ".join(SERVICES)),
     except SwapRefused as error:
         console.print(f"[red]swap refused: {error}[/red]")
         raise typer.Exit(3) from None
-    console.print(f"{run.fed} events fed, {run.commands} own commands re-run, "
-                  f"{run.dead_letters} dead letters, into {run.database}", highlight=False)
+    for service, live_url, run, comparison in done:
+        _report(service, run, comparison)
+        if do_swap:
+            try:
+                before = asyncio.run(swap(live_url, run.database_url, service, run.number))
+            except SwapRefused as error:
+                console.print(f"[red]swap refused: {error}[/red]")
+                raise typer.Exit(3) from None
+            console.print(f"swapped: the replay is live; the old database is kept as {before}",
+                          highlight=False)
+        else:
+            console.print(f"nothing swapped; `oms replay {service} --swap` with the service "
+                          f"stopped makes a new replay live ({run.database} is kept for "
+                          "inspection)", highlight=False)
+
+
+def _replay_side_by_side(services: list[str], do_swap: bool, progress: Progress
+                         ) -> list[tuple[str, str, ReplayRun, list[TableComparison]]]:
+    urls = service_databases("all")
+    missing = [s for s in services if s not in urls]
+    if missing:
+        raise TargetError(f"no database for {', '.join(missing)}")
+    if do_swap:  # before the work, not only after it
+        for service in services:
+            asyncio.run(_refuse_if_running(service, urls[service]))
+    tasks = {s: progress.add_task(f"replaying {s}", total=None) for s in services}
+
+    def advance(service: str, done: int, total: int) -> None:
+        progress.update(tasks[service], completed=done, total=total)
+
+    with progress:
+        replayed = replay_many(services, urls, handled_only=do_swap, progress=advance)
+    return [(r.service, urls[r.service], r.run, r.comparison) for r in replayed]
+
+
+def _report(service: str, run: ReplayRun, comparison: list[TableComparison]) -> None:
+    console.print(f"{service}: {run.fed} events fed, {run.commands} own commands re-run, "
+                  f"{run.dead_letters} dead letters, into {run.database}", highlight=False,
+                  soft_wrap=True)  # one line, whatever the terminal's width (scripts grep it)
     if run.left_out:
         console.print(f"{run.left_out} newer events the live service has not handled yet were "
                       "left out: it handles them when it runs again", highlight=False)
@@ -88,18 +138,6 @@ def command(service: str = typer.Argument(..., help=" | ".join(SERVICES)),
     same = all(item.matches for item in comparison)
     console.print("[green]the replay matches the live projections[/green]" if same
                   else "[yellow]the replay differs from the live projections[/yellow]")
-    if do_swap:
-        try:
-            before = asyncio.run(swap(live_url, run.database_url, service, run.number))
-        except SwapRefused as error:
-            console.print(f"[red]swap refused: {error}[/red]")
-            raise typer.Exit(3) from None
-        console.print(f"swapped: the replay is live; the old database is kept as {before}",
-                      highlight=False)
-    else:
-        console.print(f"nothing swapped; `oms replay {service} --swap` with the service stopped "
-                      f"makes a new replay live ({run.database} is kept for inspection)",
-                      highlight=False)
 
 
 def register(app: typer.Typer) -> None:

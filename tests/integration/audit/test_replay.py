@@ -164,3 +164,28 @@ async def test_notify_replays_without_sending(
     finally:
         if found:
             await drop(postgres_url, found.group(1))
+
+
+async def test_several_services_are_replayed_side_by_side_each_in_a_process(
+        engine: AsyncEngine, database_url: str, producers: dict[str, str], postgres_url: str,
+        tmp_path: Path) -> None:
+    """`oms replay reconcile inventory`: both replays run (each in its own process, reporting
+    progress), each reported and compared as alone; an unknown name is refused before anything."""
+    clock = await order_lifecycle(engine, "O-1")
+    await order_lifecycle(engine, "O-2", clock)
+    await live_reconcile(engine, producers["reconcile"])
+    env = database_env(tmp_path, order=database_url, **producers)
+    refused = await invoke(APP, ["replay", "reconcile", "stock"], env)
+    assert refused.exit_code == 2 and "unknown service 'stock'" in refused.output
+    created: list[str] = []
+    try:
+        result = await invoke(APP, ["replay", "reconcile", "inventory"], env)
+        created += re.findall(r"into (oms_[a-z]+_replay_\d+)", result.output)
+        assert result.exit_code == 0, result.output
+        assert sorted(created) == ["oms_inventory_replay_1", "oms_reconcile_replay_1"], result.output
+        assert "reconcile: 6 events fed" in result.output
+        assert "inventory: 2 events fed" in result.output  # the two order.placed it handles
+        reconcile_part = result.output.split("inventory: 2 events fed")[0]
+        assert "the replay matches the live projections" in reconcile_part, result.output
+    finally:
+        await drop(postgres_url, *created)
