@@ -1,5 +1,8 @@
 """Several replays at once (``oms replay all``, bench 5): each service's replay in a process of
-its own, so that the replays, which are Python-bound, use every core the machine has.
+its own, as many at a time as the machine has cores, so that the replays, which are
+Python-bound, use every core (on 2 cores: 13.2 s instead of 14.9 s one after another for the four
+replays of 2,000 orders' history, since reconcile's alone takes 7-8 s; four at once on 2 cores
+took 18.2 s).
 
 Each process runs ``replay_service`` and the checksum comparison, exactly as ``oms replay
 SERVICE`` does, and reports its progress through a queue; the caller gets, per service, the run,
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import queue as queues
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +26,9 @@ from shared.audit.swap import TableComparison, compare
 
 # Every service whose projections can be rebuilt (order's log is the system of record).
 REPLAYABLE: tuple[str, ...] = ("inventory", "billing", "notify", "reconcile")
+# Started heaviest first, so that with fewer cores than replays the long one is not left for last
+# (measured on 2,000 orders' history: reconcile 7.2 s, billing 3.9, notify 2.6, inventory 1.2).
+HEAVIEST_FIRST: tuple[str, ...] = ("reconcile", "billing", "notify", "inventory")
 Progress = Callable[[str, int, int], None]  # (service, done, total)
 
 
@@ -63,15 +70,21 @@ def _in_process(service: str, urls: dict[str, str], handled_only: bool, log_leve
 
 
 def replay_many(services: Sequence[str], urls: Mapping[str, str], *, handled_only: bool = False,
-                progress: Progress | None = None, log_level: str = "ERROR") -> list[Replayed]:
-    """Replay ``services`` side by side, one process each; results in the order asked."""
+                progress: Progress | None = None, log_level: str = "ERROR",
+                workers: int | None = None) -> list[Replayed]:
+    """Replay ``services`` side by side, one process each, at most ``workers`` at a time (the
+    machine's cores: more only compete with each other and their PostgreSQL backends); results in
+    the order asked."""
+    workers = workers or min(len(services), os.cpu_count() or 1)
+    started = sorted(services, key=lambda s: HEAVIEST_FIRST.index(s) if s in HEAVIEST_FIRST
+                     else -1)
     context = multiprocessing.get_context("spawn")  # no forked event loops or connections
     with context.Manager() as manager:
         reports = manager.Queue()
-        with ProcessPoolExecutor(max_workers=len(services), mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures: dict[Future[Replayed], str] = {
                 pool.submit(_in_process, service, dict(urls), handled_only, log_level, reports):
-                service for service in services}
+                service for service in started}
             pending = set(futures)
             while pending:
                 _, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
