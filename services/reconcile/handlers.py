@@ -61,7 +61,7 @@ class _Batch:
     async def handle(self, message: Incoming) -> None:
         event = message.event
         if event.event_type in OPEN_ITEM_EVENT_TYPES:
-            await self.open_items.add(self.conn, event)
+            self.open_items.collect(event)
         if event.event_type in FACT_EVENT_TYPES and event.order_id is not None:
             sheet = self.sheets[event.order_id]
             await _apply(self.conn, sheet, event, self.clock, self.grace)

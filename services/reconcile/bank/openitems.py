@@ -1,7 +1,7 @@
 """The open items bank lines are matched to, kept from events: order report rows (placed, paid,
 refunds) and invoices (issued, paid, voided, credited).
 
-Writes are collected (``OpenItemWrites.add``) and sent one executemany per kind (``flush``), so
+Writes are collected (``OpenItemWrites.collect``) and sent one executemany per kind (``flush``), so
 a batch of events costs a handful of statements whatever its size. Sending them kind by kind
 rather than event by event leaves the same rows, because every write is order-free:
 - report rows and invoices are upserts (an update on an order that has no row yet inserts it);
@@ -10,10 +10,14 @@ rather than event by event leaves the same rows, because every write is order-fr
 - what is keyed by an invoice (voided, credited, paid by voucher) follows its ``invoice.issued``
   in billing's log, and the kinds are flushed in that order: invoices before their updates;
   a void, a credit and a payment by voucher touch different columns.
-The exception is a payment without a voucher (taken before any invoice was issued): it updates
-"the order's invoices not voided", which depends on where it stands among voids and issues, so it
-is a barrier: what is pending is flushed, then it is written on its own, in its place.
-``keep_open_items`` (one event) and the consumer's batch work share this code.
+A payment without a voucher changes no invoice: billing names the order's newest live invoice in
+every payment.recorded while there is one, so a payment without a voucher was taken while the
+order had no live invoice (before any was issued, or after all were voided); an invoice issued
+later carries what was paid by then in its own ``paid_total``. Only the order's report row takes
+it. (It used to update "the order's invoices not voided", which matched none but made the payment
+a barrier that flushed everything pending: 5-6 statements per prepaid order, whose payment
+arrives before its invoice.) ``keep_open_items`` (one event) and the consumer's batch work share
+this code.
 """
 
 from __future__ import annotations
@@ -47,9 +51,6 @@ _INVOICE = text(
     " SET paid = greatest(bank_invoices.paid, excluded.paid)")
 _PAID_BY_VOUCHER = text(
     "UPDATE bank_invoices SET paid = greatest(paid, :paid) WHERE voucher_number = :voucher")
-_PAID_BY_ORDER = text(
-    "UPDATE bank_invoices SET paid = greatest(paid, :paid)"
-    " WHERE order_id = :order_id AND NOT voided")
 _VOIDED = text("UPDATE bank_invoices SET voided = true WHERE voucher_number = :voucher")
 _CREDIT = text(
     "UPDATE bank_invoices SET credits = credits"
@@ -57,7 +58,7 @@ _CREDIT = text(
     " WHERE voucher_number = :voucher")
 # The order the kinds are flushed in (see the module's docstring for why it is safe).
 _AFTER_ORDERS: tuple[TextClause, ...] = (_ORDER_PAID, _REFUND, _INVOICE, _PAID_BY_VOUCHER,
-                                         _PAID_BY_ORDER, _VOIDED, _CREDIT)
+                                         _VOIDED, _CREDIT)
 
 
 def placed_order(event: EventEnvelope) -> dict[str, Any]:
@@ -78,15 +79,6 @@ class OpenItemWrites:
         self.orders: list[dict[str, Any]] = []
         self.writes: dict[TextClause, list[dict[str, Any]]] = {s: [] for s in _AFTER_ORDERS}
 
-    async def add(self, conn: AsyncConnection, event: EventEnvelope) -> None:
-        """Collects the event's writes; a payment without a voucher is written now (a barrier)."""
-        if event.event_type == "payment.recorded" and not event.payload.get("voucher_number"):
-            await self.flush(conn)
-            self.collect(event)
-            await self.flush(conn)
-        else:
-            self.collect(event)
-
     def collect(self, event: EventEnvelope) -> None:
         kind, w = event.event_type, self.writes
         if kind == "order.placed":
@@ -101,11 +93,9 @@ class OpenItemWrites:
         elif kind == "payment.recorded":
             paid = PaymentRecorded.model_validate(event.payload)
             w[_ORDER_PAID].append({"order_id": paid.order_id, "paid": paid.paid_total})
-            if paid.voucher_number:
+            if paid.voucher_number:  # none: no live invoice to take it (see the docstring)
                 w[_PAID_BY_VOUCHER].append({"voucher": paid.voucher_number,
                                             "paid": paid.paid_total})
-            else:
-                w[_PAID_BY_ORDER].append({"order_id": paid.order_id, "paid": paid.paid_total})
         elif kind == "invoice.voided":
             voided = InvoiceVoided.model_validate(event.payload)
             w[_VOIDED].append({"voucher": voided.voucher_number})
@@ -119,10 +109,10 @@ class OpenItemWrites:
             w[_REFUND].append({"order_id": refund.order_id, "refund_id": refund.refund_id,
                                "amount": str(refund.amount)})
 
-    async def add_all(self, conn: AsyncConnection, events: Iterable[EventEnvelope]) -> None:
+    def collect_all(self, events: Iterable[EventEnvelope]) -> None:
         for event in events:
             if event.event_type in OPEN_ITEM_EVENT_TYPES:
-                await self.add(conn, event)
+                self.collect(event)
 
     async def flush(self, conn: AsyncConnection) -> None:
         await record_orders(conn, self.orders)

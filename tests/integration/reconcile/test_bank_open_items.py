@@ -67,12 +67,15 @@ async def _open_item_rows(engine) -> dict[str, list[dict]]:
 async def test_writes_sent_kind_by_kind_leave_what_each_event_alone_leaves(postgres_url):
     """The batch path flushes the open items kind by kind (OpenItemWrites); the module's
     argument that this is order-free is checked on a history with every kind, including payments
-    without a voucher before an invoice and after a void (the barrier), a re-invoice after a
-    void, credits and refunds."""
+    without a voucher (billing gives none while the order has no live invoice: before the first
+    invoice and between a void and the re-invoice), a re-invoice after a void, credits and
+    refunds."""
     order_a, order_b = new_order_id(), new_order_id()
     early = payment_recorded(order_b, Decimal("100.00"), payment_id="P-early").model_copy(
         update={"voucher_number": None})
-    second = invoice_issued(order_a, paid=Decimal("200.00"), invoice_id="I-2").model_copy(
+    between = payment_recorded(order_a, Decimal("50.00"), payment_id="P-between").model_copy(
+        update={"voucher_number": None, "paid_total": Decimal("250.00")})
+    second = invoice_issued(order_a, paid=Decimal("250.00"), invoice_id="I-2").model_copy(
         update={"voucher_number": "INV-2026-000002"})
     history = [
         order_placed(order_a), order_placed(order_b),
@@ -87,13 +90,14 @@ async def test_writes_sent_kind_by_kind_leave_what_each_event_alone_leaves(postg
         InvoiceVoided(order_id=order_a, invoice_id=f"I-{order_a}",
                       voucher_number="INV-2026-000001", reason="amended",
                       total=Decimal("395.00"), currency="CNY"),
+        between,  # no live invoice: billing names none
         second,
         payment_recorded(order_b, Decimal("395.00"), payment_id="P-2").model_copy(
             update={"voucher_number": "INV-2026-000003"}),
         RefundIssued(order_id=order_b, refund_id="R-1", method="alipay", amount=Decimal("30.00"),
                      currency="CNY", issued_at=AT),
-        payment_recorded(order_a, Decimal("100.00"), payment_id="P-late").model_copy(
-            update={"voucher_number": None, "paid_total": Decimal("300.00")}),
+        payment_recorded(order_a, Decimal("50.00"), payment_id="P-late").model_copy(
+            update={"voucher_number": "INV-2026-000002", "paid_total": Decimal("300.00")}),
     ]
     events = [envelope(payload) for payload in history]
     engines = []
@@ -107,7 +111,7 @@ async def test_writes_sent_kind_by_kind_leave_what_each_event_alone_leaves(postg
                 await keep_open_items(conn, event)
         writes = OpenItemWrites()
         async with together.begin() as conn:
-            await writes.add_all(conn, events)
+            writes.collect_all(events)
             await writes.flush(conn)
         expected, found = await _open_item_rows(alone), await _open_item_rows(together)
         assert len(expected["bank_invoices"]) == 3 and len(expected["report_orders"]) == 2
