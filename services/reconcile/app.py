@@ -1,4 +1,7 @@
-"""Reconcile's composition root: consumes every service's order events, raises discrepancies."""
+"""Reconcile's composition root: consumes every service's order events, raises discrepancies.
+
+``oms replay reconcile`` carries the imported bank statements over from the live database
+(REPLAY_BEFORE_SWAP, ``bank/replay.py``): they are people's input, not derived from events."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from fastapi import FastAPI
 from services.reconcile import api, reports, store
 from services.reconcile.bank import api as bank_api
 from services.reconcile.bank.matching import MatchPolicy
+from services.reconcile.bank.replay import carry_over_statements
 from services.reconcile.handlers import make_batch_start, make_handler, run_discrepancy_job
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
@@ -18,6 +22,7 @@ from shared.settings import OmsSettings
 
 NAME = "reconcile"
 TOPICS: tuple[str, ...] = (ORDER_EVENTS, INVENTORY_EVENTS, BILLING_EVENTS, NOTIFY_EVENTS)
+REPLAY_BEFORE_SWAP = carry_over_statements
 
 
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
