@@ -11,6 +11,7 @@ from psycopg import sql
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.expression import Executable
 
 from shared.metrics import METRICS
 
@@ -109,3 +110,12 @@ async def run_script(conn: AsyncConnection, script: str) -> None:
     driver = raw.driver_connection
     assert driver is not None
     await driver.execute(script)
+
+
+async def copy_rows(source: AsyncConnection, target: AsyncConnection, query: Executable,
+                    into: Executable, page: int = 5000) -> None:
+    """Stream ``query``'s rows from one database into ``into`` (an insert taking the rows as
+    named parameters) on another, ``page`` rows per executemany (``oms replay``'s carry-overs)."""
+    result = await source.stream(query)
+    async for part in result.mappings().partitions(page):
+        await target.execute(into, [dict(row) for row in part])

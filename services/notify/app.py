@@ -13,11 +13,11 @@ from services.notify.channels import Channels
 from services.notify.config import NotifyConfig, load_rules
 from services.notify.handlers import make_batch_start, make_handler
 from services.notify.sender import Sender
-from shared.audit.sources import has_table
+from shared.audit.carry import carrying_over
 from shared.clock import Clock
 from shared.contract.payloads import OrderPlaced
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, ORDER_EVENTS, RECONCILE_EVENTS
-from shared.db import create_engine
+from shared.db import copy_rows
 from shared.logging import get_logger
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
@@ -89,56 +89,49 @@ _TWIN = ("l.source_event_id = n.source_event_id AND l.recipient = n.recipient "
 async def _copy(source: AsyncConnection, target: AsyncConnection, table: str, into: str,
                 columns: tuple[str, ...]) -> None:
     names = ", ".join(columns)
-    result = await source.stream(text(f"SELECT {names} FROM {table}"))
-    async for part in result.mappings().partitions(_PAGE):
-        await target.execute(text(f"INSERT INTO {into} ({names}) VALUES "
-                                  f"({', '.join(':' + c for c in columns)})"),
-                             [dict(row) for row in part])
+    await copy_rows(source, target, text(f"SELECT {names} FROM {table}"),
+                    text(f"INSERT INTO {into} ({names}) VALUES "
+                         f"({', '.join(':' + c for c in columns)})"), _PAGE)
 
 
 async def carry_over_deliveries(live_url: str, replay_url: str) -> None:
     """Give the replay database the live delivery state of the same (event, recipient, channel)."""
-    live, replay = create_engine(live_url, pool_size=1), create_engine(replay_url, pool_size=1)
-    try:
-        async with live.connect() as source, replay.begin() as target:
-            await source.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-            if not await has_table(source, "notifications"):
-                return  # notify never ran on the live database: nothing was delivered
-            await target.execute(text(f"CREATE TEMP TABLE live_notifications ({_STATE}) "
-                                      "ON COMMIT DROP"))
-            await target.execute(text("CREATE TEMP TABLE live_attempts (id bigint, "
-                                      "notification_id text, attempt integer, at timestamptz, "
-                                      "status text, error text) ON COMMIT DROP"))
-            await _copy(source, target, "notifications", "live_notifications", _STATE_COLUMNS)
-            await _copy(source, target, "delivery_attempts", "live_attempts", _ATTEMPT_COLUMNS)
+    async with carrying_over(live_url, replay_url, "notifications") as both:
+        if both is None:
+            return  # notify never ran on the live database: nothing was delivered
+        source, target = both
+        await target.execute(text(f"CREATE TEMP TABLE live_notifications ({_STATE}) "
+                                  "ON COMMIT DROP"))
+        await target.execute(text("CREATE TEMP TABLE live_attempts (id bigint, "
+                                  "notification_id text, attempt integer, at timestamptz, "
+                                  "status text, error text) ON COMMIT DROP"))
+        await _copy(source, target, "notifications", "live_notifications", _STATE_COLUMNS)
+        await _copy(source, target, "delivery_attempts", "live_attempts", _ATTEMPT_COLUMNS)
+        await target.execute(text(
+            "UPDATE notifications n SET status = l.status, attempts = l.attempts, "
+            "next_attempt_at = l.next_attempt_at, failure_reason = l.failure_reason, "
+            "created_at = l.created_at, finished_at = l.finished_at "
+            f"FROM live_notifications l WHERE {_TWIN}"))
+        await target.execute(text(
+            "DELETE FROM delivery_attempts WHERE notification_id IN (SELECT notification_id "
+            "FROM live_attempts UNION SELECT n.notification_id FROM notifications n "
+            f"JOIN live_notifications l ON {_TWIN})"))
+        await target.execute(text(
+            "INSERT INTO delivery_attempts (notification_id, attempt, at, status, error) "
+            "SELECT notification_id, attempt, at, status, error FROM live_attempts ORDER BY id"))
+        only_replayed = (await target.execute(text(
+            "SELECT DISTINCT n.source_event_id FROM notifications n WHERE n.status <> 'failed' "
+            f"AND NOT EXISTS (SELECT 1 FROM live_notifications l WHERE {_TWIN})"))).scalars().all()
+        handled = (await source.execute(text(
+            "SELECT message_id::text FROM inbox WHERE message_id = ANY(CAST(:ids AS uuid[]))"),
+            {"ids": list(only_replayed)})).scalars().all() if only_replayed else []
+        if handled:
             await target.execute(text(
-                "UPDATE notifications n SET status = l.status, attempts = l.attempts, "
-                "next_attempt_at = l.next_attempt_at, failure_reason = l.failure_reason, "
-                "created_at = l.created_at, finished_at = l.finished_at "
-                f"FROM live_notifications l WHERE {_TWIN}"))
-            await target.execute(text(
-                "DELETE FROM delivery_attempts WHERE notification_id IN (SELECT notification_id "
-                "FROM live_attempts UNION SELECT n.notification_id FROM notifications n "
-                f"JOIN live_notifications l ON {_TWIN})"))
-            await target.execute(text(
-                "INSERT INTO delivery_attempts (notification_id, attempt, at, status, error) "
-                "SELECT notification_id, attempt, at, status, error FROM live_attempts ORDER BY id"))
-            only_replayed = (await target.execute(text(
-                "SELECT DISTINCT n.source_event_id FROM notifications n WHERE n.status <> 'failed' "
-                f"AND NOT EXISTS (SELECT 1 FROM live_notifications l WHERE {_TWIN})"))).scalars().all()
-            handled = (await source.execute(text(
-                "SELECT message_id::text FROM inbox WHERE message_id = ANY(CAST(:ids AS uuid[]))"),
-                {"ids": list(only_replayed)})).scalars().all() if only_replayed else []
-            if handled:
-                await target.execute(text(
-                    "UPDATE notifications n SET status = 'failed', failure_reason = :reason, "
-                    "next_attempt_at = NULL, finished_at = now() WHERE n.status <> 'failed' "
-                    "AND n.source_event_id = ANY(:ids) AND NOT EXISTS "
-                    f"(SELECT 1 FROM live_notifications l WHERE {_TWIN})"),
-                    {"reason": NOT_DELIVERED, "ids": list(handled)})
-    finally:
-        await live.dispose()
-        await replay.dispose()
+                "UPDATE notifications n SET status = 'failed', failure_reason = :reason, "
+                "next_attempt_at = NULL, finished_at = now() WHERE n.status <> 'failed' "
+                "AND n.source_event_id = ANY(:ids) AND NOT EXISTS "
+                f"(SELECT 1 FROM live_notifications l WHERE {_TWIN})"),
+                {"reason": NOT_DELIVERED, "ids": list(handled)})
 
 
 REPLAY_BEFORE_SWAP = carry_over_deliveries

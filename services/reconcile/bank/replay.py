@@ -16,27 +16,21 @@ from sqlalchemy import Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconcile.bank.store import bank_allocations, bank_lines
-from shared.audit.sources import has_table
-from shared.db import create_engine
-
-_PAGE = 5000
+from shared.audit.carry import carrying_over
+from shared.db import copy_rows
 
 
 async def _copy(source: AsyncConnection, target: AsyncConnection, table: Table) -> None:
-    result = await source.stream(select(table).order_by(*table.primary_key.columns))
-    async for part in result.mappings().partitions(_PAGE):
-        await target.execute(insert(table), [dict(row) for row in part])
+    await copy_rows(source, target, select(table).order_by(*table.primary_key.columns),
+                    insert(table))
 
 
 async def carry_over_statements(live_url: str, replay_url: str) -> None:
     """Give the replay database the live bank lines and allocations (replacing what it has)."""
-    live, replay = create_engine(live_url, pool_size=1), create_engine(replay_url, pool_size=1)
-    try:
-        async with live.connect() as source, replay.begin() as target:
-            # lines and allocations as of one instant (an import writes both in one transaction)
-            await source.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-            if not await has_table(source, "bank_lines"):
-                return  # reconcile never ran on the live database: nothing was imported
+    # lines and allocations as of one instant (an import writes both in one transaction)
+    async with carrying_over(live_url, replay_url, "bank_lines") as both:
+        if both is not None:  # else reconcile never ran on the live database
+            source, target = both
             await target.execute(text("DELETE FROM bank_allocations"))
             await target.execute(text("DELETE FROM bank_lines"))
             await _copy(source, target, bank_lines)
@@ -48,6 +42,3 @@ async def carry_over_statements(live_url: str, replay_url: str) -> None:
             await target.execute(text(
                 "UPDATE bank_invoices i SET matched = coalesce((SELECT sum(a.applied) "
                 "FROM bank_allocations a WHERE a.voucher_number = i.voucher_number), 0)"))
-    finally:
-        await live.dispose()
-        await replay.dispose()

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -74,6 +75,17 @@ async def adjust_as_before(engine: AsyncEngine, adjustment: Adjustment, clock: M
         await s.finish()
 
 
+def live_consumer(engine: AsyncEngine, clock: ManualClock) -> IdempotentConsumer:
+    """The running inventory service's consumer, its clock at each event's time."""
+
+    async def handle(conn: object, incoming: Incoming) -> None:
+        clock.set(incoming.event.occurred_at)
+        await handle_order_event(conn, incoming, clock=clock,  # type: ignore[arg-type]
+                                 thresholds=THRESHOLDS)
+
+    return IdempotentConsumer(name="inventory", engine=engine, publisher=None, handle=handle)
+
+
 async def live_inventory(order: AsyncEngine, live_url: str, *, old_first_adjustment: bool
                          ) -> None:
     """The running inventory service: a priority set and stock received an hour before, the order
@@ -87,12 +99,7 @@ async def live_inventory(order: AsyncEngine, live_url: str, *, old_first_adjustm
         await receive_stock(engine, Receipt(sku, "WH-HZ", quantity), actor=SYSTEM,
                             correlation_id="receipt", clock=clock, thresholds=THRESHOLDS)
 
-    async def handle(conn: object, incoming: Incoming) -> None:
-        clock.set(incoming.event.occurred_at)
-        await handle_order_event(conn, incoming, clock=clock,  # type: ignore[arg-type]
-                                 thresholds=THRESHOLDS)
-
-    consumer = IdempotentConsumer(name="inventory", engine=engine, publisher=None, handle=handle)
+    consumer = live_consumer(engine, clock)
     async with order.connect() as conn:
         for stored in await read_all(conn):
             await consumer.process_incoming(
@@ -121,6 +128,16 @@ async def rows(url: str, query: str) -> list[tuple[object, ...]]:
             return [tuple(r) for r in (await conn.execute(text(query))).all()]
     finally:
         await engine.dispose()
+
+
+async def replay_matching(env: dict[str, str | None], created: list[str]) -> Any:
+    """`oms replay inventory`, its database noted in ``created``; it must match live."""
+    result = await invoke(APP, ["replay", "inventory"], env)
+    if "into oms_" in result.output:
+        created.append(replay_database(result.output))
+    assert result.exit_code == 0, result.output
+    assert "the replay matches the live projections" in result.output, result.output
+    return result
 
 
 def replay_database(output: str) -> str:
@@ -155,13 +172,9 @@ async def test_inventory_replay_matches_the_live_ledger(
     env = database_env(tmp_path, order=database_url, **stores)
     created: list[str] = []
     try:
-        result = await invoke(APP, ["replay", "inventory"], env)
-        if "into oms_" in result.output:
-            created.append(replay_database(result.output))
-        assert result.exit_code == 0, result.output
+        result = await replay_matching(env, created)
         assert "5 own commands re-run" in result.output  # the priority, 2 receipts, 2 adjustments
         assert "failed when re-run" not in result.output
-        assert "the replay matches the live projections" in result.output, result.output
         replayed = with_database(postgres_url, created[0])
         # the same adjustments, with the live ids (the event's, or the old line's own)
         assert await rows(replayed, ADJUSTED) == live_ledger
@@ -206,12 +219,7 @@ async def test_a_priority_change_between_two_orders_is_replayed_at_its_time(
             await receive_stock(live, Receipt(sku, code, 5), actor=SYSTEM, correlation_id="r",
                                 clock=at, thresholds=THRESHOLDS)
 
-    async def handle(conn: object, incoming: Incoming) -> None:
-        at.set(incoming.event.occurred_at)
-        await handle_order_event(conn, incoming, clock=at,  # type: ignore[arg-type]
-                                 thresholds=THRESHOLDS)
-
-    consumer = IdempotentConsumer(name="inventory", engine=live, publisher=None, handle=handle)
+    consumer = live_consumer(live, at)
     async with engine.connect() as conn:
         history = [s.envelope for s in await read_all(conn)]
     for order_id in ("O-1", "O-2"):
@@ -238,11 +246,7 @@ async def test_a_priority_change_between_two_orders_is_replayed_at_its_time(
     env = database_env(tmp_path, order=database_url, **stores)
     created: list[str] = []
     try:
-        result = await invoke(APP, ["replay", "inventory"], env)
-        if "into oms_" in result.output:
-            created.append(replay_database(result.output))
-        assert result.exit_code == 0, result.output
-        assert "the replay matches the live projections" in result.output, result.output
+        await replay_matching(env, created)
         replayed = with_database(postgres_url, created[0])
         assert await rows(replayed, served) == [("O-1", "WH-A"), ("O-2", "WH-B")]
         assert await rows(replayed, "SELECT code, priority FROM warehouses ORDER BY code") == [
