@@ -25,8 +25,8 @@ from services.order.domain.approval import (
     RuleSet,
     describe_route,
     evaluate,
-    load_rules,
 )
+from services.order.domain.rules_file import load_rules
 from shared.contract.payloads import OrderPlaced
 from shared.db import create_engine
 from shared.runtime import endpoints

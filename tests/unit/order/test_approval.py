@@ -22,11 +22,10 @@ from services.order.domain.approval import (
     escalation_deadline,
     evaluate,
     format_sla,
-    load_rules,
     overdue,
-    parse_rules,
     parse_sla,
 )
+from services.order.domain.rules_file import load_rules, parse_rules
 from shared.auth import ROLES
 from shared.contract.payloads import OrderPlaced
 
