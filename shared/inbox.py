@@ -15,21 +15,22 @@ import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.contract.envelope import EventEnvelope
 from shared.contract.topics import dlq
 from shared.db import run_script
 from shared.eventstore import ConcurrencyError
+from shared.incoming import MESSAGE_NAMESPACE as MESSAGE_NAMESPACE
+from shared.incoming import Incoming as Incoming
+from shared.incoming import content_id as content_id
+from shared.incoming import incoming_from_record as incoming_from_record
 from shared.kafka import OutgoingRecord, Publisher
 from shared.logging import get_logger
 from shared.metrics import METRICS
-from shared.upcasting import upcast
 
 log = get_logger(__name__)
 
@@ -59,7 +60,6 @@ CREATE INDEX IF NOT EXISTS dead_letters_unpublished ON dead_letters (id) WHERE p
 
 DEAD_LETTER_PAGE = 1000
 
-MESSAGE_NAMESPACE = uuid.UUID("6f6d7300-0000-4000-8000-6d6573736167")
 
 
 async def ensure_schema(conn: AsyncConnection) -> None:
@@ -97,69 +97,6 @@ def is_transient(error: BaseException) -> bool:
             error, exc.OperationalError | exc.InterfaceError
         )
     return False
-
-
-def content_id(value: bytes) -> uuid.UUID:
-    """A stable id for a message without an event id: the same JSON content, the same id."""
-    try:
-        canonical = json.dumps(json.loads(value), sort_keys=True, separators=(",", ":"))
-        return uuid.uuid5(MESSAGE_NAMESPACE, canonical)
-    except (ValueError, UnicodeDecodeError):
-        return uuid.uuid5(MESSAGE_NAMESPACE, base64.b64encode(value).decode())
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """One consumed message, decoded as far as the consumer's topic allows."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
-    value: bytes
-    headers: dict[str, str]
-    message_id: uuid.UUID
-    envelope: EventEnvelope | None = None
-    decode_error: str | None = None
-
-    @property
-    def event(self) -> EventEnvelope:
-        if self.envelope is None:
-            raise ValueError("not an oms envelope")
-        return self.envelope
-
-    @classmethod
-    def from_envelope(cls, envelope: EventEnvelope, topic: str, *, partition: int = 0,
-                      offset: int = 0) -> Incoming:
-        """The message a consumer gets for ``envelope`` (as ``incoming_from_record`` decodes it)."""
-        return cls(topic=topic, partition=partition, offset=offset, key=envelope.order_id,
-                   value=envelope.to_json(), headers={"event_type": envelope.event_type},
-                   message_id=envelope.event_id, envelope=envelope)
-
-
-def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
-    value: bytes = record.value or b""
-    headers = {k: (v.decode(errors="replace") if v else "") for k, v in (record.headers or ())}
-    key = record.key.decode(errors="replace") if record.key else None
-    base = {
-        "topic": record.topic, "partition": record.partition, "offset": record.offset,
-        "key": key, "value": value, "headers": headers,
-    }
-    if not envelopes:
-        return Incoming(message_id=content_id(value), **base)
-    try:
-        envelope = EventEnvelope.from_json(value)
-    except ValueError as error:
-        reason = f"not an oms event envelope: {error}".replace("\n", "; ")[:2000]
-        return Incoming(message_id=content_id(value), decode_error=reason, **base)
-    try:
-        version, payload = upcast(envelope.event_type, envelope.schema_version, envelope.payload)
-    except Exception as error:  # a payload no upcaster can read must not block its partition
-        reason = f"cannot upcast {envelope.event_type} v{envelope.schema_version}: {error!r}"[:2000]
-        return Incoming(message_id=envelope.event_id, decode_error=reason, **base)
-    if version != envelope.schema_version:  # an old event (e.g. republished history)
-        envelope = envelope.model_copy(update={"schema_version": version, "payload": payload})
-    return Incoming(message_id=envelope.event_id, envelope=envelope, **base)
 
 
 Handler = Callable[[AsyncConnection, Incoming], Awaitable[None]]
