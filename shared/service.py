@@ -25,6 +25,20 @@ from shared.settings import OmsSettings
 
 log = get_logger(__name__)
 
+# A Kafka client that has not stopped after this long is left behind so that the service still
+# stops (aiokafka consumers can wait forever on their group coordinator while stopping,
+# aio-libs/aiokafka#773). Nothing is lost: offsets not committed are delivered again (the inbox
+# drops what it has handled) and events not acknowledged are sent again by the relay.
+STOP_SECONDS = 15.0
+
+
+async def stop_within(what: str, stopping: Awaitable[None]) -> None:
+    try:
+        await asyncio.wait_for(stopping, STOP_SECONDS)
+    except TimeoutError:
+        log.warning(f"{what} did not stop within {STOP_SECONDS:g}s: left behind (what it had "
+                    "not acknowledged is delivered or sent again)")
+
 SchemaFn = Callable[[AsyncConnection], Awaitable[None]]
 
 
@@ -121,11 +135,11 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
         try:
             yield
         finally:
-            await broker.stop()
+            await stop_within("the Kafka consumers", broker.stop())
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await publisher.stop()
+            await stop_within("the Kafka producer", publisher.stop())
             await engine.dispose()
             log.info("service stopped")
 
