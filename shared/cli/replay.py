@@ -63,6 +63,12 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
         console.print(f"[red]unknown service {unknown[0]!r}: choose from {', '.join(SERVICES)} "
                       "or all[/red]")
         raise typer.Exit(2)
+    never = [s for s in chosen if s not in REPLAYABLE]
+    if len(chosen) > 1 and never:  # alone, it is refused with the reason and nothing is created
+        console.print(f"[red]{never[0]} cannot be replayed (`oms replay {never[0]}` says why); "
+                      f"several at once: choose from {', '.join(REPLAYABLE)} or all. Nothing was "
+                      "created.[/red]")
+        raise typer.Exit(2)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=False)
     try:

@@ -177,6 +177,9 @@ async def test_several_services_are_replayed_side_by_side_each_in_a_process(
     env = database_env(tmp_path, order=database_url, **producers)
     refused = await invoke(APP, ["replay", "reconcile", "stock"], env)
     assert refused.exit_code == 2 and "unknown service 'stock'" in refused.output
+    never = await invoke(APP, ["replay", "reconcile", "order"], env)
+    assert never.exit_code == 2 and "order cannot be replayed" in never.output, never.output
+    assert "into oms_" not in never.output
     created: list[str] = []
     try:
         result = await invoke(APP, ["replay", "reconcile", "inventory"], env)
