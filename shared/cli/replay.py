@@ -10,9 +10,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
-from shared.audit.replay import ReplayError, ReplayRun, replay_service
-from shared.audit.replay_many import REPLAYABLE, replay_many
-from shared.audit.swap import SwapRefused, TableComparison, compare, other_sessions, swap
+from shared.audit.replay import ReplayError, ReplayRun
+from shared.audit.replay_many import REPLAYABLE, replay_and_compare, replay_many
+from shared.audit.swap import SwapRefused, TableComparison, other_sessions, swap
 from shared.audit.targets import TargetError, service_databases
 from shared.db import database_name
 from shared.settings import SERVICES
@@ -28,22 +28,33 @@ async def _refuse_if_running(service: str, live_url: str) -> None:
                           "(and `oms run`) before --swap")
 
 
-async def _replay(service: str, do_swap: bool, progress: Progress
-                  ) -> tuple[str, ReplayRun, list[TableComparison]]:
+def _live_databases(services: list[str], do_swap: bool) -> dict[str, str]:
+    """Every service's database; refused when one of ``services`` has none, or (to swap) while
+    one of them looks running: before the work, not only after it."""
     urls = service_databases("all")
-    if service not in urls:
-        raise TargetError(f"no database for {service}")
-    if do_swap:  # before the work, not only after it
-        await _refuse_if_running(service, urls[service])
+    missing = [s for s in services if s not in urls]
+    if missing:
+        raise TargetError(f"no database for {', '.join(missing)}")
+    if do_swap:
+        for service in services:
+            asyncio.run(_refuse_if_running(service, urls[service]))
+    return urls
+
+
+Done = tuple[str, str, ReplayRun, list[TableComparison]]  # service, live url, run, comparison
+
+
+def _replay(service: str, do_swap: bool, progress: Progress) -> Done:
+    urls = _live_databases([service], do_swap)
     task = progress.add_task(f"replaying {service}", total=None)
 
     def advance(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
 
     # A replay to swap in stops where the live database stands (the events its inbox holds).
-    run = await replay_service(service, urls[service], urls, advance, handled_only=do_swap)
-    progress.stop()
-    return urls[service], run, await compare(urls[service], run.database_url)
+    with progress:
+        done = asyncio.run(replay_and_compare(service, urls, do_swap, advance))
+    return service, urls[service], done.run, done.comparison
 
 
 def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
@@ -72,12 +83,8 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=False)
     try:
-        if len(chosen) == 1:
-            with progress:
-                live_url, run, comparison = asyncio.run(_replay(chosen[0], do_swap, progress))
-            done = [(chosen[0], live_url, run, comparison)]
-        else:
-            done = _replay_side_by_side(chosen, do_swap, progress)
+        done = ([_replay(chosen[0], do_swap, progress)] if len(chosen) == 1
+                else _replay_side_by_side(chosen, do_swap, progress))
     except (TargetError, ReplayError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
@@ -103,15 +110,8 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
                           "inspection)", highlight=False)
 
 
-def _replay_side_by_side(services: list[str], do_swap: bool, progress: Progress
-                         ) -> list[tuple[str, str, ReplayRun, list[TableComparison]]]:
-    urls = service_databases("all")
-    missing = [s for s in services if s not in urls]
-    if missing:
-        raise TargetError(f"no database for {', '.join(missing)}")
-    if do_swap:  # before the work, not only after it
-        for service in services:
-            asyncio.run(_refuse_if_running(service, urls[service]))
+def _replay_side_by_side(services: list[str], do_swap: bool, progress: Progress) -> list[Done]:
+    urls = _live_databases(services, do_swap)
     tasks = {s: progress.add_task(f"replaying {s}", total=None) for s in services}
 
     def advance(service: str, done: int, total: int) -> None:
