@@ -76,6 +76,15 @@ def cancel_after_payment(plan: DemoPlan, message: dict[str, Any]) -> None:
     plan.amount_active -= traffic.order_total(message)
 
 
+def amend_up_after_payment(plan: DemoPlan, line: dict[str, Any], more: int = 1) -> None:
+    """A paid order amended to ``more`` extra units of ``line``: their price is owed, then paid
+    by one more payment."""
+    plan.amount_active += Decimal(str(line["unit_price"])) * more
+    plan.payments += 1
+    plan.units += more
+    plan.units_by_sku[traffic.canonical(str(line["sku"]))] += more
+
+
 def plan_day(orders: int, *, seed: int = 2026, now: datetime | None = None) -> DemoPlan:
     rng = random.Random(seed)
     plan = DemoPlan(start=(now or datetime.now(UTC)) - timedelta(hours=8))

@@ -9,13 +9,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import httpx
 
 from shared.demo import traffic
-from shared.demo.plan import DemoPlan, encode
+from shared.demo.plan import DemoPlan, amend_up_after_payment, encode
 
 KEYS = {"sales_director": "demo-sales-director", "finance_director": "demo-finance-director",
         "general_manager": "demo-gm", "admin": "demo-admin"}
@@ -103,11 +102,7 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
     raised = _order(33, "web", at, lines=[dict(RAISED_LINE, quantity=1)], discounts=[],
                     shipping_fee="0.00")
     plan.add_order(raised, payments=[_paid(raised, at)])
-    # amended to two units once paid (run_people): one more unit, its price owed and paid
-    plan.amount_active += Decimal(RAISED_LINE["unit_price"])
-    plan.payments += 1
-    plan.units += 1
-    plan.units_by_sku[str(RAISED_LINE["sku"])] += 1
+    amend_up_after_payment(plan, RAISED_LINE)  # to two units once paid (run_people)
     specials.append(Outcome("amended_up", "paid, amended up: balance owed, then paid", raised, "paid"))
     return specials
 
