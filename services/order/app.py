@@ -8,9 +8,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from services.order import api, catalog_api, catalog_store, commands_api, duplicate_store, store
-from services.order.domain.approval import (
-    RuleSet,
-)
+from services.order.domain.approval import RuleSet
 from services.order.domain.catalog import DEMO_CATALOG, CatalogRef, parse_catalog
 from services.order.domain.rules_file import load_rules
 from services.order.handlers import HANDLED, OrderDeps, handle

@@ -11,12 +11,14 @@ from typing import Any
 
 import typer
 from click.testing import Result
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
 from shared.clock import ManualClock
 from shared.contract.envelope import SYSTEM
 from shared.contract.payloads import OrderConfirmed, OrderPaid, OrderPlaced
+from shared.db import create_engine
 from shared.eventstore import Meta, append
 from shared.settings import SERVICES
 from shared.upcasting import upcast
@@ -73,3 +75,13 @@ async def order_lifecycle(engine: AsyncEngine, order_id: str, clock: ManualClock
             await append(conn, order_id, version, [payload], meta=META, clock=clock, key=order_id)
         clock.advance(timedelta(minutes=1))
     return clock
+
+
+async def rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    """Every row ``query`` returns from the database at ``url``."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            return [tuple(r) for r in await conn.execute(text(query))]
+    finally:
+        await engine.dispose()

@@ -10,7 +10,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reconcile.bank.handlers import import_statement
@@ -23,7 +22,7 @@ from shared.db import create_engine
 from shared.eventstore import append, read_all
 from shared.inbox import IdempotentConsumer, Incoming
 from shared.settings import with_database
-from tests.integration.audit.support import META, T0, cli, database_env, invoke, order_lifecycle
+from tests.integration.audit.support import META, T0, cli, database_env, invoke, order_lifecycle, rows
 from tests.integration.audit.test_replay import drop, producers  # noqa: F401 (fixture)
 from tests.unit.reconcile.samples import invoice_issued
 
@@ -64,14 +63,6 @@ async def live_reconcile(stores: dict[str, AsyncEngine], live_url: str) -> None:
         await consumer.process_incoming([Incoming.from_envelope(envelope, topic)])
     await engine.dispose()
 
-
-async def rows(url: str, query: str) -> list[tuple[object, ...]]:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            return [tuple(r) for r in await conn.execute(text(query))]
-    finally:
-        await engine.dispose()
 
 
 async def bank_import(url: str, csv: str, at: ManualClock) -> tuple[int, int]:

@@ -12,11 +12,9 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.billing import handlers
@@ -31,7 +29,7 @@ from shared.inbox import IdempotentConsumer, Incoming
 from shared.service import prepare_database
 from shared.settings import with_database
 from tests.conftest import create_database
-from tests.integration.audit.support import META, T0, cli, database_env, invoke
+from tests.integration.audit.support import META, T0, cli, database_env, invoke, rows
 from tests.integration.audit.test_replay import drop
 from tests.integration.billing import conftest as orders
 
@@ -101,14 +99,6 @@ async def live_billing(events: dict[tuple[str, str], EventEnvelope], live_url: s
         "O-3", "BANK-8", "bank_transfer", Decimal("50.00"), "CNY"), FINANCE, clock)
     await engine.dispose()
 
-
-async def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            return [tuple(r) for r in await conn.execute(text(sql))]
-    finally:
-        await engine.dispose()
 
 
 VOUCHERS = ("SELECT order_id, voucher_number, issued_at, voided FROM invoices UNION ALL "

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.inventory import store as inventory_store
@@ -39,7 +38,7 @@ from shared.inbox import IdempotentConsumer, Incoming
 from shared.service import prepare_database
 from shared.settings import with_database
 from tests.conftest import create_database
-from tests.integration.audit.support import T0, cli, database_env, invoke, order_lifecycle
+from tests.integration.audit.support import T0, cli, database_env, invoke, order_lifecycle, rows
 from tests.integration.audit.test_replay import drop
 
 pytestmark = pytest.mark.integration
@@ -120,14 +119,6 @@ async def live_inventory(order: AsyncEngine, live_url: str, *, old_first_adjustm
 ADJUSTED = "SELECT sku, quantity, reason, actor, event_id FROM stock_ledger WHERE kind = 'adjusted' "\
            "ORDER BY entry_id"
 
-
-async def rows(url: str, query: str) -> list[tuple[object, ...]]:
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as conn:
-            return [tuple(r) for r in (await conn.execute(text(query))).all()]
-    finally:
-        await engine.dispose()
 
 
 async def replay_matching(env: dict[str, str | None], created: list[str]) -> Any:
