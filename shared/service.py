@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared import eventstore, inbox, outbox
+from shared import eventstore, gctune, inbox, outbox
 from shared.clock import Clock, SystemClock
 from shared.contract.topics import ALL_TOPICS, topic_for_event
 from shared.db import create_engine, ensure_database, libpq_url
@@ -131,6 +131,7 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
                               fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
         await consumer.flush_dead_letters()
         await broker.start()
+        gctune.tune(settings.gc_threshold)
         log.info("service started", topics=list(parts.topics))
         try:
             yield
@@ -154,7 +155,7 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics() -> str:
-        return METRICS.render()
+        return METRICS.render() + gctune.render()
 
     if router is not None:
         app.include_router(router)

@@ -46,6 +46,9 @@ class OmsSettings(BaseSettings):
     republish_on_start: bool = False
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     consumer_batch_size: int = Field(default=500, ge=1)
+    # Python's cyclic garbage collector: a young-generation collection after this many new
+    # objects (Python's default is 700; 0 keeps Python's thresholds). See shared/gctune.py.
+    gc_threshold: int = Field(default=50_000, ge=0)
     # How often schedulers (approval escalation, auto-completion) look at the clock.
     scheduler_seconds: float = Field(default=30.0, gt=0)
     # Delivered orders complete automatically once the return window has passed.
