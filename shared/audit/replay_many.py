@@ -21,8 +21,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from typing import Any
 
+from shared import gctune
 from shared.audit.replay import ReplayError, ReplayRun, replay_service
 from shared.audit.swap import TableComparison, compare
+from shared.settings import OmsSettings
 
 # Every service whose projections can be rebuilt (order's log is the system of record).
 REPLAYABLE: tuple[str, ...] = ("inventory", "billing", "notify", "reconcile")
@@ -57,6 +59,7 @@ def _in_process(service: str, urls: dict[str, str], handled_only: bool, log_leve
     from shared.logging import configure_logging
 
     configure_logging(level=log_level)
+    gctune.tune(OmsSettings().gc_threshold)  # a long run of batches, as a service is
 
     def tell(done: int, total: int) -> None:
         reports.put((service, done, total))

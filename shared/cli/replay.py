@@ -10,12 +10,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
+from shared import gctune
 from shared.audit.replay import ReplayError, ReplayRun
 from shared.audit.replay_many import REPLAYABLE, replay_and_compare, replay_many
 from shared.audit.swap import SwapRefused, TableComparison, other_sessions, swap
 from shared.audit.targets import TargetError, service_databases
 from shared.db import database_name
-from shared.settings import SERVICES
+from shared.settings import SERVICES, OmsSettings
 
 console = Console()
 
@@ -51,6 +52,7 @@ def _replay(service: str, do_swap: bool, progress: Progress) -> Done:
     def advance(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
 
+    gctune.tune(OmsSettings().gc_threshold)  # a long run of batches, as a service is
     # A replay to swap in stops where the live database stands (the events its inbox holds).
     with progress:
         done = asyncio.run(replay_and_compare(service, urls, do_swap, advance))
