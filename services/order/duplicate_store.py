@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, MetaData, Table, Text, select
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,33 +43,134 @@ async def create_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(metadata.create_all)
 
 
+def _record_statement() -> Any:
+    statement = insert(order_fingerprints)
+    return statement.on_conflict_do_update(index_elements=[order_fingerprints.c.order_id],
+                                           set_={"fingerprint": statement.excluded.fingerprint})
+
+
+# Again: no effect; after an amendment: the new goods (the order's channel and instant stay).
+_RECORD = _record_statement()
+_FORGET = order_fingerprints.delete().where(
+    order_fingerprints.c.order_id == bindparam("order_id", type_=Text))
+
+
+@dataclass
+class BatchFingerprints:
+    """A consumer batch's view of the table: the rows of the marks its submissions will likely
+    ask for (read in one query at its start, others read on first use) and its own changes,
+    written at its end. What it answers equals what the table would answer after each change."""
+
+    # fingerprint -> (the instants read, from and until), the rows submitted between them
+    read: dict[str, tuple[datetime, datetime, list[DuplicateSuspicion]]] = field(
+        default_factory=dict)
+    # order id -> (fingerprint, row) as the batch left it, or None once forgotten
+    changed: dict[str, tuple[str, DuplicateSuspicion] | None] = field(default_factory=dict)
+
+    def covers(self, fingerprint: str, since: datetime, until: datetime) -> bool:
+        known = self.read.get(fingerprint)
+        return known is not None and known[0] <= since and until <= known[1]
+
+    def candidates(self, fingerprint: str) -> list[DuplicateSuspicion]:
+        rows = {c.order_id: c for c in self.read[fingerprint][2] if c.order_id not in self.changed}
+        for order_id, change in self.changed.items():
+            if change is not None and change[0] == fingerprint:
+                rows[order_id] = change[1]
+        return list(rows.values())
+
+
+# Set only while a batch's message is being handled (as ``store.BATCH``).
+BATCH: ContextVar[BatchFingerprints | None] = ContextVar("order_batch_fingerprints", default=None)
+
+
 async def record(conn: AsyncConnection, order_id: str, fingerprint: str, channel: str,
                  channel_order_id: str, submitted_at: datetime) -> None:
     """Remember an order's fingerprint (again: no effect; after an amendment: the new goods)."""
-    statement = insert(order_fingerprints).values(
-        order_id=order_id, fingerprint=fingerprint, channel=channel,
-        channel_order_id=channel_order_id, submitted_at=submitted_at)
-    await conn.execute(statement.on_conflict_do_update(
-        index_elements=[order_fingerprints.c.order_id],
-        set_={"fingerprint": statement.excluded.fingerprint}))
+    batch = BATCH.get()
+    if batch is None:
+        await conn.execute(_RECORD, _row(order_id, fingerprint, channel, channel_order_id,
+                                         submitted_at))
+        return
+    earlier = batch.changed.get(order_id)
+    if earlier is not None:  # an upsert keeps the first row's channel and instant
+        channel, channel_order_id, submitted_at = (earlier[1].channel, earlier[1].channel_order_id,
+                                                   earlier[1].submitted_at)
+    batch.changed[order_id] = (fingerprint, DuplicateSuspicion(order_id, channel, channel_order_id,
+                                                               submitted_at))
+
+
+def _row(order_id: str, fingerprint: str, channel: str, channel_order_id: str,
+         submitted_at: datetime) -> dict[str, Any]:
+    return {"order_id": order_id, "fingerprint": fingerprint, "channel": channel,
+            "channel_order_id": channel_order_id, "submitted_at": submitted_at}
 
 
 async def forget(conn: AsyncConnection, order_id: str) -> None:
     """A cancelled order no longer makes later ones suspicious."""
-    await conn.execute(order_fingerprints.delete().where(order_fingerprints.c.order_id == order_id))
+    batch = BATCH.get()
+    if batch is None:
+        await conn.execute(_FORGET, {"order_id": order_id})
+    else:
+        batch.changed[order_id] = None
+
+
+async def _read(conn: AsyncConnection, fingerprints: Sequence[str], since: datetime,
+                until: datetime, exclude_order_id: str | None = None) -> list[Any]:
+    fp = order_fingerprints.c
+    query = (select(fp.fingerprint, fp.order_id, fp.channel, fp.channel_order_id, fp.submitted_at)
+             .where(fp.fingerprint == any_(bindparam("fingerprints", type_=ARRAY(Text))),
+                    fp.submitted_at.between(since, until))
+             .order_by(fp.submitted_at, fp.order_id))
+    if exclude_order_id is not None:
+        query = query.where(fp.order_id != exclude_order_id)
+    return list(await conn.execute(query, {"fingerprints": list(fingerprints)}))
+
+
+def _suspicion(row: Any) -> DuplicateSuspicion:
+    return DuplicateSuspicion(row.order_id, row.channel, row.channel_order_id, row.submitted_at)
+
+
+async def read_for_batch(conn: AsyncConnection, marks: Sequence[tuple[str, datetime]],
+                         window: timedelta) -> BatchFingerprints:
+    """The batch's view, with the rows of ``marks`` (fingerprint, submitted at) read at once."""
+    batch = BatchFingerprints()
+    if marks:
+        since = min(at for _, at in marks) - window
+        until = max(at for _, at in marks) + window
+        fingerprints = sorted({mark for mark, _ in marks})
+        batch.read = {mark: (since, until, []) for mark in fingerprints}
+        for row in await _read(conn, fingerprints, since, until):
+            batch.read[row.fingerprint][2].append(_suspicion(row))
+    return batch
+
+
+async def save_batch(conn: AsyncConnection, batch: BatchFingerprints) -> None:
+    """The batch's changes: one executemany of upserts, one of deletes."""
+    kept = [_row(order_id, mark, row.channel, row.channel_order_id, row.submitted_at)
+            for order_id, change in batch.changed.items() if change is not None
+            for mark, row in (change,)]
+    gone = [{"order_id": order_id} for order_id, change in batch.changed.items() if change is None]
+    if kept:
+        await conn.execute(_RECORD, kept[0] if len(kept) == 1 else kept)
+    if gone:
+        await conn.execute(_FORGET, gone[0] if len(gone) == 1 else gone)
 
 
 async def find_likely_duplicates(conn: AsyncConnection, fingerprint: str, submitted_at: datetime,
                                  window: timedelta, exclude_order_id: str) -> list[DuplicateSuspicion]:
     """Orders with the same fingerprint submitted within ``window`` either side, oldest first."""
-    fp = order_fingerprints.c
-    rows = await conn.execute(
-        select(fp.order_id, fp.channel, fp.channel_order_id, fp.submitted_at)
-        .where(fp.fingerprint == fingerprint,
-               fp.submitted_at.between(submitted_at - window, submitted_at + window),
-               fp.order_id != exclude_order_id)
-        .order_by(fp.submitted_at, fp.order_id))
-    candidates = [DuplicateSuspicion(r.order_id, r.channel, r.channel_order_id, r.submitted_at)
-                  for r in rows]
+    batch = BATCH.get()
+    if batch is None:
+        candidates = [_suspicion(row) for row in await _read(
+            conn, [fingerprint], submitted_at - window, submitted_at + window, exclude_order_id)]
+    else:
+        since, until = submitted_at - window, submitted_at + window
+        if not batch.covers(fingerprint, since, until):  # not guessed at the batch's start
+            if fingerprint in batch.read:
+                since, until = min(since, batch.read[fingerprint][0]), max(
+                    until, batch.read[fingerprint][1])
+            batch.read[fingerprint] = (since, until, [
+                _suspicion(row) for row in await _read(conn, [fingerprint], since, until)])
+        candidates = batch.candidates(fingerprint)
     return likely_duplicates(candidates, submitted_at=submitted_at, window=window,
                              exclude_order_id=exclude_order_id)

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Boolean,
     Column,
     DateTime,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    any_,
     bindparam,
     func,
     or_,
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order import snapshots
 from services.order.domain.state import OrderState, status
+from services.order.duplicate_store import BatchFingerprints
 from shared import eventstore
 from shared.eventbatch import PendingEvents
 
@@ -103,6 +106,8 @@ class BatchCache:
     # Readiness as the batch left it (read from here first) and the rows to write at its end.
     reserved: dict[str, bool] = field(default_factory=dict)
     readiness_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Likely-duplicate fingerprints as the batch sees them (read at its start, written at its end).
+    fingerprints: BatchFingerprints = field(default_factory=BatchFingerprints)
 
 
 # Set only while a batch's message is being handled (never across an await outside it).
@@ -292,6 +297,19 @@ async def save_readiness(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) 
     """A batch's readiness rows (each order's last), in one executemany."""
     if rows:
         await conn.execute(_MARK, rows[0] if len(rows) == 1 else list(rows))
+
+
+_RESERVED = select(readiness.c.order_id, readiness.c.reserved).where(
+    readiness.c.order_id == any_(bindparam("ids", type_=ARRAY(Text))))
+
+
+async def read_reserved(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, bool]:
+    """Whether each order's stock is reserved, in one query (an order without a row: not)."""
+    found = {order_id: False for order_id in order_ids}
+    if order_ids:
+        rows = await conn.execute(_RESERVED, {"ids": list(order_ids)})
+        found.update({row.order_id: bool(row.reserved) for row in rows})
+    return found
 
 
 async def is_reserved(conn: AsyncConnection, order_id: str) -> bool:

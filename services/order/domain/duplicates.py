@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from services.order.domain.catalog import match_key
 from services.order.domain.contact import normalise_phone
@@ -26,14 +27,47 @@ _VERSION = "fp1"  # bump when the recipe changes, so old and new fingerprints ne
 
 def fingerprint(phone: str | None, lines: Sequence[OrderLine]) -> str | None:
     """A stable digest of (phone digits, goods); None when there is no usable phone."""
+    return _fingerprint(phone, ((line.sku, line.quantity) for line in lines))
+
+
+def _fingerprint(phone: str | None, goods: Iterable[tuple[str, int]]) -> str | None:
     digits = normalise_phone(phone) if phone else ""
     if not digits:
         return None
-    goods: Counter[str] = Counter()
-    for line in lines:
-        goods[match_key(line.sku)] += line.quantity
-    recipe = ";".join(f"{sku}x{quantity}" for sku, quantity in sorted(goods.items()))
+    totals: Counter[str] = Counter()
+    for sku, quantity in goods:
+        totals[match_key(sku)] += quantity
+    recipe = ";".join(f"{sku}x{quantity}" for sku, quantity in sorted(totals.items()))
     return f"{_VERSION}:" + hashlib.sha256(f"{digits}|{recipe}".encode()).hexdigest()
+
+
+def likely_mark(raw: Any) -> tuple[str, datetime] | None:
+    """The fingerprint and instant a storefront submission will most likely have once validated
+    (its lines as sent), so a batch can read the candidates of all its submissions at once; None
+    when the message is not a submission that could have one. Only a guess: validation may still
+    refuse the message or map a SKU differently (then the order's own mark is looked up alone)."""
+    if not isinstance(raw, dict) or raw.get("type") != "order.submitted":
+        return None
+    customer, lines, at = raw.get("customer"), raw.get("lines"), raw.get("submitted_at")
+    if not isinstance(customer, dict) or not isinstance(lines, list) or not isinstance(at, str):
+        return None
+    phone = customer.get("phone")
+    goods: list[tuple[str, int]] = []
+    for line in lines:
+        if not isinstance(line, dict):
+            return None
+        sku, quantity = line.get("sku"), line.get("quantity")
+        if not isinstance(sku, str) or not isinstance(quantity, int) or isinstance(quantity, bool):
+            return None
+        goods.append((sku, quantity))
+    try:
+        instant = datetime.fromisoformat(at)
+    except ValueError:
+        return None
+    mark = _fingerprint(phone if isinstance(phone, str) else None, goods)
+    if mark is None or instant.tzinfo is None:
+        return None
+    return mark, instant
 
 
 @dataclass(frozen=True, slots=True)

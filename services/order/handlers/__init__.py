@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,7 +15,7 @@ from services.order.handlers.results import on_billing, on_inventory
 from shared.contract.topics import STOREFRONT_ORDERS
 from shared.inbox import Incoming, lock_stream
 
-__all__ = ["HANDLED", "OrderDeps", "handle", "named_order"]
+__all__ = ["HANDLED", "OrderDeps", "handle", "named_order", "storefront_fields"]
 
 # The other services' events the order service acts on (the consumer skips the rest unread).
 INVENTORY_RESULTS = ("stock.reserved", "stock.shortage")
@@ -22,15 +23,22 @@ BILLING_RESULTS = ("invoice.issued", "payment.recorded")
 HANDLED = frozenset(INVENTORY_RESULTS + BILLING_RESULTS)
 
 
-def named_order(message: Incoming) -> str | None:
-    """The order a message is about, when it can be told without deciding anything."""
-    if message.topic != STOREFRONT_ORDERS:
-        return message.envelope.order_id if message.envelope is not None else None
+def storefront_fields(message: Incoming) -> dict[str, Any] | None:
+    """A storefront message's JSON object (None: not JSON, or not an object)."""
     try:
         raw = json.loads(message.value)
     except (ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(raw, dict):
+    return raw if isinstance(raw, dict) else None
+
+
+def named_order(message: Incoming, fields: dict[str, Any] | None = None) -> str | None:
+    """The order a message is about, when it can be told without deciding anything
+    (``fields``: the storefront message's object, when the caller has read it)."""
+    if message.topic != STOREFRONT_ORDERS:
+        return message.envelope.order_id if message.envelope is not None else None
+    raw = fields if fields is not None else storefront_fields(message)
+    if raw is None:
         return None
     channel, channel_order_id = raw.get("channel"), raw.get("channel_order_id")
     if isinstance(channel, str) and isinstance(channel_order_id, str):

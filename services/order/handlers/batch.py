@@ -1,7 +1,8 @@
-"""The order consumer's batch work: every order a batch names is loaded in one query, each
-message is handled as alone but against those states (kept current by each commit), and the
-orders' events, projection and readiness rows are written once, at the end (one INSERT, two
-executemany).
+"""The order consumer's batch work: every order a batch names is loaded in one query (with its
+readiness, and the likely-duplicate candidates of its submissions in one more), each message is
+handled as alone but against those (kept current by each commit), and the orders' events,
+projection, readiness and fingerprint rows are written once, at the end (one INSERT, three or
+four executemany).
 
 The effect equals handling each message alone (tests/integration/order/test_batch.py); any
 failure undoes the batch and the inbox handles its messages one by one without the cache.
@@ -10,11 +11,14 @@ failure undoes the batch and the inbox handles its messages one by one without t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.order import snapshots, store
-from services.order.handlers import OrderDeps, handle, named_order
+from services.order import duplicate_store, snapshots, store
+from services.order.domain import duplicates
+from services.order.handlers import OrderDeps, handle, named_order, storefront_fields
+from shared.contract.topics import STOREFRONT_ORDERS
 from shared.inbox import BatchStart, BatchWork, Incoming, lock_streams
 
 
@@ -24,15 +28,18 @@ class _Work:
 
     async def handle(self, message: Incoming) -> None:
         token = store.BATCH.set(self.cache)
+        marks = duplicate_store.BATCH.set(self.cache.fingerprints)
         try:
             await handle(self.deps, self.conn, message)
         finally:
+            duplicate_store.BATCH.reset(marks)
             store.BATCH.reset(token)
 
     async def finish(self) -> None:
         await self.cache.events.flush(self.conn)
         await store.save_projections(self.conn, list(self.cache.projections.values()))
         await store.save_readiness(self.conn, list(self.cache.readiness_rows.values()))
+        await duplicate_store.save_batch(self.conn, self.cache.fingerprints)
 
     def committed(self) -> None:
         """The batch's orders as it left them are committed: kept for the next batches (a kept
@@ -43,11 +50,22 @@ class _Work:
 
 def make_batch_start(deps: OrderDeps) -> BatchStart:
     async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
-        named = sorted({order for m in messages if (order := named_order(m)) is not None})
+        orders: set[str] = set()
+        marks: list[tuple[str, datetime]] = []  # what the submissions will likely look up
+        for message in messages:
+            fields = storefront_fields(message) if message.topic == STOREFRONT_ORDERS else None
+            if (order := named_order(message, fields)) is not None:
+                orders.add(order)
+            if fields is not None and (mark := duplicates.likely_mark(fields)) is not None:
+                marks.append(mark)
+        named = sorted(orders)
         # As an HTTP command does: a person's command on one of these orders waits for this batch
         # (and this batch for it), so neither decides on a state the other is changing.
         await lock_streams(conn, named)
-        cache = store.BatchCache(states=await store.load_orders(conn, named) if named else {})
+        cache = store.BatchCache(states=await store.load_orders(conn, named) if named else {},
+                                 reserved=await store.read_reserved(conn, named),
+                                 fingerprints=await duplicate_store.read_for_batch(
+                                     conn, marks, deps.duplicate_window))
         return _Work(deps, conn, cache)
 
     return start

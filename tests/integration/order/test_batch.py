@@ -68,7 +68,33 @@ def history() -> list[Incoming]:
             out.append(settled(message, n))
     out.insert(5, storefront("{not json"))
     out.append(result(StockReserved(order_id="O-NOT-KNOWN", lines=[]), "O-NOT-KNOWN"))
-    return out
+    return out + likely_duplicates(orders[0])
+
+
+def twin(message: dict[str, Any], channel: str, **overrides: Any) -> dict[str, Any]:
+    """The same purchase sent again through another storefront (a likely duplicate)."""
+    return {**message, "channel": channel,
+            "channel_order_id": f"{message['channel_order_id']}-{channel}", **overrides}
+
+
+def likely_duplicates(early: dict[str, Any]) -> list[Incoming]:
+    """Twins in one batch and across batches, a twin of an amended order's new goods (and not of
+    its old ones), and no twin of a cancelled order."""
+    first, second = order_message(20, channel="tmall"), order_message(21, channel="tmall")
+    new_lines = [{"sku": "tea 500", "quantity": 3, "unit_price": "88.00"}]
+    amended = {"type": "order.amendment_requested", "channel": "tmall",
+               "channel_order_id": first["channel_order_id"], "request_id": "AM-1",
+               "requested_at": START.isoformat(), "lines": new_lines}
+    cancelled = {"type": "order.cancellation_requested", "channel": "tmall",
+                 "channel_order_id": second["channel_order_id"], "request_id": "CX-2",
+                 "reason": "ordered twice", "requested_at": START.isoformat()}
+    return [storefront(m) for m in (
+        twin(early, "pdd"),  # batches after its twin
+        first, twin(first, "jd"),  # in one batch
+        amended, twin(first, "web", discounts=[],  # the new goods' twin, in an alias spelling
+                      lines=[{"sku": "lj-tea-500", "quantity": 3, "unit_price": "88.00"}]),
+        twin(first, "pos"),  # the old goods: a twin of the jd order only
+        second, cancelled, twin(second, "jd"))]  # forgotten with the cancellation
 
 
 async def run(flow: Flow, messages: list[Incoming], batched: bool) -> None:
@@ -88,6 +114,7 @@ async def contents(flow: Flow) -> dict[str, list[Any]]:
         "dead_letters": "SELECT message_id, error FROM dead_letters ORDER BY message_id",
         "inbox": "SELECT message_id FROM inbox ORDER BY message_id",
         "readiness": "SELECT * FROM order_readiness ORDER BY order_id",
+        "fingerprints": "SELECT * FROM order_fingerprints ORDER BY order_id",
     }
     found: dict[str, list[Any]] = {}
     async with flow.ctx.engine.connect() as conn:
@@ -114,11 +141,15 @@ async def test_a_batch_has_the_effect_of_each_message_alone(postgres_url: str, d
     assert METRICS.value("oms_consumer_batch_work_total", consumer="order") >= batches + 6
     assert [d["error"][:11] for d in alone["dead_letters"]] == ["LookupError"]
     assert sum(1 for o in alone["orders"] if o["paid"]) >= 7
-    assert len(alone["orders"]) == 9
+    assert len(alone["orders"]) == 9 + 7
     assert {e["event_type"] for e in alone["events"]} >= {
         "order.placed", "order.confirmed", "order.paid", "order.cancelled", "submission.rejected"}
     assert alone["readiness"], "the history reserves orders"
-    for part in ("events", "orders", "dead_letters", "inbox", "readiness"):
+    flagged = sorted(flag.split(":")[1][-12:] for e in alone["events"]
+                     if e["event_type"] == "order.placed" for flag in e["payload"].get("flags", [])
+                     if flag.startswith("possible_duplicate_of:"))
+    assert len(flagged) == 4, flagged  # early's, first's (twice: old and new goods) and jd's twins
+    for part in ("events", "orders", "dead_letters", "inbox", "readiness", "fingerprints"):
         assert len(together[part]) == len(alone[part]), part
         for mine, theirs in zip(together[part], alone[part], strict=True):
             assert {k: v for k, v in mine.items() if theirs.get(k) != v} == {}, (part, theirs)

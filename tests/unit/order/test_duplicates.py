@@ -14,6 +14,7 @@ from services.order.domain.duplicates import (
     fingerprint,
     flag_for,
     likely_duplicates,
+    likely_mark,
 )
 from services.order.domain.validation import normalise_phone, validate_amendment
 from shared.contract.payloads import OrderLine
@@ -93,3 +94,28 @@ def test_the_same_channel_order_is_never_its_own_duplicate():
 
 def test_flag_names_the_earlier_order():
     assert flag_for("O-1") == "possible_duplicate_of:O-1" == suspect("O-1", 0).flag
+
+
+def submitted(*pairs, phone=PHONE, **fields):
+    return {"type": "order.submitted", "channel": "jd", "channel_order_id": "JD-1",
+            "submitted_at": NOW.isoformat(), "customer": {"phone": phone},
+            "lines": [{"sku": sku, "quantity": quantity, "unit_price": "10.00"}
+                      for sku, quantity in pairs], **fields}
+
+
+def test_a_submissions_likely_mark_is_its_fingerprint_as_sent():
+    assert likely_mark(submitted(("X-100", 2), ("tea500", 1))) == (
+        fingerprint(PHONE, resolved(("X-100", 2), ("TEA-500", 1))), NOW)
+    # only a guess: an alias is mapped by validation, so the guess differs (looked up alone then)
+    assert likely_mark(submitted(("XM-X100", 2)))[0] != fingerprint(PHONE, resolved(("XM-X100", 2)))
+
+
+@pytest.mark.parametrize("message", [
+    None, [], "order", {"type": "payment.captured"}, submitted(("X-100", 1), phone=""),
+    submitted(("X-100", "1")), submitted(("X-100", True)), submitted((7, 1)),
+    submitted(("X-100", 1), submitted_at="yesterday"),
+    submitted(("X-100", 1), submitted_at="2026-11-21T08:00:00"),  # no offset: refused later
+    submitted(("X-100", 1), customer="C-1"), submitted(("X-100", 1), lines=["X-100"]),
+])
+def test_no_likely_mark_for_what_is_not_a_submission_that_could_have_one(message):
+    assert likely_mark(message) is None
