@@ -128,5 +128,8 @@ def report(outcome: DemoOutcome) -> None:
                   "not a benchmark).")
     if outcome.ok:
         console.print("[bold green]Every service agrees on every order.[/bold green]")
-    else:
+    elif not all(check.ok for check in outcome.checks):
         console.print("[bold red]The services disagree: see the table above.[/bold red]")
+    else:
+        console.print("[bold red]The services agree, but a special order did not end as "
+                      "expected: see its table above.[/bold red]")

@@ -31,6 +31,9 @@ class Outcome:
     steps: list[str] = field(default_factory=list)
     actual: str | None = None
     events: list[str] = field(default_factory=list)
+    # A likely duplicate: the other order of the pair (one of the two must be flagged as the
+    # other's twin: which one depends on which the order service handled first)
+    twin_of: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,7 +86,8 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
             "submitted_at": (at + timedelta(minutes=4)).isoformat()}
     plan.add_order(original, payments=[_paid(original, at)])
     plan.add_order(twin, payments=[_paid(twin, at)])
-    specials.append(Outcome("duplicate", "likely duplicate across channels (flagged)", twin, "paid"))
+    specials.append(Outcome("duplicate", "likely duplicate across channels (flagged)", twin, "paid",
+                            twin_of=original))
 
     big = [{"sku": "X-100", "quantity": 600, "unit_price": "199.00"}]
     two_levels = _order(30, "tmall", at, lines=big, discounts=[], shipping_fee="0.00")
@@ -217,5 +221,24 @@ def settle_outcomes(operator: Operator, specials: list[Outcome]) -> None:
         outcome.events = [e["event_type"].removeprefix("order.") for e in found["events"]]
         if found["order"]["flags"]:
             outcome.steps.append("flags: " + ", ".join(found["order"]["flags"]))
+        if outcome.twin_of is not None:
+            _check_twins(operator, outcome, found)
+
+
+def _check_twins(operator: Operator, outcome: Outcome, found: dict[str, Any]) -> None:
+    """One order of the pair carries ``possible_duplicate_of:<the other>``, else not as expected."""
+    assert outcome.twin_of is not None
+    other = operator.order(outcome.twin_of)
+    if other is None:
+        outcome.actual = "its twin was not placed"
+        return
+    mine, theirs = found["order"], other["order"]
+    if f"possible_duplicate_of:{theirs['order_id']}" in mine["flags"]:
+        return
+    if f"possible_duplicate_of:{mine['order_id']}" in theirs["flags"]:
+        outcome.steps.append(f"its twin {theirs['order_id']} (handled later) is flagged: "
+                             + ", ".join(theirs["flags"]))
+        return
+    outcome.actual = f"{outcome.actual}, but neither order is flagged"
 
 
