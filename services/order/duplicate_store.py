@@ -115,14 +115,13 @@ async def forget(conn: AsyncConnection, order_id: str) -> None:
 
 
 async def _read(conn: AsyncConnection, fingerprints: Sequence[str], since: datetime,
-                until: datetime, exclude_order_id: str | None = None) -> list[Any]:
+                until: datetime) -> list[Any]:
+    """The rows of ``fingerprints`` submitted between ``since`` and ``until``."""
     fp = order_fingerprints.c
     query = (select(fp.fingerprint, fp.order_id, fp.channel, fp.channel_order_id, fp.submitted_at)
              .where(fp.fingerprint == any_(bindparam("fingerprints", type_=ARRAY(Text))),
                     fp.submitted_at.between(since, until))
              .order_by(fp.submitted_at, fp.order_id))
-    if exclude_order_id is not None:
-        query = query.where(fp.order_id != exclude_order_id)
     return list(await conn.execute(query, {"fingerprints": list(fingerprints)}))
 
 
@@ -146,10 +145,14 @@ async def read_for_batch(conn: AsyncConnection, marks: Sequence[tuple[str, datet
 
 async def save_batch(conn: AsyncConnection, batch: BatchFingerprints) -> None:
     """The batch's changes: one executemany of upserts, one of deletes."""
-    kept = [_row(order_id, mark, row.channel, row.channel_order_id, row.submitted_at)
-            for order_id, change in batch.changed.items() if change is not None
-            for mark, row in (change,)]
-    gone = [{"order_id": order_id} for order_id, change in batch.changed.items() if change is None]
+    kept: list[dict[str, Any]] = []
+    gone: list[dict[str, Any]] = []
+    for order_id, change in batch.changed.items():
+        if change is None:
+            gone.append({"order_id": order_id})
+        else:
+            mark, row = change
+            kept.append(_row(order_id, mark, row.channel, row.channel_order_id, row.submitted_at))
     if kept:
         await conn.execute(_RECORD, kept[0] if len(kept) == 1 else kept)
     if gone:
@@ -159,12 +162,11 @@ async def save_batch(conn: AsyncConnection, batch: BatchFingerprints) -> None:
 async def find_likely_duplicates(conn: AsyncConnection, fingerprint: str, submitted_at: datetime,
                                  window: timedelta, exclude_order_id: str) -> list[DuplicateSuspicion]:
     """Orders with the same fingerprint submitted within ``window`` either side, oldest first."""
+    since, until = submitted_at - window, submitted_at + window
     batch = BATCH.get()
-    if batch is None:
-        candidates = [_suspicion(row) for row in await _read(
-            conn, [fingerprint], submitted_at - window, submitted_at + window, exclude_order_id)]
+    if batch is None:  # the order itself is left out below, with the rows beyond the window
+        candidates = [_suspicion(row) for row in await _read(conn, [fingerprint], since, until)]
     else:
-        since, until = submitted_at - window, submitted_at + window
         if not batch.covers(fingerprint, since, until):  # not guessed at the batch's start
             if fingerprint in batch.read:
                 since, until = min(since, batch.read[fingerprint][0]), max(
