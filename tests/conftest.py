@@ -28,12 +28,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.db import libpq_url
 from shared.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
 from shared.settings import with_database
+from tests.stall import StallWatch
 
 # CI replays the same generated examples every run (a failure there must be reproducible and must
 # not depend on luck); developers' runs explore new examples each time.
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
+
+
+STALLS = StallWatch()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    STALLS.started(item.nodeid)
+    yield
+    STALLS.finished()
 
 
 @dataclass(frozen=True)
@@ -46,12 +57,14 @@ class Infra:
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     configured = os.environ.get("OMS_TEST_DATABASE_URL")
     if configured:
+        STALLS.server_url = configured
         yield configured
         return
     # Not under pytest's basetemp: pytest makes that 0700, and PostgreSQL runs as its own user.
     root = Path(tempfile.mkdtemp(prefix="oms-test-pg-"))
     server = EmbeddedPostgres(root / "data", delete_on_stop=True)
-    yield server.start()
+    STALLS.server_url = server.start()
+    yield STALLS.server_url
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
 

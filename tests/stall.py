@@ -1,0 +1,138 @@
+"""A test that stalls says what it waits for, before pytest-timeout ends it.
+
+pytest-timeout prints the threads' stacks, and with asyncio those end in the selector: the event
+loop is idle and every task waits. So a watchdog thread notes each test's start; when one runs
+longer than ``OMS_TEST_STALL_SECONDS`` (default 120) it prints, once, every asyncio task's chain of
+awaits (through ``cr_await``) and the test PostgreSQL's sessions that are not idle, with their
+waits and the locks not granted. The report goes to the test's captured stderr, so it shows with
+the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+import traceback
+from types import FrameType
+from typing import Any
+
+import psycopg
+
+from shared.db import libpq_url
+from shared.settings import with_database
+
+STALL_SECONDS = float(os.environ.get("OMS_TEST_STALL_SECONDS", "120"))
+
+_SESSIONS = """
+SELECT a.pid, a.datname, a.state, a.wait_event_type, a.wait_event, a.backend_type,
+       round(extract(epoch FROM now() - a.xact_start)::numeric, 1) AS xact_seconds,
+       left(a.query, 300) AS query,
+       (SELECT string_agg(l.locktype || ' ' || l.mode || coalesce(' obj ' || l.objid::text, '')
+                          || coalesce(' rel ' || l.relation::regclass::text, ''), '; ')
+          FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) AS waiting_for,
+       pg_blocking_pids(a.pid) AS blocked_by
+  FROM pg_stat_activity a
+ WHERE a.pid <> pg_backend_pid() AND a.state IS DISTINCT FROM 'idle' AND a.datname IS NOT NULL
+"""
+
+
+class StallWatch:
+    """One per test session: ``started``/``finished`` around each test's call."""
+
+    def __init__(self) -> None:
+        self.server_url: str | None = None  # set once the session's PostgreSQL is known
+        self._test: str | None = None
+        self._since = 0.0
+        self._reported = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
+        self._thread.start()
+
+    def started(self, nodeid: str) -> None:
+        with self._lock:
+            self._test, self._since, self._reported = nodeid, time.monotonic(), False
+
+    def finished(self) -> None:
+        with self._lock:
+            self._test = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(5)
+            with self._lock:
+                due = (self._test is not None and not self._reported
+                       and time.monotonic() - self._since > STALL_SECONDS)
+                if due:
+                    self._reported = True
+                test = self._test
+            if due:
+                self.report(test or "?")
+
+    def report(self, test: str) -> None:
+        out = sys.stderr
+        print(f"\n===== {test} has run for over {STALL_SECONDS:.0f}s: what it waits for =====",
+              file=out)
+        loop = _main_loop()
+        if loop is None:
+            print("no event loop runs in the main thread", file=out)
+        else:
+            done = threading.Event()
+
+            def dump() -> None:
+                try:
+                    print(tasks_report(), file=out)
+                finally:
+                    done.set()
+
+            loop.call_soon_threadsafe(dump)
+            if not done.wait(10):
+                print("the event loop did not run the report within 10s (it is blocked)", file=out)
+        print(self.database_report(), file=out, flush=True)
+
+    def database_report(self) -> str:
+        if self.server_url is None:
+            return "no test PostgreSQL was started"
+        try:
+            url = libpq_url(with_database(self.server_url, "postgres"))
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+                rows = conn.execute(_SESSIONS).fetchall()
+                names = [c.name for c in conn.execute(_SESSIONS + " LIMIT 0").description or ()]
+        except Exception as error:  # a report must not fail the test on its own
+            return f"PostgreSQL sessions not read: {error}"
+        lines = ["PostgreSQL sessions not idle:"]
+        lines += ["  " + ", ".join(f"{n}={v}" for n, v in zip(names, row, strict=True)) for row in rows]
+        return "\n".join(lines)
+
+
+def _main_loop() -> asyncio.AbstractEventLoop | None:
+    frame: FrameType | None = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None:
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, asyncio.AbstractEventLoop):
+            return candidate
+        frame = frame.f_back
+    return None
+
+
+def tasks_report() -> str:
+    """Every task of the running loop with its chain of awaits, outermost first."""
+    lines = []
+    for task in asyncio.all_tasks():
+        lines.append(f"task {task.get_name()}:")
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None) \
+                or getattr(awaited, "ag_frame", None)
+            if frame is not None:
+                summary = traceback.FrameSummary(frame.f_code.co_filename, frame.f_lineno,
+                                                 frame.f_code.co_name)
+                lines.append(f"    {summary.filename}:{summary.lineno} in {summary.name}")
+            nxt = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None) \
+                or getattr(awaited, "ag_await", None)
+            if frame is None:
+                lines.append(f"    awaiting {awaited!r}"[:300])
+            awaited = nxt
+    return "\n".join(lines)
