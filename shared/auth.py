@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +43,13 @@ def _keys(path: str) -> dict[str, Principal]:
 
 
 def keys_file() -> Path:
+    """``OMS_API_KEYS_FILE`` or the demo keys (read per request: building the settings takes
+    milliseconds, so it is done again only when the variable changes)."""
+    return _keys_file(os.environ.get("OMS_API_KEYS_FILE"))
+
+
+@lru_cache(maxsize=4)
+def _keys_file(_variable: str | None) -> Path:
     from shared.settings import OmsSettings
 
     return OmsSettings().api_keys_file or DEMO_KEYS_FILE
@@ -50,7 +58,7 @@ def keys_file() -> Path:
 _header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def current_principal(key: str | None = Security(_header)) -> Principal:
+async def current_principal(key: str | None = Security(_header)) -> Principal:
     if not key:
         raise HTTPException(401, "missing X-API-Key header")
     principal = _keys(str(keys_file())).get(key)
@@ -59,10 +67,10 @@ def current_principal(key: str | None = Security(_header)) -> Principal:
     return principal
 
 
-def require_roles(*roles: str) -> Callable[..., Principal]:
+def require_roles(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through only the named roles (``admin`` always)."""
 
-    def check(principal: Principal = Depends(current_principal)) -> Principal:
+    async def check(principal: Principal = Depends(current_principal)) -> Principal:
         if principal.role != "admin" and roles and principal.role not in roles:
             raise HTTPException(
                 403, f"role {principal.role!r} may not do this; needs one of: {', '.join(roles)}"

@@ -162,8 +162,9 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
     return app
 
 
-def context(request: Request) -> ServiceContext:
-    """FastAPI dependency: the running service's context."""
+async def context(request: Request) -> ServiceContext:
+    """FastAPI dependency: the running service's context. (The dependencies are ``async``: FastAPI
+    runs a plain ``def`` dependency in a worker thread, two or three thread hops per request.)"""
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 
