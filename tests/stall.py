@@ -5,7 +5,8 @@ loop is idle and every task waits. So a watchdog thread notes each test's start;
 longer than ``OMS_TEST_STALL_SECONDS`` (default 120) it prints, once, every asyncio task's chain of
 awaits (through ``cr_await``) and the test PostgreSQL's sessions that are not idle, with their
 waits and the locks not granted. The report goes to the test's captured stderr, so it shows with
-the failure.
+the failure. Later (``OMS_TEST_CANCEL_SECONDS``, default 300, under pytest-timeout's 600) it
+cancels the test's task.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from shared.db import libpq_url
 from shared.settings import with_database
 
 STALL_SECONDS = float(os.environ.get("OMS_TEST_STALL_SECONDS", "120"))
+# Then the test's task is cancelled, so its `async with` blocks stop the services it started:
+# a test ended by pytest-timeout instead leaves them running in the session's event loop, where
+# they go on logging into later tests' output (CI's last run lost a second test that way).
+CANCEL_SECONDS = float(os.environ.get("OMS_TEST_CANCEL_SECONDS", "300"))
 
 _SESSIONS = """
 SELECT a.pid, a.datname, a.state, a.wait_event_type, a.wait_event, a.backend_type,
@@ -47,13 +52,15 @@ class StallWatch:
         self._test: str | None = None
         self._since = 0.0
         self._reported = False
+        self._cancelled = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
         self._thread.start()
 
     def started(self, nodeid: str) -> None:
         with self._lock:
-            self._test, self._since, self._reported = nodeid, time.monotonic(), False
+            self._test, self._since = nodeid, time.monotonic()
+            self._reported = self._cancelled = False
 
     def finished(self) -> None:
         with self._lock:
@@ -63,13 +70,31 @@ class StallWatch:
         while True:
             time.sleep(5)
             with self._lock:
-                due = (self._test is not None and not self._reported
-                       and time.monotonic() - self._since > STALL_SECONDS)
-                if due:
-                    self._reported = True
+                running = time.monotonic() - self._since if self._test is not None else 0.0
+                due = running > STALL_SECONDS and not self._reported
+                cancel = running > CANCEL_SECONDS and not self._cancelled
+                self._reported |= due
+                self._cancelled |= cancel
                 test = self._test
             if due:
                 self.report(test or "?")
+            if cancel:
+                self.cancel(test or "?")
+
+    def cancel(self, test: str) -> None:
+        loop = _main_loop()
+        if loop is None:
+            return
+        print(f"\n===== {test} has run for over {CANCEL_SECONDS:.0f}s: its task is cancelled "
+              "=====", file=sys.stderr, flush=True)
+
+        def cancel_roots() -> None:
+            for task in asyncio.all_tasks():
+                if any(getattr(cb, "__name__", "") == "_run_until_complete_cb"
+                       for cb, _ in getattr(task, "_callbacks", None) or ()):
+                    task.cancel(f"{test} stalled for over {CANCEL_SECONDS:.0f}s")
+
+        loop.call_soon_threadsafe(cancel_roots)
 
     def report(self, test: str) -> None:
         out = sys.stderr
@@ -84,6 +109,8 @@ class StallWatch:
             def dump() -> None:
                 try:
                     print(tasks_report(), file=out)
+                except Exception as error:  # a report must not fail the test on its own
+                    print(f"tasks not reported: {error!r}", file=out)
                 finally:
                     done.set()
 
@@ -123,6 +150,8 @@ def tasks_report() -> str:
     for task in asyncio.all_tasks():
         lines.append(f"task {task.get_name()}:")
         awaited: Any = task.get_coro()
+        if awaited is None:
+            lines.append(f"    {task!r}"[:300])
         while awaited is not None:
             frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None) \
                 or getattr(awaited, "ag_frame", None)
