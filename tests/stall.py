@@ -5,8 +5,8 @@ loop is idle and every task waits. So a watchdog thread notes each test's start;
 longer than ``OMS_TEST_STALL_SECONDS`` (default 120) it prints, once, every asyncio task's chain of
 awaits (through ``cr_await``) and the test PostgreSQL's sessions that are not idle, with their
 waits and the locks not granted. The report goes to the test's captured stderr, so it shows with
-the failure. Later (``OMS_TEST_CANCEL_SECONDS``, default 300, under pytest-timeout's 600) it
-cancels the test's task.
+the failure. Later (``OMS_TEST_CANCEL_SECONDS``, default 540, under pytest-timeout's 600; the
+slowest fault test takes about two minutes) it cancels the test's task.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ STALL_SECONDS = float(os.environ.get("OMS_TEST_STALL_SECONDS", "120"))
 # Then the test's task is cancelled, so its `async with` blocks stop the services it started:
 # a test ended by pytest-timeout instead leaves them running in the session's event loop, where
 # they go on logging into later tests' output (CI's last run lost a second test that way).
-CANCEL_SECONDS = float(os.environ.get("OMS_TEST_CANCEL_SECONDS", "300"))
+CANCEL_SECONDS = float(os.environ.get("OMS_TEST_CANCEL_SECONDS", "540"))
 
 _SESSIONS = """
 SELECT a.pid, a.datname, a.state, a.wait_event_type, a.wait_event, a.backend_type,
