@@ -29,9 +29,12 @@ def tune(threshold: int) -> None:
 
 
 def render() -> str:
-    """The collector's counters in the Prometheus text format (for /metrics), by generation."""
+    """The collector's counters and thresholds in the Prometheus text format (for /metrics), by
+    generation."""
     lines: list[str] = []
+    thresholds = gc.get_threshold()
     for generation, stats in enumerate(gc.get_stats()):
+        lines.append(f'oms_gc_threshold{{generation="{generation}"}} {thresholds[generation]}')
         lines.append(f'oms_gc_collections_total{{generation="{generation}"}} {stats["collections"]}')
         lines.append(f'oms_gc_collected_total{{generation="{generation}"}} {stats["collected"]}')
     return "\n".join(lines) + "\n"

@@ -31,6 +31,10 @@ log = get_logger(__name__)
 # drops what it has handled) and events not acknowledged are sent again by the relay.
 STOP_SECONDS = 15.0
 
+# Set by ``serve``: only a service's own process tunes the garbage collector once started (an app
+# started inside another program, a test run say, leaves that program's collector alone).
+_OWN_PROCESS = False
+
 
 async def stop_within(what: str, stopping: Awaitable[None]) -> None:
     try:
@@ -131,7 +135,8 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
                               fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms)
         await consumer.flush_dead_letters()
         await broker.start()
-        gctune.tune(settings.gc_threshold)
+        if _OWN_PROCESS:
+            gctune.tune(settings.gc_threshold)
         log.info("service started", topics=list(parts.topics))
         try:
             yield
@@ -173,6 +178,8 @@ def serve(app_path: str, name: str) -> None:
     """Run one service process (``python -m services.<name>``); ``app_path`` names a factory."""
     import uvicorn
 
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     settings = OmsSettings()
     uvicorn.run(app_path, factory=True, host=settings.http_host, port=settings.http_port(name),
                 log_level="warning", lifespan="on")

@@ -61,6 +61,9 @@ def test_orders_flow_through_all_five_services_and_every_service_agrees(runtime)
             "unknown_sku", "invalid_json", "unknown_type", "conflicting_duplicate"}
         for name in info.services:
             assert client.get(f"{info.url(name)}/health").status_code == 200
+            # a service's own process tunes its collector (OMS_GC_THRESHOLD, default 50,000)
+            assert 'oms_gc_threshold{generation="0"} 50000' in client.get(
+                f"{info.url(name)}/metrics").text
 
 
 def test_oms_stock_receive_cli_talks_to_the_running_inventory(runtime):

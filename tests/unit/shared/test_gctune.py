@@ -48,8 +48,9 @@ def test_the_collectors_counters_are_in_the_prometheus_text() -> None:
     gc.collect()
     after = gctune.render()
     counts = {line.split()[0]: int(line.split()[1]) for line in after.splitlines()}
-    assert set(counts) == {f'oms_gc_{what}_total{{generation="{g}"}}'
-                           for what in ("collections", "collected") for g in range(3)}
+    assert set(counts) == {f'oms_gc_{what}{{generation="{g}"}}' for g in range(3)
+                           for what in ("collections_total", "collected_total", "threshold")}
+    assert counts['oms_gc_threshold{generation="0"}'] == gc.get_threshold()[0]
     assert counts['oms_gc_collections_total{generation="2"}'] > int(
         next(line for line in before.splitlines()
              if line.startswith('oms_gc_collections_total{generation="2"}')).split()[1])
