@@ -15,9 +15,9 @@ import base64
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
-import structlog
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,7 +29,7 @@ from shared.incoming import Incoming as Incoming
 from shared.incoming import content_id as content_id
 from shared.incoming import incoming_from_record as incoming_from_record
 from shared.kafka import OutgoingRecord, Publisher
-from shared.logging import get_logger
+from shared.logging import about, get_logger
 from shared.metrics import METRICS
 
 log = get_logger(__name__)
@@ -271,13 +271,13 @@ class IdempotentConsumer:
             async with conn.begin_nested():
                 if self.start_batch is None:
                     for message in messages:
-                        with structlog.contextvars.bound_contextvars(**_context(message)):
+                        with about(partial(_context, message)):
                             await self.handle(conn, message)
                 else:
                     METRICS.inc("oms_consumer_batch_work_total", consumer=self.name)
                     work = await self.start_batch(conn, messages)
                     for message in messages:
-                        with structlog.contextvars.bound_contextvars(**_context(message)):
+                        with about(partial(_context, message)):
                             await work.handle(message)
                     await work.finish()
                     done.append(work)
@@ -291,7 +291,7 @@ class IdempotentConsumer:
             return False
 
     async def _handle_one(self, conn: AsyncConnection, message: Incoming) -> str | None:
-        with structlog.contextvars.bound_contextvars(**_context(message)):
+        with about(partial(_context, message)):
             for _ in range(5):
                 try:
                     async with conn.begin_nested():
