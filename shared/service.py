@@ -37,11 +37,23 @@ _OWN_PROCESS = False
 
 
 async def stop_within(what: str, stopping: Awaitable[None]) -> None:
+    """Wait at most ``STOP_SECONDS`` for ``stopping``; after that it is cancelled and left behind.
+
+    Not ``asyncio.wait_for``: on its timeout that cancels the work and then waits for the work to
+    end, which a client that does not end when cancelled (a retry loop that catches the
+    cancellation, say) never does, and the service would not stop."""
+    task = asyncio.ensure_future(stopping)
     try:
-        await asyncio.wait_for(stopping, STOP_SECONDS)
-    except TimeoutError:
-        log.warning(f"{what} did not stop within {STOP_SECONDS:g}s: left behind (what it had "
-                    "not acknowledged is delivered or sent again)")
+        done, _ = await asyncio.wait({task}, timeout=STOP_SECONDS)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if done:
+        task.result()  # its failure is the caller's, as before
+        return
+    task.cancel()  # not awaited
+    log.warning(f"{what} did not stop within {STOP_SECONDS:g}s: left behind (what it had "
+                "not acknowledged is delivered or sent again)")
 
 SchemaFn = Callable[[AsyncConnection], Awaitable[None]]
 

@@ -20,19 +20,28 @@ from tests.integration.order.flows import START
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("ends_when_cancelled", [True, False])
 async def test_a_kafka_client_that_will_not_stop_does_not_keep_the_service_running(
-        database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        ends_when_cancelled: bool, database_url: str, kafka_bootstrap: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(service, "STOP_SECONDS", 1.0)
     brokers: list[Any] = []
     real_make_broker = service.make_broker
+    released = asyncio.Event()  # ends the stubborn stop once the test is over
 
     def stuck_broker(settings: OmsSettings) -> Any:
         broker = real_make_broker(settings)
         brokers.append(broker.stop)
 
         async def never(*args: Any, **kwargs: Any) -> None:
-            await asyncio.Event().wait()  # as a consumer waiting on its coordinator
+            while True:  # as a consumer waiting on its coordinator
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    if ends_when_cancelled:
+                        raise
+                    await released.wait()  # a retry loop that swallows the cancellation
+                    return
 
         broker.stop = never
         return broker
@@ -48,5 +57,6 @@ async def test_a_kafka_client_that_will_not_stop_does_not_keep_the_service_runni
     logged = capsys.readouterr()
     assert "the Kafka consumers did not stop within 1s" in logged.out + logged.err
     assert "service stopped" in logged.out + logged.err
+    released.set()
     for real_stop in brokers:  # the test's own clean-up: the broker does stop
         await real_stop()
