@@ -144,6 +144,7 @@ class EmbeddedKafka:
         self._fixed_port = port is not None
         self.port = port or free_port()
         self.log_file = log_file
+        self.listen_timeout = 20.0  # for the broker process to listen once its port answers
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -157,10 +158,10 @@ class EmbeddedKafka:
             self._spawn()
             try:
                 wait_for_port("127.0.0.1", self.port, alive=self.alive)
-                time.sleep(0.1)
-                if self.alive():
-                    break
-                raise ChildProcessError(f"the broker on port {self.port} exited after starting")
+                # Something listens; it must be the broker: another process's listener on the
+                # port answers too, while the broker is still about to fail binding it.
+                self._wait_listening()
+                break
             except ChildProcessError as error:
                 self.stop()
                 if attempt == 2 or self._fixed_port:
@@ -193,6 +194,27 @@ class EmbeddedKafka:
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def _wait_listening(self) -> None:
+        """Until the broker process itself listens on its port (ChildProcessError if it exits)."""
+        import psutil  # a dependency of pgserver, as in shared.runtime.datadir
+
+        timeout = self.listen_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.alive() or self._process is None:
+                raise ChildProcessError(f"the broker meant to listen on port {self.port} exited")
+            try:
+                sockets = psutil.Process(self._process.pid).net_connections(kind="tcp")
+            except psutil.Error:
+                sockets = []
+            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
+                   for c in sockets):
+                return
+            if time.monotonic() > deadline:
+                raise ChildProcessError(f"the broker does not listen on port {self.port} after "
+                                        f"{timeout:g}s (another process does)")
+            time.sleep(0.05)
 
     @property
     def pid(self) -> int | None:
