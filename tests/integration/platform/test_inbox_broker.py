@@ -12,6 +12,7 @@ from shared.contract.topics import dlq
 from shared.inbox import IdempotentConsumer
 from shared.kafka import OutgoingRecord, Publisher, make_broker, subscribe_batches
 from shared.runtime.embedded import create_topics
+from shared.service import stop_within
 from shared.settings import OmsSettings
 from tests.conftest import unique_topic, wait_until
 from tests.integration.platform.support import (
@@ -41,8 +42,8 @@ async def subscribed(bootstrap: str, engine: AsyncEngine, topic: str, group: str
     await broker.start()
     try:
         yield publisher
-    finally:
-        await broker.stop()
+    finally:  # a group consumer's stop can wait on its coordinator for ever: bounded
+        await stop_within("the test's consumer", broker.stop())
         await publisher.stop()
 
 
@@ -67,7 +68,7 @@ async def committed_offset(bootstrap: str, group: str, topic: str) -> int | None
     try:
         return await probe.committed(TopicPartition(topic, 0))
     finally:
-        await probe.stop()
+        await stop_within("the offsets probe", probe.stop())
 
 
 async def test_effects_once_poison_to_dlq_partition_keeps_flowing(
