@@ -21,6 +21,7 @@ from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.topics import ORDER_EVENTS
 from shared.kafka import OutgoingRecord, Publisher
 from shared.runtime.supervisor import Runtime
+from shared.service import stop_within
 from tests.fault.conftest import (
     Traffic,
     converge,
@@ -55,8 +56,8 @@ def dlq_topic_messages(rt: Runtime, topic: str) -> list[dict[str, Any]]:
         try:
             batches = await consumer.getmany(timeout_ms=5000)
             return [json.loads(r.value) for records in batches.values() for r in records]
-        finally:
-            await consumer.stop()
+        finally:  # a group consumer's stop can wait on its coordinator for ever: bounded
+            await stop_within("the DLQ reader", consumer.stop())
     return asyncio.run(go())
 
 
