@@ -170,8 +170,13 @@ class OutboxRelay:
                 # and that transaction may insert no event (so no NOTIFY): look again soon.
                 wait = min(self.poll_seconds, HELD_BACK_RETRY_SECONDS) if self._held_back \
                     else self.poll_seconds
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for returns normally when the
+                # task is cancelled in the same loop iteration as the event is set (the wake of
+                # the commit a test or a shutdown just made), the cancellation is lost and the
+                # relay runs on: its service never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
         finally:
             if listener is not None:
                 listener.cancel()

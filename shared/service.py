@@ -156,7 +156,15 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
             await stop_within("the Kafka consumers", broker.stop())
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Bounded too: a job that lost its cancellation (see the relay's wait) must not keep
+            # the service from stopping.
+            ended, running = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+            for task in ended:  # retrieved, as gather did (no "exception never retrieved")
+                if not task.cancelled():
+                    task.exception()
+            if running:
+                log.warning(f"jobs did not stop within {STOP_SECONDS:g}s of being cancelled: "
+                            "left behind", jobs=sorted(t.get_name() for t in running))
             await stop_within("the Kafka producer", publisher.stop())
             await engine.dispose()
             log.info("service stopped")

@@ -12,6 +12,8 @@ slowest fault test takes about two minutes) it cancels the test's task.
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import os
 import sys
 import threading
@@ -144,6 +146,14 @@ def _main_loop() -> asyncio.AbstractEventLoop | None:
     return None
 
 
+def _generator_of(awaited: Any) -> Any:
+    """The async generator behind an ``asend``/``athrow`` awaitable (an ``async with`` on an
+    ``asynccontextmanager`` awaits one), which exposes no attribute for it."""
+    if type(awaited).__name__ not in ("async_generator_asend", "async_generator_athrow"):
+        return None
+    return next((r for r in gc.get_referents(awaited) if inspect.isasyncgen(r)), None)
+
+
 def tasks_report() -> str:
     """Every task of the running loop with its chain of awaits, outermost first."""
     lines = []
@@ -160,7 +170,7 @@ def tasks_report() -> str:
                                                  frame.f_code.co_name)
                 lines.append(f"    {summary.filename}:{summary.lineno} in {summary.name}")
             nxt = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None) \
-                or getattr(awaited, "ag_await", None)
+                or getattr(awaited, "ag_await", None) or _generator_of(awaited)
             if frame is None:
                 lines.append(f"    awaiting {awaited!r}"[:300])
             awaited = nxt

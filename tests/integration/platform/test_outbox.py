@@ -232,3 +232,19 @@ async def test_polling_fallback_without_listen(
         written += await place(engine, "O-b", 0, "2.00")
         await reader.until(2, timeout=10)
     assert sorted(reader.event_ids()) == sorted(written)
+
+
+async def test_a_relay_cancelled_as_it_is_woken_stops(
+    engine: AsyncEngine, publisher: Publisher, topic: str
+) -> None:
+    """A shutdown cancels the relay; a commit's wake can arrive in the same loop iteration (the
+    last command before the stop). The relay must end, not swallow the cancellation and run on
+    (Python 3.11's asyncio.wait_for did: a service whose relay never ended never stopped)."""
+    relay = relay_for(engine, publisher, topic, poll_seconds=30.0)  # it waits for a wake
+    task = asyncio.create_task(relay.run())
+    await asyncio.sleep(0.5)  # published what there was (nothing): waiting for a wake
+    assert not task.done()
+    relay._wake.set()
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=5)
+    assert done == {task} and task.cancelled()

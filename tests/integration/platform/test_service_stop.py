@@ -60,3 +60,30 @@ async def test_a_kafka_client_that_will_not_stop_does_not_keep_the_service_runni
     released.set()
     for real_stop in brokers:  # the test's own clean-up: the broker does stop
         await real_stop()
+
+
+async def test_a_job_that_loses_its_cancellation_does_not_keep_the_service_running(
+        database_url: str, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(service, "STOP_SECONDS", 1.0)
+    released = asyncio.Event()
+
+    async def stubborn_relay(self: Any) -> None:  # as Python 3.11's wait_for could make it
+        while not released.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                await released.wait()
+
+    monkeypatch.setattr(service.outbox.OutboxRelay, "run", stubborn_relay)
+    settings = OmsSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence=False)
+    app = make_app(settings=settings, clock=ManualClock(START), database_url=database_url)
+    async with running(app) as client:
+        assert (await client.get("/health")).status_code == 200
+        started = time.monotonic()
+    stopped_in = time.monotonic() - started
+    released.set()
+    assert stopped_in < 10, f"the service took {stopped_in:.1f}s to stop"
+    logged = capsys.readouterr()
+    assert "jobs did not stop within 1s" in logged.out + logged.err
+    assert "inventory-relay" in logged.out + logged.err
