@@ -20,6 +20,16 @@ from tests.integration.order.flows import START
 pytestmark = pytest.mark.integration
 
 
+async def seconds_to_stop(database_url: str, kafka_bootstrap: str) -> float:
+    """Start an inventory service in process, check it answers, and time its stop."""
+    settings = OmsSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence=False)
+    app = make_app(settings=settings, clock=ManualClock(START), database_url=database_url)
+    async with running(app) as client:
+        assert (await client.get("/health")).status_code == 200
+        started = time.monotonic()
+    return time.monotonic() - started
+
+
 @pytest.mark.parametrize("ends_when_cancelled", [True, False])
 async def test_a_kafka_client_that_will_not_stop_does_not_keep_the_service_running(
         ends_when_cancelled: bool, database_url: str, kafka_bootstrap: str,
@@ -47,12 +57,7 @@ async def test_a_kafka_client_that_will_not_stop_does_not_keep_the_service_runni
         return broker
 
     monkeypatch.setattr(service, "make_broker", stuck_broker)
-    settings = OmsSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence=False)
-    app = make_app(settings=settings, clock=ManualClock(START), database_url=database_url)
-    async with running(app) as client:
-        assert (await client.get("/health")).status_code == 200
-        started = time.monotonic()
-    stopped_in = time.monotonic() - started
+    stopped_in = await seconds_to_stop(database_url, kafka_bootstrap)
     assert stopped_in < 10, f"the service took {stopped_in:.1f}s to stop"
     logged = capsys.readouterr()
     assert "the Kafka consumers did not stop within 1s" in logged.out + logged.err
@@ -76,12 +81,7 @@ async def test_a_job_that_loses_its_cancellation_does_not_keep_the_service_runni
                 await released.wait()
 
     monkeypatch.setattr(service.outbox.OutboxRelay, "run", stubborn_relay)
-    settings = OmsSettings(kafka_bootstrap=kafka_bootstrap, kafka_idempotence=False)
-    app = make_app(settings=settings, clock=ManualClock(START), database_url=database_url)
-    async with running(app) as client:
-        assert (await client.get("/health")).status_code == 200
-        started = time.monotonic()
-    stopped_in = time.monotonic() - started
+    stopped_in = await seconds_to_stop(database_url, kafka_bootstrap)
     released.set()
     assert stopped_in < 10, f"the service took {stopped_in:.1f}s to stop"
     logged = capsys.readouterr()
