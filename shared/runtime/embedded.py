@@ -28,23 +28,43 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            # A connection to a free port of the ephemeral range can, rarely, be the socket
+            # connected to itself (TCP simultaneous open): not a listener.
+            return bool(sock.getsockname() != sock.getpeername())
+    except OSError:
+        return False
+
+
+def _listens(pid: int, port: int) -> bool:
+    import psutil  # a dependency of pgserver, as in shared.runtime.datadir
+
+    try:
+        sockets = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+               for c in sockets)
+
+
 def wait_for_port(host: str, port: int, timeout: float = 20.0,
-                  alive: Callable[[], bool] | None = None) -> None:
+                  alive: Callable[[], bool] | None = None, pid: int | None = None) -> None:
     """Until something listens on the port; ``alive``: the process that should listen, which
-    failing ends the wait at once (ChildProcessError)."""
+    failing ends the wait at once (ChildProcessError). With ``pid``, until that process itself
+    listens: another process's listener answers too (the port was taken while the process was
+    still about to fail binding it), and the wait then ends in ChildProcessError."""
     deadline = time.monotonic() + timeout
     while True:
         if alive is not None and not alive():
             raise ChildProcessError(f"the process meant to listen on {host}:{port} exited")
-        try:
-            with socket.create_connection((host, port), timeout=0.5) as sock:
-                # A connection to a free port of the ephemeral range can, rarely, be the socket
-                # connected to itself (TCP simultaneous open): not a listener.
-                if sock.getsockname() != sock.getpeername():
-                    return
-        except OSError:
-            pass
+        if _listens(pid, port) if pid is not None else _answers(host, port):
+            return
         if time.monotonic() > deadline:
+            if pid is not None and _answers(host, port):
+                raise ChildProcessError(f"process {pid} does not listen on {host}:{port} after "
+                                        f"{timeout:g}s (another process does)")
             raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
         time.sleep(0.05)
 
@@ -144,7 +164,7 @@ class EmbeddedKafka:
         self._fixed_port = port is not None
         self.port = port or free_port()
         self.log_file = log_file
-        self.listen_timeout = 20.0  # for the broker process to listen once its port answers
+        self.listen_timeout = 20.0  # for the broker process to listen on its port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -157,10 +177,8 @@ class EmbeddedKafka:
         for attempt in range(3):
             self._spawn()
             try:
-                wait_for_port("127.0.0.1", self.port, alive=self.alive)
-                # Something listens; it must be the broker: another process's listener on the
-                # port answers too, while the broker is still about to fail binding it.
-                self._wait_listening()
+                wait_for_port("127.0.0.1", self.port, timeout=self.listen_timeout,
+                              alive=self.alive, pid=self.pid)
                 break
             except ChildProcessError as error:
                 self.stop()
@@ -194,27 +212,6 @@ class EmbeddedKafka:
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
-
-    def _wait_listening(self) -> None:
-        """Until the broker process itself listens on its port (ChildProcessError if it exits)."""
-        import psutil  # a dependency of pgserver, as in shared.runtime.datadir
-
-        timeout = self.listen_timeout
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.alive() or self._process is None:
-                raise ChildProcessError(f"the broker meant to listen on port {self.port} exited")
-            try:
-                sockets = psutil.Process(self._process.pid).net_connections(kind="tcp")
-            except psutil.Error:
-                sockets = []
-            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
-                   for c in sockets):
-                return
-            if time.monotonic() > deadline:
-                raise ChildProcessError(f"the broker does not listen on port {self.port} after "
-                                        f"{timeout:g}s (another process does)")
-            time.sleep(0.05)
 
     @property
     def pid(self) -> int | None:
