@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import tempfile
@@ -38,6 +39,17 @@ if os.environ.get("CI"):
 
 
 STALLS = StallWatch()
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    """Python's default collector thresholds for the test, nothing frozen afterwards, and the
+    process's own thresholds back (``shared.gctune`` changes process-wide state)."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,7 +4,6 @@ another program (a test run, an embedding tool) leaves that program's collector 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,15 +15,6 @@ from tests.conftest import running
 from tests.integration.order.flows import START
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def restored_gc() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    gc.set_threshold(700, 10, 10)
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
 
 
 @pytest.mark.parametrize("own_process", [False, True])

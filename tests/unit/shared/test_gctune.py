@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,17 +10,8 @@ from shared import gctune
 from shared.settings import OmsSettings
 
 
-@pytest.fixture
-def restored_gc() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
-
-
 def test_a_started_service_freezes_what_exists_and_collects_young_objects_less_often(
         restored_gc: None) -> None:
-    gc.set_threshold(700, 10, 10)
     kept = [[n] for n in range(100)]  # long-lived objects of the started service
     gctune.tune(50_000)
     assert gc.get_threshold() == (50_000, 10, 10)
@@ -29,7 +19,6 @@ def test_a_started_service_freezes_what_exists_and_collects_young_objects_less_o
 
 
 def test_zero_keeps_pythons_thresholds(restored_gc: None) -> None:
-    gc.set_threshold(700, 10, 10)
     gctune.tune(0)
     assert gc.get_threshold() == (700, 10, 10)
 
