@@ -127,8 +127,9 @@ class StallWatch:
         try:
             url = libpq_url(with_database(self.server_url, "postgres"))
             with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-                rows = conn.execute(_SESSIONS).fetchall()
-                names = [c.name for c in conn.execute(_SESSIONS + " LIMIT 0").description or ()]
+                cursor = conn.execute(_SESSIONS)
+                rows = cursor.fetchall()
+                names = [c.name for c in cursor.description or ()]
         except Exception as error:  # a report must not fail the test on its own
             return f"PostgreSQL sessions not read: {error}"
         lines = ["PostgreSQL sessions not idle:"]
