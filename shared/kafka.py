@@ -124,6 +124,7 @@ def subscribe_batches(
     on_batch: BatchFn,
     max_records: int = 500,
     fetch_max_wait_ms: int = 500,
+    batch_timeout_ms: int = 5,
 ) -> None:
     """One batch subscriber; offsets are committed only after ``on_batch`` returns.
 
@@ -136,7 +137,7 @@ def subscribe_batches(
         group_id=group_id,
         batch=True,
         max_records=max_records,
-        batch_timeout_ms=50,
+        batch_timeout_ms=batch_timeout_ms,
         fetch_max_wait_ms=fetch_max_wait_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,

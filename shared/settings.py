@@ -30,9 +30,14 @@ class OmsSettings(BaseSettings):
     # off for the embedded broker, on for a configured one.
     kafka_idempotence: bool | None = None
     # How long a consumer's fetch may wait for data. Apache Kafka answers as soon as data arrives
-    # (500 ms only bounds an idle poll); Tansu answers when the wait is over, so every hop would
-    # cost up to that much: the embedded runtime sets 20.
+    # (500 ms only bounds an idle poll); Tansu often holds a fetch for much of its wait (an idle
+    # hop measured 29 ms at the median with 100, 3 ms with 20), so the embedded runtime sets 100:
+    # 20 cost about 10 % of throughput and was slower under load (docs/benchmarks.md).
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=0)
+    # How long a batch consumer waits for records already fetched before it looks again; when none
+    # came, FastStream then sleeps as long again without looking, so an idle service adds up to
+    # twice this to every hop. Under load batches are whatever has arrived, whatever this is.
+    kafka_batch_timeout_ms: int = Field(default=5, ge=1)
     topic_partitions: int = Field(default=6, ge=1)
     database_url: str | None = None
     catalog_file: Path | None = None

@@ -114,7 +114,7 @@ def service_env(name: str, *, base: Mapping[str, str], extra: Mapping[str, str],
     env = {**base, **extra}
     if embedded_kafka:
         env["OMS_KAFKA_IDEMPOTENCE"] = "false"  # Tansu refuses idempotent producers
-        # Tansu answers a fetch only when its wait is over: keep each hop short.
+        # Tansu often holds a fetch for much of its wait: keep it short (see OmsSettings).
         env.setdefault("OMS_KAFKA_FETCH_MAX_WAIT_MS", TANSU_FETCH_MAX_WAIT_MS)
         # Tansu keeps topics in memory: each start sends the durable event history again.
         if "OMS_REPUBLISH_ON_START" not in extra:
