@@ -52,6 +52,11 @@ class BenchInfra:
         """The embedded postmaster (its backends are its children), None for a configured server."""
         return self._postgres.pid if self._postgres is not None else None
 
+    @property
+    def broker_pid(self) -> int | None:
+        """The embedded broker, None for a configured one."""
+        return self._kafka.pid if self._kafka is not None else None
+
     def start_kafka(self) -> str:
         if not self.bootstrap:
             self._kafka = EmbeddedKafka()

@@ -74,6 +74,7 @@ def _services(report: Report, infra: BenchInfra, sizes: Sizes, chosen: list[str]
             log(f"bench 3: {sizes.e2e_orders} orders end to end")
             processes = {name: runtime.pid(name) for name in runtime.info.services}
             processes["postgresql"] = infra.postgres_pid
+            processes["broker"] = infra.broker_pid
             run_end_to_end(report, runtime.info, sizes.e2e_orders, log=log, processes=processes)
         if "latency" in chosen:  # last: a load the services cannot keep up with leaves a backlog
             log(f"bench 4: latency at {sizes.latency_low_rate:.0f} orders/s")

@@ -26,3 +26,8 @@ def test_every_projection_is_replayed_and_matches_live(postgres_url: str,
     assert total.target == "<= 60" and total.value and total.value > 0 and total.met is not None
     e2e = next(r for r in report.rows if r.bench.startswith("3"))
     assert e2e.value and e2e.value > 0  # the history came from orders that went all the way
+    # where the machine's cores went, the embedded broker included
+    cpu = {r.name.split(": ")[1]: r.value for r in report.rows if "CPU per order: " in r.name}
+    assert {"order", "inventory", "billing", "notify", "reconcile", "postgresql",
+            "broker"} <= set(cpu), cpu
+    assert cpu["broker"] is not None and cpu["broker"] > 0, cpu
