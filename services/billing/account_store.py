@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, Text, any_, bindparam, exists, func, literal_column, select
+from sqlalchemy import Table, Text, any_, bindparam, exists, false, func, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -73,9 +73,17 @@ def _locking(new_rows: Any) -> Any:
 _LOCK_ACCOUNT = _locking(insert(billing_orders).from_select(
     [billing_orders.c.order_id], select(_ORDER_ID).where(
         ~exists().where(payments.c.payment_id == bindparam("unless_paid", type_=Text)))))
-# Many orders in one round trip, locked in order-id order.
-_LOCK_ACCOUNTS = _locking(insert(billing_orders).from_select(
-    [billing_orders.c.order_id], select(_ORDER).order_by(_ORDER)))
+# Many orders, locked in order-id order, in two round trips: rows made when missing and the
+# existing ones locked without writing them again (``DO UPDATE ... WHERE false`` locks the
+# conflicting rows; "updating" them wrote a new version of every account row per batch), then
+# read by a statement whose snapshot comes after the locks (one taken before waiting for a lock
+# could show a row as it was before its holder committed).
+_NEW_ACCOUNTS = insert(billing_orders).from_select([billing_orders.c.order_id],
+                                                   select(_ORDER).order_by(_ORDER))
+_CLAIM_ACCOUNTS = _NEW_ACCOUNTS.on_conflict_do_update(
+    index_elements=[billing_orders.c.order_id],
+    set_={"order_id": _NEW_ACCOUNTS.excluded.order_id}, where=false())
+_READ_ACCOUNTS = select(billing_orders, *_FLAGS).where(billing_orders.c.order_id == any_(_ORDERS))
 _SELECT_ACCOUNT = select(billing_orders, *_FLAGS).where(billing_orders.c.order_id == _ORDER_ID)
 _LOCK_EXISTING = _SELECT_ACCOUNT.with_for_update()
 
@@ -84,8 +92,9 @@ async def lock_accounts(conn: AsyncConnection, order_ids: Sequence[str]) -> dict
     """The orders' accounts, rows created when missing and locked (one writer at a time)."""
     if not order_ids:
         return {}
-    rows = (await conn.execute(_LOCK_ACCOUNTS, {"orders": sorted(set(order_ids))})).all()
-    return await _load(conn, rows)
+    orders = sorted(set(order_ids))
+    await conn.execute(_CLAIM_ACCOUNTS, {"orders": orders})
+    return await _load(conn, (await conn.execute(_READ_ACCOUNTS, {"orders": orders})).all())
 
 
 async def lock_account(conn: AsyncConnection, order_id: str, unless_paid: str | None = None

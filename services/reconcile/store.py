@@ -88,40 +88,46 @@ async def create_schema(conn: AsyncConnection) -> None:
 # ---- fact sheets -------------------------------------------------------------------------------
 
 
-_SHEET_RETURNING = (
-    " RETURNING s.*, (s.xmax = 0) AS inserted, ARRAY(SELECT d.kind FROM discrepancies d"
-    " WHERE d.order_id = s.order_id AND d.resolved_at IS NULL) AS open_kinds"
-)
-_LOCK_SHEET = text(
-    "INSERT INTO order_fact_sheets AS s (order_id, facts, status, reasons, findings, finding_since,"
-    " status_since, first_seen_at, updated_at)"
-    " VALUES (:order_id, '{}', 'pending', '[]', '[]', '{}', :now, :now, :now)"
-    " ON CONFLICT (order_id) DO UPDATE SET order_id = s.order_id" + _SHEET_RETURNING
-)
-_LOCK_SHEETS = text(
+# Creating the missing sheets and locking the existing ones writes nothing for the existing:
+# ``DO UPDATE ... WHERE false`` locks the conflicting rows without a new row version (an upsert
+# that "updated" them wrote every sheet's whole document once more per batch: about half of the
+# reconcile database's writes). The rows are read by a second statement, whose snapshot comes
+# after the locks: one taken with the insert could miss a sheet another transaction committed
+# while this one waited for its lock, or show it as it was before that transaction.
+_CLAIM_SHEETS = text(
     "INSERT INTO order_fact_sheets AS s (order_id, facts, status, reasons, findings, finding_since,"
     " status_since, first_seen_at, updated_at)"
     " SELECT o, '{}', 'pending', '[]', '[]', '{}', :now, :now, :now"
     " FROM unnest(CAST(:orders AS text[])) AS o ORDER BY o"
-    " ON CONFLICT (order_id) DO UPDATE SET order_id = s.order_id" + _SHEET_RETURNING
+    " ON CONFLICT (order_id) DO UPDATE SET order_id = s.order_id WHERE false"
+    " RETURNING s.order_id"
+)
+_READ_SHEETS = text(
+    "SELECT s.*, s.order_id = ANY(CAST(:inserted AS text[])) AS inserted,"
+    " ARRAY(SELECT d.kind FROM discrepancies d"
+    " WHERE d.order_id = s.order_id AND d.resolved_at IS NULL) AS open_kinds"
+    " FROM order_fact_sheets s WHERE s.order_id = ANY(CAST(:orders AS text[])) ORDER BY s.order_id"
 )
 
 
 async def lock_sheet(conn: AsyncConnection, order_id: str, now: datetime) -> Any:
     """The order's row (created when new) with its open discrepancy kinds (``open_kinds``),
-    locked until the transaction ends; one round trip.
+    locked until the transaction ends.
 
     Events of one order arrive on four topics and may be handled by different instances (and the
     grace-period job) at the same time; the row lock makes their read-modify-write steps take turns.
     """
-    return (await conn.execute(_LOCK_SHEET, {"order_id": order_id, "now": now})).one()
+    (row,) = await lock_sheets(conn, [order_id], now)
+    return row
 
 
 async def lock_sheets(conn: AsyncConnection, order_ids: Sequence[str], now: datetime) -> list[Any]:
-    """``lock_sheet`` for many orders in one statement (rows locked in order-id order)."""
+    """``lock_sheet`` for many orders in two statements (rows locked in order-id order)."""
     if not order_ids:
         return []
-    return list(await conn.execute(_LOCK_SHEETS, {"orders": sorted(order_ids), "now": now}))
+    orders = sorted(set(order_ids))
+    inserted = list((await conn.execute(_CLAIM_SHEETS, {"orders": orders, "now": now})).scalars())
+    return list(await conn.execute(_READ_SHEETS, {"orders": orders, "inserted": inserted}))
 
 
 def facts_from_row(row: Any) -> OrderFacts:
