@@ -143,14 +143,22 @@ class OutboxRelay:
                     return sent
                 checkpoint = await load_checkpoint(conn, self.name)
                 batch = await read_committed_after(conn, checkpoint, self.batch_size, trusted=True)
-                if not batch:
+                if batch:
+                    await self.publisher.publish([to_record(e, self.topic_for(e)) for e in batch])
+                    checkpoint = batch[-1].position
+                    await save_checkpoint(conn, self.name, checkpoint)
+                # A short batch is all there was: what commits later wakes the relay (NOTIFY), so
+                # no second transaction just to find nothing; only events held back behind an
+                # older transaction still running are looked for again soon.
+                caught_up = len(batch) < self.batch_size
+                if caught_up:
                     self._held_back = await events_held_back(conn, checkpoint)
-                    return sent
-                await self.publisher.publish([to_record(e, self.topic_for(e)) for e in batch])
-                await save_checkpoint(conn, self.name, batch[-1].position)
-            sent += len(batch)
-            self.published += len(batch)
-            METRICS.inc("oms_relay_published_total", len(batch), relay=self.name)
+            if batch:
+                sent += len(batch)
+                self.published += len(batch)
+                METRICS.inc("oms_relay_published_total", len(batch), relay=self.name)
+            if caught_up:
+                return sent
 
     async def run(self) -> None:
         """Serve until cancelled."""

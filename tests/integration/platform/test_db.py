@@ -11,7 +11,9 @@ import pytest
 import pytest_asyncio
 from psycopg import sql
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+import shared.db
 from shared.db import create_engine, database_name, ensure_database, libpq_url, run_script
 from shared.settings import with_database
 
@@ -54,5 +56,32 @@ async def test_a_failing_script_leaves_nothing_behind(new_database_url: str) -> 
                 await run_script(conn, "CREATE TABLE c (n int); SELECT no_such_function();")
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT to_regclass('c')"))).scalar_one() is None
+    finally:
+        await engine.dispose()
+
+
+async def _backend_of(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def test_a_connection_idle_past_the_limit_is_pinged_and_replaced_when_dead(
+        new_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shared.db, "PING_AFTER_IDLE_SECONDS", 0.2)
+    await ensure_database(new_database_url)
+    engine = create_engine(new_database_url, pool_size=1)
+    pings: list[object] = []
+    ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(c) or ping(c))
+    try:
+        first = await _backend_of(engine)
+        assert await _backend_of(engine) == first and pings == []  # back from work: no ping
+        async with await psycopg.AsyncConnection.connect(libpq_url(new_database_url),
+                                                         autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        await asyncio.sleep(0.3)
+        # idle past the limit: pinged, found dead, and a new connection handed out instead
+        second = await _backend_of(engine)
+        assert second != first and len(pings) == 1
     finally:
         await engine.dispose()

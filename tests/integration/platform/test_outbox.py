@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import SystemClock
@@ -248,3 +248,39 @@ async def test_a_relay_cancelled_as_it_is_woken_stops(
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=5)
     assert done == {task} and task.cancelled()
+
+
+@contextlib.contextmanager
+def transactions(engine: AsyncEngine) -> Iterator[list[int]]:
+    """How many transactions the engine began while inside (one list item each)."""
+    begun: list[int] = []
+
+    def count(*_: object) -> None:
+        begun.append(1)
+
+    event.listen(engine.sync_engine, "begin", count)
+    try:
+        yield begun
+    finally:
+        event.remove(engine.sync_engine, "begin", count)
+
+
+async def test_a_short_batch_is_everything_there_was_no_second_transaction(
+    engine: AsyncEngine, publisher: Publisher, topic: str, reader: TopicReader
+) -> None:
+    """What commits after the read wakes the relay (NOTIFY); looking again at once cost a whole
+    transaction (five round trips) per wake, on every service's relay."""
+    await place(engine, "O-a", 0, "1.00", "2.00")
+    await place(engine, "O-b", 0, "3.00")
+    relay = relay_for(engine, publisher, topic, batch_size=2)
+    with transactions(engine) as begun:
+        assert await relay.publish_pending() == 3  # a full batch of 2, then a short one of 1
+    assert len(begun) == 2
+    with transactions(engine) as begun:
+        assert await relay.publish_pending() == 0
+    assert len(begun) == 1
+    await place(engine, "O-c", 0, "4.00")
+    with transactions(engine) as begun:
+        assert await relay.publish_pending() == 1
+    assert len(begun) == 1
+    await reader.until(4)
