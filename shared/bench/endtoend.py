@@ -105,7 +105,9 @@ def start_runtime(urls: Mapping[str, str], bootstrap: str, root: Path) -> Runtim
 
 
 def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU of a process and its children (0 when it is gone)."""
+    """User + system CPU of a process and its descendants, those that ended included (0 when it
+    is gone). Ended children count through their parent's ``children_*`` times (once reaped): a
+    PostgreSQL backend or autovacuum worker that exits mid-run must not take its CPU with it."""
     import psutil  # a dependency of pgserver, as in shared.runtime.embedded
 
     if pid is None:
@@ -116,7 +118,7 @@ def cpu_seconds(pid: int | None) -> float:
         for proc in [root, *root.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
                 times = proc.cpu_times()
-                total += times.user + times.system
+                total += times.user + times.system + times.children_user + times.children_system
     except psutil.Error:
         return 0.0
     return total
