@@ -244,3 +244,14 @@ def test_parse_recipient_refuses(recipient):
     with pytest.raises(ValueError, match="must be"):
         parse_recipient(recipient)
     assert parse_recipient("role:warehouse") == ("role", "warehouse")
+
+
+def test_payment_message_states_the_order_is_paid_in_full_with_what_was_received_in_all():
+    """order.paid comes again after an amendment raised the total and the difference was paid,
+    with ``paid_amount`` the whole amount received: "we received your payment of" that amount
+    would tell the customer they paid it a second time."""
+    [planned] = plan(order_paid(ORDER), customer()).notifications
+    assert planned.subject == f"Payment received for order TM-{ORDER[-6:]}"
+    assert f"order TM-{ORDER[-6:]} is paid in full: we have received 395.00 CNY\nin all" \
+        in planned.body
+    assert "your payment of" not in planned.body
