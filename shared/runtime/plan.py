@@ -116,6 +116,12 @@ def service_env(name: str, *, base: Mapping[str, str], extra: Mapping[str, str],
         env["OMS_KAFKA_IDEMPOTENCE"] = "false"  # Tansu refuses idempotent producers
         # Tansu often holds a fetch for much of its wait: keep it short (see OmsSettings).
         env.setdefault("OMS_KAFKA_FETCH_MAX_WAIT_MS", TANSU_FETCH_MAX_WAIT_MS)
+        if env["OMS_KAFKA_FETCH_MAX_WAIT_MS"].strip().lstrip("+").lstrip("0") == "":
+            # Tansu's fetch looks for records only while the time spent is below the wait:
+            # with 0 it answers every fetch empty and no consumer ever receives a message.
+            raise ValueError("OMS_KAFKA_FETCH_MAX_WAIT_MS=0 does not work with the embedded Tansu "
+                             "broker: it answers every fetch with a zero wait empty, so the "
+                             "services would receive nothing; use 1 or more (100 when unset)")
         # Tansu keeps topics in memory: each start sends the durable event history again.
         if "OMS_REPUBLISH_ON_START" not in extra:
             env["OMS_REPUBLISH_ON_START"] = "true"

@@ -89,13 +89,26 @@ def _env(embedded: bool, extra: dict[str, str] | None = None,
 def test_a_service_on_the_embedded_broker_republishes_without_idempotence() -> None:
     env = _env(True, base={"PATH": "/bin", "OMS_REPUBLISH_ON_START": "false"})
     assert env["OMS_KAFKA_IDEMPOTENCE"] == "false"
-    assert env["OMS_KAFKA_FETCH_MAX_WAIT_MS"] == "100"  # Tansu answers a fetch when the wait is over
+    assert env["OMS_KAFKA_FETCH_MAX_WAIT_MS"] == "100"  # Tansu holds a fetch for much of it
     assert env["OMS_REPUBLISH_ON_START"] == "true"
     assert env["OMS_KAFKA_BOOTSTRAP"] == "127.0.0.1:9092"
     assert env["OMS_ORDER_DATABASE_URL"] == "postgresql:///oms_order"
     assert env["OMS_ORDER_HTTP_PORT"] == "8101"
     assert env["OMS_DATA_DIR"] == "/data/.oms"
     assert env["PATH"] == "/bin" and env["PYTHONUNBUFFERED"] == "1"
+
+
+@pytest.mark.parametrize("wait", ["0", " 00 ", "+0"])
+def test_a_zero_fetch_wait_is_refused_for_the_embedded_broker(wait: str) -> None:
+    """Tansu answers a fetch with a zero wait empty, every time (checked with aiokafka: none of
+    three messages arrived in ten seconds; with 1 ms all three at once)."""
+    for where in ("base", "extra"):
+        with pytest.raises(ValueError, match="OMS_KAFKA_FETCH_MAX_WAIT_MS=0 does not work"):
+            _env(True, **{where: {"PATH": "/bin", "OMS_KAFKA_FETCH_MAX_WAIT_MS": wait}})
+    assert _env(True, extra={"OMS_KAFKA_FETCH_MAX_WAIT_MS": "1"})["OMS_KAFKA_FETCH_MAX_WAIT_MS"] == "1"
+    # Apache Kafka answers a zero wait at once: the operator's choice stands
+    assert _env(False, extra={"OMS_KAFKA_FETCH_MAX_WAIT_MS": wait})[
+        "OMS_KAFKA_FETCH_MAX_WAIT_MS"] == wait
 
 
 def test_a_service_on_a_configured_broker_keeps_the_operators_settings(
