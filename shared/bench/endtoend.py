@@ -247,7 +247,8 @@ async def _latency(bootstrap: str, traffic: Traffic, rate: float, settle: float
         offered = len(messages) / (time.perf_counter() - started)
         await producer.flush()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(everything.wait(), settle)
+            async with asyncio.timeout(settle):  # (wait_for can swallow a cancellation: 3.11)
+                await everything.wait()
     finally:
         stop.set()
         await reader
