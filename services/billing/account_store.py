@@ -61,12 +61,18 @@ _ORDERS = bindparam("orders", type_=ARRAY(Text))
 _ORDER = func.unnest(_ORDERS).column_valued("o")
 
 
-def _locking(new_rows: Any) -> Any:
-    """Rows created when missing and locked (ON CONFLICT DO UPDATE locks them), returned with
-    which child tables hold rows of each order, so loading skips the empty ones."""
+def _locked_on_conflict(new_rows: Any, **where: Any) -> Any:
+    """Rows created when missing and the existing ones locked (ON CONFLICT DO UPDATE locks them;
+    with ``where=false()`` it writes nothing to them either)."""
     return new_rows.on_conflict_do_update(
-        index_elements=[billing_orders.c.order_id], set_={"order_id": new_rows.excluded.order_id}
-    ).returning(*billing_orders.c, *_FLAGS)
+        index_elements=[billing_orders.c.order_id], set_={"order_id": new_rows.excluded.order_id},
+        **where)
+
+
+def _locking(new_rows: Any) -> Any:
+    """``_locked_on_conflict``, returning the rows with which child tables hold rows of each
+    order, so loading skips the empty ones."""
+    return _locked_on_conflict(new_rows).returning(*billing_orders.c, *_FLAGS)
 
 
 # One round trip. ``unless_paid``: no row made or locked when that payment id is recorded.
@@ -78,13 +84,11 @@ _LOCK_ACCOUNT = _locking(insert(billing_orders).from_select(
 # conflicting rows; "updating" them wrote a new version of every account row per batch), then
 # read by a statement whose snapshot comes after the locks (one taken before waiting for a lock
 # could show a row as it was before its holder committed).
-_NEW_ACCOUNTS = insert(billing_orders).from_select([billing_orders.c.order_id],
-                                                   select(_ORDER).order_by(_ORDER))
-_CLAIM_ACCOUNTS = _NEW_ACCOUNTS.on_conflict_do_update(
-    index_elements=[billing_orders.c.order_id],
-    set_={"order_id": _NEW_ACCOUNTS.excluded.order_id}, where=false())
-_READ_ACCOUNTS = select(billing_orders, *_FLAGS).where(billing_orders.c.order_id == any_(_ORDERS))
-_SELECT_ACCOUNT = select(billing_orders, *_FLAGS).where(billing_orders.c.order_id == _ORDER_ID)
+_CLAIM_ACCOUNTS = _locked_on_conflict(insert(billing_orders).from_select(
+    [billing_orders.c.order_id], select(_ORDER).order_by(_ORDER)), where=false())
+_ACCOUNT_ROWS = select(billing_orders, *_FLAGS)
+_READ_ACCOUNTS = _ACCOUNT_ROWS.where(billing_orders.c.order_id == any_(_ORDERS))
+_SELECT_ACCOUNT = _ACCOUNT_ROWS.where(billing_orders.c.order_id == _ORDER_ID)
 _LOCK_EXISTING = _SELECT_ACCOUNT.with_for_update()
 
 
