@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -45,6 +47,22 @@ def json_dumps(value: Any) -> bytes | str:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
         return json.dumps(value)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime | date | uuid.UUID):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def json_document(rows: Any) -> str:
+    """Many rows as one JSON text parameter (for ``jsonb_to_recordset``): aware datetimes and
+    UUIDs in ISO 8601, as PostgreSQL reads them; what orjson refuses (an int beyond 64 bits)
+    through the standard library, with the same spellings."""
+    try:
+        return orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(rows, default=_iso)
 
 
 # orjson reads an integer beyond 64 bits as a float (JSONB keeps every digit): a document with

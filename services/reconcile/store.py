@@ -17,7 +17,6 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    bindparam,
     func,
     select,
     text,
@@ -34,6 +33,7 @@ from services.reconcile.domain import (
     to_document,
 )
 from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved
+from shared.db import json_document
 
 metadata = MetaData()
 
@@ -176,14 +176,18 @@ class Sheet:
         return self.assessment is not None
 
 
-_SAVE_SHEET = text(
-    "UPDATE order_fact_sheets SET facts = :facts, status = :status, reasons = :reasons,"
-    " findings = :findings, finding_since = :finding_since, unraised_since = :unraised_since,"
-    " status_since = :status_since, first_seen_at = :first_seen_at, updated_at = :now"
-    " WHERE order_id = :order_id"
-).bindparams(bindparam("facts", type_=JSONB), bindparam("reasons", type_=JSONB),
-             bindparam("findings", type_=JSONB), bindparam("finding_since", type_=JSONB),
-             bindparam("unraised_since", type_=DateTime(timezone=True)))
+# Every settled sheet of a batch in one statement with one parameter: the rows travel as one JSON
+# document (orjson: C-speed encoding), PostgreSQL unpacks them. An executemany of the same UPDATE
+# cost the service a fifth of its CPU in psycopg's per-row work (measured under bench 3).
+_SAVE_SHEETS = text(
+    "UPDATE order_fact_sheets s SET facts = d.facts, status = d.status, reasons = d.reasons,"
+    " findings = d.findings, finding_since = d.finding_since, unraised_since = d.unraised_since,"
+    " status_since = d.status_since, first_seen_at = d.first_seen_at, updated_at = d.now"
+    " FROM jsonb_to_recordset(CAST(:sheets AS jsonb)) AS d(order_id text, facts jsonb,"
+    " status text, reasons jsonb, findings jsonb, finding_since jsonb, unraised_since timestamptz,"
+    " status_since timestamptz, first_seen_at timestamptz, now timestamptz)"
+    " WHERE s.order_id = d.order_id"
+)
 
 
 def _saved(sheet: Sheet) -> dict[str, Any]:
@@ -207,12 +211,10 @@ def _saved(sheet: Sheet) -> dict[str, Any]:
 
 
 async def save_sheets(conn: AsyncConnection, sheets: Sequence[Sheet]) -> None:
-    """Write the settled sheets (one statement, executed for many rows at once)."""
+    """Write the settled sheets (one statement, one parameter, however many)."""
     rows = [_saved(sheet) for sheet in sheets if sheet.changed]
-    if len(rows) == 1:
-        await conn.execute(_SAVE_SHEET, rows[0])
-    elif rows:
-        await conn.execute(_SAVE_SHEET, rows)
+    if rows:
+        await conn.execute(_SAVE_SHEETS, {"sheets": json_document(rows)})
 
 
 async def orders_due(conn: AsyncConnection, found_before: datetime, limit: int = 1000) -> list[str]:

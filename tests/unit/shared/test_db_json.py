@@ -4,12 +4,16 @@ be exactly what the standard library (SQLAlchemy's default) would give, big inte
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.db import json_dumps, json_loads
+from shared.db import json_document, json_dumps, json_loads
 
 _scalars = (st.none() | st.booleans() | st.integers() | st.text()
             | st.floats(allow_nan=False, allow_infinity=False))
@@ -39,3 +43,16 @@ def test_what_orjson_refuses_is_read_by_the_standard_library() -> None:
     assert json_loads('"\\ud800"') == "\ud800"  # a lone surrogate escape
     assert json_loads(b"[NaN]")[0] != json_loads(b"[NaN]")[0]  # NaN, as json.loads reads it
     assert json_loads(json_dumps({1: "int key"})) == {"1": "int key"}  # as json.dumps spells it
+
+
+def test_rows_as_one_document_spell_instants_and_ids_as_postgresql_reads_them() -> None:
+    at = datetime(2026, 12, 5, 9, 30, 1, 123456, tzinfo=UTC)
+    event_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    rows = [{"at": at, "id": event_id, "none": None}]
+    expected = [{"at": "2026-12-05T09:30:01.123456+00:00", "id": str(event_id), "none": None}]
+    assert json.loads(json_document(rows)) == expected
+    # what orjson refuses (an integer beyond 64 bits) keeps the same spellings and every digit
+    rows[0]["big"] = 10**30
+    assert json.loads(json_document(rows)) == [{**expected[0], "big": 10**30}]
+    with pytest.raises(TypeError, match="Decimal is not JSON serializable"):
+        json_document([{"amount": Decimal("1.00"), "big": 10**30}])
