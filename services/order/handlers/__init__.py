@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,6 +12,7 @@ from services.order.handlers.common import OrderDeps
 from services.order.handlers.intake import handle_storefront
 from services.order.handlers.results import on_billing, on_inventory
 from shared.contract.topics import STOREFRONT_ORDERS
+from shared.db import json_loads  # what json.loads reads, faster
 from shared.inbox import Incoming, lock_stream
 
 __all__ = ["HANDLED", "OrderDeps", "handle", "named_order", "storefront_fields"]
@@ -26,7 +26,7 @@ HANDLED = frozenset(INVENTORY_RESULTS + BILLING_RESULTS)
 def storefront_fields(message: Incoming) -> dict[str, Any] | None:
     """A storefront message's JSON object (None: not JSON, or not an object)."""
     try:
-        raw = json.loads(message.value)
+        raw = json_loads(message.value)
     except (ValueError, UnicodeDecodeError):
         return None
     return raw if isinstance(raw, dict) else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +29,7 @@ from services.order.handlers.common import (
 from shared.contract.envelope import Actor
 from shared.contract.payloads import RejectionReason, SubmissionRejected
 from shared.contract.storefront import storefront_key
+from shared.db import json_loads  # what json.loads reads, faster
 from shared.eventstore import Meta, append
 from shared.inbox import Incoming
 from shared.logging import get_logger
@@ -40,7 +40,7 @@ MAX_STORED_MESSAGE = 64 * 1024
 
 async def handle_storefront(deps: OrderDeps, conn: AsyncConnection, message: Incoming) -> None:
     try:
-        raw: Any = json.loads(message.value)
+        raw: Any = json_loads(message.value)
     except (ValueError, UnicodeDecodeError) as error:
         await reject(deps, conn, message, None, [reason("$", "invalid_json", f"not valid JSON: {error}")])
         return

@@ -56,3 +56,21 @@ def test_rows_as_one_document_spell_instants_and_ids_as_postgresql_reads_them() 
     assert json.loads(json_document(rows)) == [{**expected[0], "big": 10**30}]
     with pytest.raises(TypeError, match="Decimal is not JSON serializable"):
         json_document([{"amount": Decimal("1.00"), "big": 10**30}])
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": 1, "a": 2}', b"1e400", b"[-1e400, 1E5, -0.0, 0.1]", b'"\\u0000"', b"[NaN, Infinity]",
+    b"\xef\xbb\xbf{}", '{"a": "\u738b"}'.encode("utf-16"), b'{"n": 12345678901234567890123}',
+    b'"\\ud83d"'])
+def test_storefront_bytes_read_as_the_standard_library_reads_them(raw: bytes) -> None:
+    """The order intake reads raw storefront bytes through json_loads: same values, same errors."""
+    assert repr(json_loads(raw)) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", [b"\xff", b'{"a": 1', b"[1,]", b""])
+def test_unreadable_bytes_fail_as_with_the_standard_library(raw: bytes) -> None:
+    with pytest.raises(ValueError) as ours:
+        json_loads(raw)
+    with pytest.raises(ValueError) as theirs:
+        json.loads(raw)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
