@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -49,18 +50,27 @@ def json_dumps(value: Any) -> bytes | str:
         return json.dumps(value)
 
 
-def _iso(value: Any) -> str:
-    if isinstance(value, datetime | date | uuid.UUID):
-        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+def _plain(value: Any) -> str:
+    """What orjson does not write itself: Decimals as their strings (numeric keeps the scale)."""
+    if isinstance(value, Decimal):
+        return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return _plain(value)
+
+
 def json_document(rows: Any) -> str:
-    """Many rows as one JSON text parameter (for ``jsonb_to_recordset``): aware datetimes and
-    UUIDs in ISO 8601, as PostgreSQL reads them; what orjson refuses (an int beyond 64 bits)
-    through the standard library, with the same spellings."""
+    """Many rows as one JSON text parameter (for ``jsonb_to_recordset``): aware datetimes, dates
+    and UUIDs in ISO 8601 and Decimals as their strings, as PostgreSQL reads them; what orjson
+    refuses (an int beyond 64 bits) through the standard library, with the same spellings."""
     try:
-        return orjson.dumps(rows, option=orjson.OPT_NON_STR_KEYS).decode()
+        return orjson.dumps(rows, default=_plain, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:
         return json.dumps(rows, default=_iso)
 

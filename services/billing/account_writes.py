@@ -1,8 +1,8 @@
 """Saving what decisions changed in orders' accounts: new documents and payments, every invoice's
 standing (paid, credited, outstanding, status: written with each invoice after every change, so
 receivables and exports are plain queries) and the order's facts. A row is written only when its
-content differs from what is stored, rows of a table go in one statement (executemany) and
-statements are built once (SQLAlchemy caches their compiled form)."""
+content differs from what is stored, and the rows of a table go in one statement with one
+parameter (``shared.rowdocs``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.billing.account_store import FACT_COLUMNS, STANDING_COLUMNS, Stored
@@ -29,6 +28,7 @@ from services.billing.store import (
     refunds,
     voucher_parts,
 )
+from shared.rowdocs import insert_rows, update_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +51,11 @@ class Change:
     appended: bool = False  # events were appended for it (so the order's stream exists)
 
 
-_SAVE_FACTS = update(billing_orders).where(
-    billing_orders.c.order_id == bindparam("key")).values(
-    {name: bindparam(name) for name in FACT_COLUMNS})
-_SAVE_STANDING = update(invoices).where(invoices.c.invoice_id == bindparam("key")).values(
-    {name: bindparam(name) for name in STANDING_COLUMNS})
-_INSERTS = {table: insert(table) for table in (invoices, invoice_lines, payments, recognitions,
-                                               credit_notes, document_lines, refunds)}
+_SAVE_FACTS = update_rows(billing_orders, "order_id", FACT_COLUMNS)
+_SAVE_STANDING = update_rows(invoices, "invoice_id", STANDING_COLUMNS)
+_INSERTS = {table: insert_rows(table, [c.name for c in table.c])
+            for table in (invoices, invoice_lines, payments, recognitions, credit_notes,
+                          document_lines, refunds)}
 
 
 def same(stored: Any, new: Any) -> bool:
@@ -189,25 +187,21 @@ async def save_accounts(conn: AsyncConnection, stored: Mapping[str, Stored],
         credit, now = _standings(change.new)
         new_facts = _facts(was, change.new, credit, placed_by.get(order_id))
         if not same(was.facts, new_facts):
-            facts.append({"key": order_id} | new_facts)
+            facts.append({"order_id": order_id} | new_facts)
         for invoice_id, standing in now.items():
             before = was.standings.get(invoice_id)
             if before is None:
                 standings[invoice_id] = standing
             elif not same(list(before), list(standing)):
-                updated.append({"key": invoice_id} | dict(zip(STANDING_COLUMNS, standing,
-                                                              strict=True)))
+                updated.append({"invoice_id": invoice_id} | dict(zip(STANDING_COLUMNS, standing,
+                                                                     strict=True)))
     rows = _Rows()
     for change in changes:
         rows.change(change, standings)
-    if facts:
-        await conn.execute(_SAVE_FACTS, facts)
+    await _SAVE_FACTS.execute(conn, facts)
     new_rows = rows.by_statement
     for table in (invoices, invoice_lines):
-        if _INSERTS[table] in new_rows:
-            await conn.execute(_INSERTS[table], new_rows[_INSERTS[table]])
-    if updated:
-        await conn.execute(_SAVE_STANDING, updated)
+        await _INSERTS[table].execute(conn, new_rows.get(_INSERTS[table], []))
+    await _SAVE_STANDING.execute(conn, updated)
     for table in (payments, recognitions, credit_notes, document_lines, refunds):
-        if _INSERTS[table] in new_rows:
-            await conn.execute(_INSERTS[table], new_rows[_INSERTS[table]])
+        await _INSERTS[table].execute(conn, new_rows.get(_INSERTS[table], []))

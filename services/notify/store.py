@@ -23,10 +23,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify.domain import OrderCustomer, PlannedNotification
+from shared.rowdocs import insert_rows
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 RETRY = "retry"  # an attempt that failed and will be tried again
@@ -111,19 +112,16 @@ async def create_schema(conn: AsyncConnection) -> None:
 # takes one row or, as an executemany, a batch's rows.
 _CUSTOMER_COLUMNS = ("order_id", "customer_id", "customer_name", "email", "phone", "channel",
                      "channel_order_id", "address", "source_event_id", "recorded_at")
-_REMEMBER_CUSTOMERS = insert(order_customers).values(
-    {name: bindparam(name) for name in _CUSTOMER_COLUMNS}
-).on_conflict_do_nothing(index_elements=["order_id"])
+_REMEMBER_CUSTOMERS = insert_rows(order_customers, _CUSTOMER_COLUMNS, skip_conflicts=["order_id"])
 _LOAD_CUSTOMERS = select(order_customers).where(
     order_customers.c.order_id == any_(bindparam("ids", type_=ARRAY(Text))))
 _NOTIFICATION_COLUMNS = ("notification_id", "source_event_id", "source_event_type",
                          "correlation_id", "order_id", "recipient", "channel", "target", "rule",
                          "subject", "body", "html_body", "status", "attempts", "next_attempt_at",
                          "failure_reason", "created_at", "finished_at")
-_STORE_NOTIFICATIONS = insert(notifications).values(
-    {name: bindparam(name) for name in _NOTIFICATION_COLUMNS}).on_conflict_do_nothing()
-_RECORD_ATTEMPTS = insert(delivery_attempts).values(
-    {name: bindparam(name) for name in ("notification_id", "attempt", "at", "status", "error")})
+_STORE_NOTIFICATIONS = insert_rows(notifications, _NOTIFICATION_COLUMNS, skip_conflicts=True)
+_RECORD_ATTEMPTS = insert_rows(delivery_attempts,
+                               ("notification_id", "attempt", "at", "status", "error"))
 # Per notification id: is it stored, and the type of the last event on its stream (None: none).
 _NOTIFICATION_STATES = text(
     "SELECT w.id, EXISTS (SELECT 1 FROM notifications n WHERE n.notification_id = w.id) AS stored, "
@@ -140,8 +138,7 @@ def customer_row(customer: OrderCustomer, *, source_event_id: str, at: datetime)
 
 async def remember_customers(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Keep the first ``order.placed`` customer of each order (a redelivery changes nothing)."""
-    if rows:
-        await conn.execute(_REMEMBER_CUSTOMERS, rows)
+    await _REMEMBER_CUSTOMERS.execute(conn, rows)
 
 
 async def load_customers(conn: AsyncConnection, order_ids: list[str]) -> dict[str, OrderCustomer]:
@@ -169,8 +166,7 @@ def notification_row(planned: PlannedNotification, *, status: str, correlation_i
 
 async def store_notifications(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Insert notifications (one that exists is left as it is: never a second send)."""
-    if rows:
-        await conn.execute(_STORE_NOTIFICATIONS, rows)
+    await _STORE_NOTIFICATIONS.execute(conn, rows)
 
 
 async def notification_states(conn: AsyncConnection, notification_ids: list[str]
@@ -214,8 +210,7 @@ def attempt_row(notification_id: str, attempt: int, at: datetime, status: str,
 
 
 async def record_attempts(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await conn.execute(_RECORD_ATTEMPTS, rows)
+    await _RECORD_ATTEMPTS.execute(conn, rows)
 
 
 async def finish_attempt(conn: AsyncConnection, notification_id: str, *, attempts_before: int,

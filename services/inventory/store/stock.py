@@ -20,6 +20,7 @@ from services.inventory.store.tables import (
     stock_ledger,
     warehouses,
 )
+from shared.rowdocs import insert_rows
 
 # ---- locking -------------------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ WITH balance_moves AS (
 SELECT quantity FROM holdings_updated UNION ALL SELECT quantity FROM holdings_inserted
 """).bindparams(bindparam("at", type_=DateTime(timezone=True))).columns(quantity=Integer)
 
-_RECORD = insert(stock_ledger)
+_RECORD = insert_rows(stock_ledger, [c.name for c in stock_ledger.c if c.name != "entry_id"])
 
 _DROP_EMPTY_HOLDINGS = delete(order_holdings).where(
     order_holdings.c.order_id == any_(bindparam("orders", type_=ARRAY(Text))),
@@ -192,7 +193,7 @@ async def apply_movements(conn: AsyncConnection, movements: Sequence[Movement], 
             "h_warehouses": [m.warehouse for m in held],
             "h_changes": [m.holding_change for m in held]})
         emptied |= any(q == 0 for q in quantities.scalars())
-    await conn.execute(_RECORD, [
+    await _RECORD.execute(conn, [
         {"sku": m.sku, "warehouse": m.warehouse, "kind": m.kind, "quantity": m.quantity,
          "order_id": m.order_id, "event_id": entry.event_id, "caused_by": entry.caused_by,
          "reason": entry.reason, "actor": entry.actor, "recorded_at": entry.recorded_at}

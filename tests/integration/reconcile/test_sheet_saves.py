@@ -46,7 +46,7 @@ async def test_a_batch_of_sheets_is_saved_in_one_statement_and_reads_back_as_set
                 row.unraised_since, row.status_since, row.first_seen_at, row.updated_at) == (
             saved["facts"], saved["status"], saved["reasons"], saved["findings"],
             saved["finding_since"], saved["unraised_since"], saved["status_since"],
-            saved["first_seen_at"], saved["now"])
+            saved["first_seen_at"], saved["updated_at"])
         assert store.Sheet.from_row(row).facts == store.facts_from_row(row)
 
 

@@ -54,8 +54,12 @@ def test_rows_as_one_document_spell_instants_and_ids_as_postgresql_reads_them() 
     # what orjson refuses (an integer beyond 64 bits) keeps the same spellings and every digit
     rows[0]["big"] = 10**30
     assert json.loads(json_document(rows)) == [{**expected[0], "big": 10**30}]
-    with pytest.raises(TypeError, match="Decimal is not JSON serializable"):
-        json_document([{"amount": Decimal("1.00"), "big": 10**30}])
+    # Decimals as their strings, scale kept, on both ways
+    assert json.loads(json_document([{"amount": Decimal("0.00")}])) == [{"amount": "0.00"}]
+    assert json.loads(json_document([{"amount": Decimal("1.50"), "big": 10**30}])) == [
+        {"amount": "1.50", "big": 10**30}]
+    with pytest.raises(TypeError, match="set is not JSON serializable"):
+        json_document([{"tags": {"a"}, "big": 10**30}])
 
 
 @pytest.mark.parametrize("raw", [
