@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import psycopg
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from sqlalchemy import event, text
@@ -16,10 +17,11 @@ from shared.clock import SystemClock
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import OrderConfirmed
 from shared.db import libpq_url
-from shared.eventstore import Meta, append
+from shared.eventstore import Meta, Position, append, events_held_back
 from shared.kafka import Publisher
 from shared.outbox import OutboxRelay, load_checkpoint
 from shared.runtime.embedded import create_topics
+from shared.settings import with_database
 from tests.conftest import unique_topic, wait_until
 
 META = Meta(correlation_id="corr-relay", actor=SYSTEM)
@@ -217,9 +219,33 @@ async def test_relay_is_not_stalled_by_a_transaction_without_events(
         written = await place(engine, "O-a", 0, "1.00")
         await asyncio.sleep(0.5)
         assert relay.published == 0  # held back: the blocker might still append before it
+        assert await relay_held_back(engine)
         await blocker.commit()
         await reader.until(1, timeout=10)
     assert reader.event_ids() == written
+
+
+async def test_a_transaction_in_another_database_holds_nothing_back(
+    engine: AsyncEngine, database_url: str, postgres_url: str, publisher: Publisher, topic: str,
+    reader: TopicReader
+) -> None:
+    """Only this database's transactions can append here: the five services share one server
+    under `oms run`, and another service's running batch must not hold this relay back."""
+    relay = relay_for(engine, publisher, topic, listen_url=libpq_url(database_url), poll_seconds=30)
+    async with await psycopg.AsyncConnection.connect(
+            libpq_url(with_database(postgres_url, "postgres"))) as elsewhere:
+        await elsewhere.execute("SELECT pg_current_xact_id()")  # older than the append below
+        async with running(relay):
+            written = await place(engine, "O-a", 0, "1.00")
+            await reader.until(1, timeout=5)
+            assert not await relay_held_back(engine)
+        await elsewhere.rollback()
+    assert reader.event_ids() == written
+
+
+async def relay_held_back(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        return await events_held_back(conn, Position.start())
 
 
 async def test_polling_fallback_without_listen(
