@@ -1,9 +1,9 @@
 """Idempotent consumption: each message id is recorded in the same transaction as its effect.
 
-A batch is handled in one transaction, first all messages in one savepoint (the fast path); if
-any of them fails, that savepoint is undone and each message is handled in its own savepoint, so
-one bad message goes to the dead-letter table (and ``<topic>.dlq``) without undoing its
-neighbours. Transient
+A batch is handled in one transaction, all messages together (the fast path); if any of them
+fails, that transaction is undone and the batch handled again in a new one, each message in its
+own savepoint, so one bad message goes to the dead-letter table (and ``<topic>.dlq``) without
+undoing its neighbours. Transient
 failures (connection lost, serialisation, deadlock) retry the whole batch with backoff and
 finally propagate, so the subscriber seeks back and the batch is delivered again.
 """
@@ -119,6 +119,15 @@ class BatchWork(Protocol):
 BatchStart = Callable[[AsyncConnection, Sequence[Incoming]], Awaitable[BatchWork]]
 
 
+class _TogetherFailed(Exception):
+    """The batch (``messages`` of them) failed when handled together (``error``): undo it and
+    handle it one message at a time."""
+
+    def __init__(self, error: Exception, messages: int) -> None:
+        super().__init__(str(error))
+        self.error, self.messages = error, messages
+
+
 def _context(message: Incoming) -> dict[str, Any]:
     """What every log line about this message carries."""
     env = message.envelope
@@ -226,6 +235,25 @@ class IdempotentConsumer:
         return {row[0] for row in result}
 
     async def _process_once(self, batch: Sequence[Incoming]) -> int:
+        """The batch in one transaction, all its messages together; if that fails (not
+        transiently) the transaction is undone and the batch handled again in a new one, each
+        message in its own savepoint, so only the bad one is dead-lettered. Returns how many
+        were. (Together without a savepoint of its own: a SAVEPOINT and its RELEASE are two
+        round trips more per batch, paid by every batch for the rare one that fails.)"""
+        try:
+            return await self._attempt(batch, together=True)
+        except _TogetherFailed as failed:
+            if failed.messages > 1:  # (a lone message that failed is no batch falling back)
+                METRICS.inc("oms_consumer_batch_fallbacks_total", consumer=self.name)
+                log.info("batch handled one message at a time", consumer=self.name,
+                         reason=f"{type(failed.error).__name__}: {failed.error}"[:300])
+            # Another writer moved a stream on: this time hold its lock (see _handle_one).
+            contested = failed.error.stream_id if isinstance(failed.error, ConcurrencyError) \
+                else None
+            return await self._attempt(batch, together=False, contested=contested)
+
+    async def _attempt(self, batch: Sequence[Incoming], *, together: bool,
+                       contested: str | None = None) -> int:
         errors: dict[uuid.UUID, str] = {}
         dead = 0
         done: list[BatchWork] = []  # the batch work, once it went through
@@ -241,7 +269,11 @@ class IdempotentConsumer:
                     errors[message.message_id] = message.decode_error
                 else:
                     todo.append(message)
-            if not await self._handle_together(conn, todo, done):
+            if together:
+                await self._handle_together(conn, todo, done)
+            else:
+                if contested is not None:
+                    await lock_stream(conn, contested)
                 for message in todo:
                     error = await self._handle_one(conn, message)
                     if error is not None:
@@ -258,37 +290,30 @@ class IdempotentConsumer:
         return dead
 
     async def _handle_together(self, conn: AsyncConnection, messages: Sequence[Incoming],
-                               done: list[BatchWork]) -> bool:
-        """The fast path: the whole batch in one savepoint, in order (two round trips per
-        batch instead of two per message), through the service's batch work when it has one.
-        The batch work that went through is appended to ``done`` (its ``committed`` is called
-        after the commit). Any failure undoes the savepoint and returns False, so the caller
-        handles the messages one by one, each in its own savepoint, and only the bad one is
-        dead-lettered. Transient failures propagate (the whole batch is retried)."""
-        if len(messages) < 2:
-            return False
+                               done: list[BatchWork]) -> None:
+        """The fast path: every message in order in the batch's transaction, through the
+        service's batch work when it has one and there are two or more (its writes one
+        statement per table). The batch work that went through is appended to ``done`` (its
+        ``committed`` is called after the commit). Any failure raises _TogetherFailed, which
+        undoes the whole transaction (the caller handles the batch again one message at a
+        time); transient failures propagate (the whole batch is retried)."""
         try:
-            async with conn.begin_nested():
-                if self.start_batch is None:
-                    for message in messages:
-                        with about(partial(_context, message)):
-                            await self.handle(conn, message)
-                else:
-                    METRICS.inc("oms_consumer_batch_work_total", consumer=self.name)
-                    work = await self.start_batch(conn, messages)
-                    for message in messages:
-                        with about(partial(_context, message)):
-                            await work.handle(message)
-                    await work.finish()
-                    done.append(work)
-            return True
+            if self.start_batch is None or len(messages) < 2:
+                for message in messages:
+                    with about(partial(_context, message)):
+                        await self.handle(conn, message)
+            else:
+                METRICS.inc("oms_consumer_batch_work_total", consumer=self.name)
+                work = await self.start_batch(conn, messages)
+                for message in messages:
+                    with about(partial(_context, message)):
+                        await work.handle(message)
+                await work.finish()
+                done.append(work)
         except Exception as error:
             if is_transient(error):
                 raise
-            METRICS.inc("oms_consumer_batch_fallbacks_total", consumer=self.name)
-            log.info("batch handled one message at a time", consumer=self.name,
-                     reason=f"{type(error).__name__}: {error}"[:300])
-            return False
+            raise _TogetherFailed(error, len(messages)) from error
 
     async def _handle_one(self, conn: AsyncConnection, message: Incoming) -> str | None:
         with about(partial(_context, message)):

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 import pytest_asyncio
 from aiokafka.errors import KafkaConnectionError
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.contract.topics import dlq
@@ -190,6 +190,26 @@ async def test_a_clean_batch_takes_the_fast_path_and_a_poisoned_one_falls_back(
     assert fallbacks() == before + 1
     assert await tallies(tally_engine) == {f"O-{n}": ("1.00", 1) for n in (0, 1, 2, 3, 4, 10, 12)}
     assert [d.offset for d in await dead_letters(tally_engine)] == [11]
+
+
+async def test_the_fast_path_takes_no_savepoint(tally_engine: AsyncEngine, topic: str) -> None:
+    """A savepoint and its release are two round trips more per batch: the fast path needs
+    none (a failure undoes the whole transaction and the fallback starts a new one)."""
+    sent: list[str] = []
+
+    def seen(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+        sent.append(statement)
+
+    event.listen(tally_engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        consumer = consumer_for(tally_engine, TallyHandler())
+        await consumer.process([record(topic, n, tally_event(f"O-{n}", "1.00").to_json())
+                                for n in range(3)])
+        await consumer.process([record(topic, 9, tally_event("O-9", "1.00").to_json())])
+    finally:
+        event.remove(tally_engine.sync_engine, "before_cursor_execute", seen)
+    assert await tallies(tally_engine) == {f"O-{n}": ("1.00", 1) for n in (0, 1, 2, 9)}
+    assert sent and not [s for s in sent if "SAVEPOINT" in s.upper()]
 
 
 class BrokerAwayOnce(Publisher):
