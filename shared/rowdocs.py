@@ -35,7 +35,7 @@ class RowsStatement:
 
     statement: TextClause
     columns: tuple[str, ...]
-    key: str | None = None  # an UPDATE's key column: each row must name a different row
+    key: tuple[str, ...] = ()  # an UPDATE's or upsert's key: each row must name a different row
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
@@ -44,8 +44,9 @@ class RowsStatement:
         for row in rows:
             if row.keys() != wanted:
                 raise ValueError(f"a row of {sorted(row)} for columns {sorted(wanted)}")
-        if self.key is not None and len({row[self.key] for row in rows}) != len(rows):
-            raise ValueError(f"two rows for the same {self.key}: one UPDATE changes a row once")
+        if self.key and len({tuple(row[k] for k in self.key) for row in rows}) != len(rows):
+            raise ValueError(f"two rows for the same {', '.join(self.key)}: one statement "
+                             "changes a row once")
         await conn.execute(self.statement, {"rows": json_document(list(rows))})
 
 
@@ -87,4 +88,23 @@ def update_rows(table: Table, key: str, columns: Sequence[str]) -> RowsStatement
     sets = ", ".join(f"{_quote(name)} = {_value(table, name)}" for name in columns)
     sql = (f"UPDATE {_quote(table.name)} AS t SET {sets} FROM {_rows_from(table, [key, *columns])}"
            f" WHERE t.{_quote(key)} = r.{_quote(key)}")
-    return RowsStatement(text(sql), (key, *columns), key)
+    return RowsStatement(text(sql), (key, *columns), (key,))
+
+
+def upsert_rows(table: Table, columns: Sequence[str], key: Sequence[str],
+                sets: Mapping[str, str]) -> RowsStatement:
+    """``insert_rows`` where a row whose ``key`` exists is updated instead: ``sets`` maps each
+    column to change to its SQL (over ``EXCLUDED``, the row offered, and ``t``, the row there),
+    as ``ON CONFLICT (key) DO UPDATE`` spells it."""
+    names = ", ".join(_quote(name) for name in columns)
+    values = ", ".join(_value(table, name) for name in columns)
+    changes = ", ".join(f"{_quote(name)} = {expression}" for name, expression in sets.items())
+    sql = (f"INSERT INTO {_quote(table.name)} AS t ({names}) SELECT {values} "
+           f"FROM {_rows_from(table, columns)} ORDER BY r.ordinality "
+           f"ON CONFLICT ({', '.join(map(_quote, key))}) DO UPDATE SET {changes}")
+    return RowsStatement(text(sql), tuple(columns), tuple(key))
+
+
+def excluded(*columns: str) -> dict[str, str]:
+    """``sets`` for an upsert that takes these columns from the row offered."""
+    return {name: f"EXCLUDED.{_quote(name)}" for name in columns}

@@ -20,10 +20,10 @@ from sqlalchemy import (
     bindparam,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain.duplicates import DuplicateSuspicion, likely_duplicates
+from shared.rowdocs import excluded, upsert_rows
 
 metadata = MetaData()
 
@@ -43,14 +43,9 @@ async def create_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(metadata.create_all)
 
 
-def _record_statement() -> Any:
-    statement = insert(order_fingerprints)
-    return statement.on_conflict_do_update(index_elements=[order_fingerprints.c.order_id],
-                                           set_={"fingerprint": statement.excluded.fingerprint})
-
-
 # Again: no effect; after an amendment: the new goods (the order's channel and instant stay).
-_RECORD = _record_statement()
+_RECORD = upsert_rows(order_fingerprints, [c.name for c in order_fingerprints.c], ["order_id"],
+                      excluded("fingerprint"))
 _FORGET = order_fingerprints.delete().where(
     order_fingerprints.c.order_id == bindparam("order_id", type_=Text))
 
@@ -88,8 +83,8 @@ async def record(conn: AsyncConnection, order_id: str, fingerprint: str, channel
     """Remember an order's fingerprint (again: no effect; after an amendment: the new goods)."""
     batch = BATCH.get()
     if batch is None:
-        await conn.execute(_RECORD, _row(order_id, fingerprint, channel, channel_order_id,
-                                         submitted_at))
+        await _RECORD.execute(conn, [_row(order_id, fingerprint, channel, channel_order_id,
+                                          submitted_at)])
         return
     earlier = batch.changed.get(order_id)
     if earlier is not None:  # an upsert keeps the first row's channel and instant
@@ -153,8 +148,7 @@ async def save_batch(conn: AsyncConnection, batch: BatchFingerprints) -> None:
         else:
             mark, row = change
             kept.append(_row(order_id, mark, row.channel, row.channel_order_id, row.submitted_at))
-    if kept:
-        await conn.execute(_RECORD, kept[0] if len(kept) == 1 else kept)
+    await _RECORD.execute(conn, kept)
     if gone:
         await conn.execute(_FORGET, gone[0] if len(gone) == 1 else gone)
 

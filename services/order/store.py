@@ -35,6 +35,7 @@ from services.order.domain.state import OrderState, status
 from services.order.duplicate_store import BatchFingerprints
 from shared import eventstore
 from shared.eventbatch import PendingEvents
+from shared.rowdocs import excluded, upsert_rows
 
 metadata = MetaData()
 
@@ -159,7 +160,7 @@ async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime
     }
     cache = BATCH.get()
     if cache is None:
-        await conn.execute(_SAVE_PROJECTION, row)
+        await _SAVE_PROJECTION.execute(conn, [row])
         return
     earlier = cache.projections.get(state.order_id)
     if earlier is not None and row["delivered_at"] is None:  # as the upsert's coalesce keeps it
@@ -168,9 +169,8 @@ async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime
 
 
 async def save_projections(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """The batch's projection rows (each order's last), in one executemany."""
-    if rows:
-        await conn.execute(_SAVE_PROJECTION, rows[0] if len(rows) == 1 else list(rows))
+    """The batch's projection rows (each order's last), in one statement."""
+    await _SAVE_PROJECTION.execute(conn, rows)
 
 
 _PROJECTION_COLUMNS = (
@@ -182,17 +182,10 @@ _FIXED = ("order_id", "channel", "channel_order_id", "placed_at", "order_type", 
           "currency", "delivered_at")
 
 
-def _save_projection_statement() -> Any:
-    """Built once (building an upsert per call cost more CPU than running it)."""
-    statement = insert(orders).values({c: bindparam(c, type_=orders.c[c].type)
-                                       for c in _PROJECTION_COLUMNS})
-    updates: dict[str, Any] = {c: statement.excluded[c] for c in _PROJECTION_COLUMNS
-                               if c not in _FIXED}
-    updates["delivered_at"] = func.coalesce(statement.excluded.delivered_at, orders.c.delivered_at)
-    return statement.on_conflict_do_update(index_elements=[orders.c.order_id], set_=updates)
-
-
-_SAVE_PROJECTION = _save_projection_statement()
+# Each order's row as its last event left it; the delivery instant, once known, is kept.
+_SAVE_PROJECTION = upsert_rows(orders, _PROJECTION_COLUMNS, ["order_id"], excluded(
+    *(c for c in _PROJECTION_COLUMNS if c not in _FIXED)) | {
+    "delivered_at": "coalesce(EXCLUDED.delivered_at, t.delivered_at)"})
 
 
 async def order_row(conn: AsyncConnection, order_id: str) -> dict[str, Any] | None:
@@ -261,15 +254,8 @@ async def delivered_before(conn: AsyncConnection, cutoff: datetime) -> list[str]
     return [str(r[0]) for r in rows]
 
 
-def _mark_statement() -> Any:
-    statement = insert(readiness)
-    return statement.on_conflict_do_update(index_elements=[readiness.c.order_id], set_={
-        "reserved": statement.excluded.reserved,
-        "reservation_event_id": statement.excluded.reservation_event_id,
-        "updated_at": statement.excluded.updated_at})
-
-
-_MARK = _mark_statement()
+_MARK = upsert_rows(readiness, ["order_id", "reserved", "reservation_event_id", "updated_at"],
+                    ["order_id"], excluded("reserved", "reservation_event_id", "updated_at"))
 
 
 async def _mark(conn: AsyncConnection, order_id: str, reserved: bool, event_id: str,
@@ -278,7 +264,7 @@ async def _mark(conn: AsyncConnection, order_id: str, reserved: bool, event_id: 
            "updated_at": at}
     cache = BATCH.get()
     if cache is None:
-        await conn.execute(_MARK, row)
+        await _MARK.execute(conn, [row])
         return
     cache.reserved[order_id] = reserved
     cache.readiness_rows[order_id] = row  # the last one per order is what the upserts leave
@@ -294,9 +280,8 @@ async def mark_short(conn: AsyncConnection, order_id: str, event_id: str, at: da
 
 
 async def save_readiness(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """A batch's readiness rows (each order's last), in one executemany."""
-    if rows:
-        await conn.execute(_MARK, rows[0] if len(rows) == 1 else list(rows))
+    """A batch's readiness rows (each order's last), in one statement."""
+    await _MARK.execute(conn, rows)
 
 
 _RESERVED = select(readiness.c.order_id, readiness.c.reserved).where(

@@ -24,15 +24,17 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
+    func,
     insert,
     text,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.metrics import METRICS
-from shared.rowdocs import insert_rows, update_rows
+from shared.rowdocs import excluded, insert_rows, update_rows, upsert_rows
 
 metadata = MetaData()
 
@@ -123,6 +125,27 @@ async def test_updated_rows_are_what_an_executemany_updates(tables: AsyncEngine)
         await conn.execute(theirs, [{"key": r["code"]} | {c: r[c] for c in changed} for r in new])
         await update_rows(OURS, "code", changed).execute(conn, new)
         assert await read(conn, OURS) == await read(conn, THEIRS)
+
+
+async def test_upserted_rows_are_what_an_executemany_upserts(tables: AsyncEngine) -> None:
+    """New rows inserted, existing ones changed as ``sets`` says (over EXCLUDED and t)."""
+    statement = pg_insert(THEIRS)
+    theirs = statement.on_conflict_do_update(index_elements=[THEIRS.c.code], set_={
+        "n": statement.excluded.n, "doc": statement.excluded.doc,
+        "at": func.coalesce(statement.excluded.at, THEIRS.c.at)})
+    ours = upsert_rows(OURS, COLUMNS, ["code"], excluded("n", "doc") | {
+        "at": "coalesce(EXCLUDED.at, t.at)"})
+    again = [rows()[0] | {"n": 5, "at": None, "doc": None, "amount": Decimal("9.99")},
+             rows()[1] | {"n": 6, "at": AT, "doc": {"new": 1}},
+             rows()[2] | {"code": "z"}]
+    async with tables.begin() as conn:
+        await conn.execute(theirs, rows()[:2])
+        await ours.execute(conn, rows()[:2])
+        await conn.execute(theirs, again)
+        await ours.execute(conn, again)
+        assert await read(conn, OURS) == await read(conn, THEIRS)
+        with pytest.raises(ValueError, match="two rows for the same code"):
+            await ours.execute(conn, [rows()[0], rows()[0]])
 
 
 async def test_rows_that_do_not_fit_the_statement_are_refused(tables: AsyncEngine) -> None:
