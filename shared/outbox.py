@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.db import run_script
-from shared.eventstore import (
-    NOTIFY_CHANNEL,
-    Position,
-    StoredEvent,
-    events_held_back,
-    read_committed_after,
-)
+from shared.eventstore import NOTIFY_CHANNEL, SAFE_BELOW, Position, events_held_back
 from shared.kafka import OutgoingRecord, Publisher
 from shared.logging import get_logger
 from shared.metrics import METRICS
@@ -62,16 +58,51 @@ async def save_checkpoint(conn: AsyncConnection, name: str, position: Position) 
     )
 
 
-def to_record(event: StoredEvent, topic: str) -> OutgoingRecord:
-    env = event.envelope
+@dataclass(frozen=True, slots=True)
+class Publishable:
+    """A committed event as the relay sends it: ``value`` is its envelope's JSON, spelt by
+    PostgreSQL from the row (the relay never decodes the payload only to encode it again)."""
+
+    position: Position
+    key: str
+    event_type: str
+    event_id: uuid.UUID
+    correlation_id: str
+    value: bytes
+
+
+# Every envelope field, as EventEnvelope.from_json reads them (occurred_at in ISO 8601 with its
+# offset, the payload and actor documents as stored).
+_PUBLISHABLE = text(
+    "SELECT position, tx_id::text AS tx_id_text, message_key, event_type, event_id, "
+    "correlation_id, json_build_object('event_id', event_id, 'event_type', event_type, "
+    "'schema_version', schema_version, 'stream_id', stream_id, 'stream_version', stream_version, "
+    "'occurred_at', occurred_at, 'correlation_id', correlation_id, 'causation_id', causation_id, "
+    "'actor', actor, 'payload', payload)::text AS value FROM events "
+    "WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
+    f"AND tx_id < {SAFE_BELOW} ORDER BY events.tx_id, events.position LIMIT :limit"
+)
+
+
+async def read_publishable(conn: AsyncConnection, after: Position, limit: int
+                           ) -> list[Publishable]:
+    """``read_committed_after``'s events (the same rows, the same order), ready to send."""
+    result = await conn.execute(_PUBLISHABLE, {"tx": str(after.tx_id), "pos": after.position,
+                                               "limit": limit})
+    return [Publishable(Position(int(row.tx_id_text), int(row.position)), row.message_key,
+                        row.event_type, row.event_id, row.correlation_id, row.value.encode())
+            for row in result]
+
+
+def to_record(event: Publishable, topic: str) -> OutgoingRecord:
     return OutgoingRecord(
         topic=topic,
         key=event.key,
-        value=env.to_json(),
+        value=event.value,
         headers={
-            "event_type": env.event_type,
-            "event_id": str(env.event_id),
-            "correlation_id": env.correlation_id,
+            "event_type": event.event_type,
+            "event_id": str(event.event_id),
+            "correlation_id": event.correlation_id,
         },
     )
 
@@ -90,7 +121,7 @@ class OutboxRelay:
         publisher: Publisher,
         *,
         name: str,
-        topic_for: Callable[[StoredEvent], str],
+        topic_for: Callable[[Publishable], str],
         listen_url: str | None = None,
         batch_size: int = 2000,
         poll_seconds: float = 1.0,
@@ -142,7 +173,7 @@ class OutboxRelay:
                 if not locked:
                     return sent
                 checkpoint = await load_checkpoint(conn, self.name)
-                batch = await read_committed_after(conn, checkpoint, self.batch_size, trusted=True)
+                batch = await read_publishable(conn, checkpoint, self.batch_size)
                 if batch:
                     await self.publisher.publish([to_record(e, self.topic_for(e)) for e in batch])
                     checkpoint = batch[-1].position

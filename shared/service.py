@@ -128,7 +128,7 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
         app.state.ctx = ctx
         relay = outbox.OutboxRelay(
             engine, publisher, name=name,
-            topic_for=lambda e: topic_for_event(name, e.envelope.event_type),
+            topic_for=lambda e: topic_for_event(name, e.event_type),
             listen_url=libpq_url(url), poll_seconds=settings.relay_poll_seconds,
         )
         app.state.relay = relay
