@@ -235,11 +235,9 @@ class IdempotentConsumer:
         return {row[0] for row in result}
 
     async def _process_once(self, batch: Sequence[Incoming]) -> int:
-        """The batch in one transaction, all its messages together; if that fails (not
-        transiently) the transaction is undone and the batch handled again in a new one, each
-        message in its own savepoint, so only the bad one is dead-lettered. Returns how many
-        were. (Together without a savepoint of its own: a SAVEPOINT and its RELEASE are two
-        round trips more per batch, paid by every batch for the rare one that fails.)"""
+        """The batch in one transaction, its messages together (no savepoint: two round trips
+        less); if that fails, not transiently, it is undone and the batch handled again in a new
+        one, one message per savepoint. Returns how many messages were dead-lettered."""
         try:
             return await self._attempt(batch, together=True)
         except _TogetherFailed as failed:
@@ -291,12 +289,9 @@ class IdempotentConsumer:
 
     async def _handle_together(self, conn: AsyncConnection, messages: Sequence[Incoming],
                                done: list[BatchWork]) -> None:
-        """The fast path: every message in order in the batch's transaction, through the
-        service's batch work when it has one and there are two or more (its writes one
-        statement per table). The batch work that went through is appended to ``done`` (its
-        ``committed`` is called after the commit). Any failure raises _TogetherFailed, which
-        undoes the whole transaction (the caller handles the batch again one message at a
-        time); transient failures propagate (the whole batch is retried)."""
+        """Every message in order, through the service's batch work when it has one and there
+        are two or more; that work is appended to ``done`` (its ``committed`` is called after
+        the commit). A failure raises _TogetherFailed (transient ones propagate as they are)."""
         try:
             if self.start_batch is None or len(messages) < 2:
                 for message in messages:

@@ -12,8 +12,9 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.commitorder import SAFE_BELOW, events_held_back
 from shared.db import run_script
-from shared.eventstore import NOTIFY_CHANNEL, SAFE_BELOW, Position, events_held_back
+from shared.eventstore import NOTIFY_CHANNEL, Position
 from shared.kafka import OutgoingRecord, Publisher
 from shared.logging import get_logger
 from shared.metrics import METRICS

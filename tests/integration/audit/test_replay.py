@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.reconcile import store as reconcile_store
 from services.reconcile.handlers import make_handler
 from shared.clock import ManualClock
+from shared.commitorder import read_all
 from shared.db import create_engine, libpq_url
-from shared.eventstore import read_all
 from shared.inbox import IdempotentConsumer, Incoming
 from shared.metrics import METRICS
 from shared.service import prepare_database

@@ -16,10 +16,11 @@ from services.reconcile.bank.handlers import import_statement
 from services.reconcile.bank.matching import MatchPolicy
 from services.reconcile.handlers import make_handler
 from shared.clock import ManualClock
+from shared.commitorder import read_all
 from shared.contract.envelope import Actor
 from shared.contract.topics import BILLING_EVENTS, ORDER_EVENTS
 from shared.db import create_engine
-from shared.eventstore import append, read_all
+from shared.eventstore import append
 from shared.inbox import IdempotentConsumer, Incoming
 from shared.settings import with_database
 from tests.integration.audit.support import META, T0, cli, database_env, invoke, order_lifecycle, rows

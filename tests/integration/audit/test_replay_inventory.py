@@ -31,9 +31,9 @@ from services.inventory.handlers.stock import (
     set_warehouse_priority,
 )
 from shared.clock import ManualClock
+from shared.commitorder import read_all
 from shared.contract.envelope import SYSTEM, Actor
 from shared.db import create_engine
-from shared.eventstore import read_all
 from shared.inbox import IdempotentConsumer, Incoming
 from shared.service import prepare_database
 from shared.settings import with_database

@@ -27,8 +27,8 @@ from services.notify.handlers import make_handler
 from services.notify.sender import Sender
 from shared.audit.swap import SwapRefused, swap
 from shared.clock import ManualClock
+from shared.commitorder import read_all
 from shared.db import create_engine
-from shared.eventstore import read_all
 from shared.inbox import IdempotentConsumer, Incoming
 from shared.service import prepare_database
 from shared.settings import with_database

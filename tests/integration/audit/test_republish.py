@@ -12,9 +12,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.commitorder import read_all, read_committed_after
 from shared.contract.envelope import EventEnvelope
 from shared.db import libpq_url
-from shared.eventstore import Position, read_all, read_committed_after
+from shared.eventstore import Position
 from shared.kafka import Publisher
 from shared.outbox import OutboxRelay, load_checkpoint, save_checkpoint
 from shared.runtime.embedded import create_topics

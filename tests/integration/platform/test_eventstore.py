@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.chainverify import verify_chain, verify_stream
 from shared.clock import ManualClock
+from shared.commitorder import events_held_back, read_all, read_committed_after
 from shared.contract.envelope import SYSTEM, Actor
 from shared.contract.payloads import OrderConfirmed
 from shared.db import libpq_url
@@ -30,9 +31,6 @@ from shared.eventstore import (
     Position,
     append,
     chain_hash,
-    events_held_back,
-    read_all,
-    read_committed_after,
     read_stream,
 )
 from shared.service import prepare_database

@@ -14,10 +14,11 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import SystemClock
+from shared.commitorder import events_held_back
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import OrderConfirmed
 from shared.db import libpq_url
-from shared.eventstore import Meta, Position, append, events_held_back
+from shared.eventstore import Meta, Position, append
 from shared.kafka import Publisher
 from shared.outbox import OutboxRelay, load_checkpoint
 from shared.runtime.embedded import create_topics

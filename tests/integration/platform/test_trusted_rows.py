@@ -10,9 +10,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.clock import ManualClock
+from shared.commitorder import read_committed_after
 from shared.contract.envelope import SYSTEM, Actor
 from shared.contract.payloads import OrderConfirmed, OrderPaid
-from shared.eventstore import _COLUMNS, Meta, Position, _stored, append, read_committed_after
+from shared.eventstore import _COLUMNS, Meta, Position, _stored, append
 
 
 async def test_trusted_and_validated_rows_are_the_same_events(engine: AsyncEngine) -> None:
