@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.contract.payloads import Payload
 from shared.eventrows import HEADS, INSERT_ROWS_UNLESS_TAKEN, as_document
 from shared.eventstore import Appended, ConcurrencyError, Head, Meta, build_rows
+from shared.rowdocs import Write, execute_together
 
 
 class PendingEvents:
@@ -31,12 +32,13 @@ class PendingEvents:
         self.rows.extend(rows)
         return Appended(envelopes, head=(envelopes[-1].stream_version, rows[-1]["hash"]))
 
-    async def flush(self, conn: AsyncConnection) -> None:
+    async def flush(self, conn: AsyncConnection, *others: Write | None) -> None:
+        """Insert the events, in the same statement as ``others`` (the batch's other writes,
+        independent of the events: one round trip for all)."""
         rows, self.rows = self.rows, []
-        if not rows:
-            return
-        inserted = (await conn.execute(INSERT_ROWS_UNLESS_TAKEN, as_document(rows))).all()
-        if len(inserted) != len(rows):
+        mine = Write(INSERT_ROWS_UNLESS_TAKEN.text, as_document(rows)["rows"]) if rows else None
+        inserted = await execute_together(conn, [w for w in (mine, *others) if w is not None])
+        if rows and len(inserted) != len(rows):
             went_in = {(row[0], row[1]) for row in inserted}
             taken = next(r for r in rows if (r["stream_id"], r["stream_version"]) not in went_in)
             raise ConcurrencyError(taken["stream_id"], taken["stream_version"] - 1,

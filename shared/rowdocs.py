@@ -38,8 +38,15 @@ class RowsStatement:
     key: tuple[str, ...] = ()  # an UPDATE's or upsert's key: each row must name a different row
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+        write = self.write(rows)
+        if write is not None:
+            await conn.execute(self.statement, {"rows": write.rows})
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> Write | None:
+        """The statement with these rows, to run with others (``execute_together``); None
+        when there are none."""
         if not rows:
-            return
+            return None
         wanted = set(self.columns)
         for row in rows:
             if row.keys() != wanted:
@@ -47,7 +54,37 @@ class RowsStatement:
         if self.key and len({tuple(row[k] for k in self.key) for row in rows}) != len(rows):
             raise ValueError(f"two rows for the same {', '.join(self.key)}: one statement "
                              "changes a row once")
-        await conn.execute(self.statement, {"rows": json_document(list(rows))})
+        return Write(self.statement.text, json_document(list(rows)))
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One statement whose only parameter is ``CAST(:rows AS jsonb)``, and that document."""
+
+    sql: str
+    rows: str
+
+
+_ROWS = "CAST(:rows AS jsonb)"
+
+
+async def execute_together(conn: AsyncConnection, writes: Sequence[Write]) -> Sequence[Any]:
+    """Several writes in one statement, one round trip (each a data-modifying WITH query);
+    returns what the first one's RETURNING gives (nothing without one). They run on one
+    snapshot, none seeing another's rows: only writes independent of each other go together."""
+    if not writes:
+        return []
+    for write in writes:
+        if write.sql.count(_ROWS) != 1:
+            raise ValueError(f"not a one-document statement: {write.sql[:80]}")
+    if len(writes) == 1:
+        return (await conn.execute(text(writes[0].sql), {"rows": writes[0].rows})).all()
+    parts = ", ".join(f"w{n} AS ({w.sql.replace(_ROWS, f'CAST(:rows_{n} AS jsonb)')})"
+                      for n, w in enumerate(writes))
+    returning = " RETURNING " in writes[0].sql.upper()
+    sql = f"WITH {parts} " + ("SELECT * FROM w0" if returning else "SELECT 1 WHERE false")
+    return (await conn.execute(text(sql), {f"rows_{n}": w.rows for n, w in enumerate(writes)})
+            ).all()
 
 
 def _record(table: Table, columns: Sequence[str]) -> str:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain.duplicates import DuplicateSuspicion, likely_duplicates
-from shared.rowdocs import excluded, upsert_rows
+from shared.rowdocs import Write, excluded, upsert_rows
 
 metadata = MetaData()
 
@@ -138,8 +138,9 @@ async def read_for_batch(conn: AsyncConnection, marks: Sequence[tuple[str, datet
     return batch
 
 
-async def save_batch(conn: AsyncConnection, batch: BatchFingerprints) -> None:
-    """The batch's changes: one executemany of upserts, one of deletes."""
+async def save_batch(conn: AsyncConnection, batch: BatchFingerprints) -> Write | None:
+    """The batch's changes: the deletes (of cancelled orders) done, the upserts returned for
+    the batch's one statement of writes."""
     kept: list[dict[str, Any]] = []
     gone: list[dict[str, Any]] = []
     for order_id, change in batch.changed.items():
@@ -148,9 +149,9 @@ async def save_batch(conn: AsyncConnection, batch: BatchFingerprints) -> None:
         else:
             mark, row = change
             kept.append(_row(order_id, mark, row.channel, row.channel_order_id, row.submitted_at))
-    await _RECORD.execute(conn, kept)
     if gone:
         await conn.execute(_FORGET, gone[0] if len(gone) == 1 else gone)
+    return _RECORD.write(kept)
 
 
 async def find_likely_duplicates(conn: AsyncConnection, fingerprint: str, submitted_at: datetime,

@@ -35,7 +35,7 @@ from services.order.domain.state import OrderState, status
 from services.order.duplicate_store import BatchFingerprints
 from shared import eventstore
 from shared.eventbatch import PendingEvents
-from shared.rowdocs import excluded, upsert_rows
+from shared.rowdocs import Write, excluded, upsert_rows
 
 metadata = MetaData()
 
@@ -168,9 +168,9 @@ async def save_projection(conn: AsyncConnection, state: OrderState, at: datetime
     cache.projections[state.order_id] = row
 
 
-async def save_projections(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """The batch's projection rows (each order's last), in one statement."""
-    await _SAVE_PROJECTION.execute(conn, rows)
+def projections_write(rows: Sequence[dict[str, Any]]) -> Write | None:
+    """The batch's projection rows (each order's last), for its one statement of writes."""
+    return _SAVE_PROJECTION.write(rows)
 
 
 _PROJECTION_COLUMNS = (
@@ -279,9 +279,9 @@ async def mark_short(conn: AsyncConnection, order_id: str, event_id: str, at: da
     await _mark(conn, order_id, False, event_id, at)
 
 
-async def save_readiness(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """A batch's readiness rows (each order's last), in one statement."""
-    await _MARK.execute(conn, rows)
+def readiness_write(rows: Sequence[dict[str, Any]]) -> Write | None:
+    """A batch's readiness rows (each order's last), for its one statement of writes."""
+    return _MARK.write(rows)
 
 
 _RESERVED = select(readiness.c.order_id, readiness.c.reserved).where(

@@ -1,8 +1,8 @@
 """The order consumer's batch work: every order a batch names is loaded in one query (with its
 readiness, and the likely-duplicate candidates of its submissions in one more), each message is
 handled as alone but against those (kept current by each commit), and the orders' events,
-projection, readiness and fingerprint rows are written once, at the end (one INSERT, three or
-four executemany).
+projection, readiness and fingerprint rows are written once, at the end, in one statement (the
+fingerprints of cancelled orders deleted in one more).
 
 The effect equals handling each message alone (tests/integration/order/test_batch.py); any
 failure undoes the batch and the inbox handles its messages one by one without the cache.
@@ -36,10 +36,10 @@ class _Work:
             store.BATCH.reset(token)
 
     async def finish(self) -> None:
-        await self.cache.events.flush(self.conn)
-        await store.save_projections(self.conn, list(self.cache.projections.values()))
-        await store.save_readiness(self.conn, list(self.cache.readiness_rows.values()))
-        await duplicate_store.save_batch(self.conn, self.cache.fingerprints)
+        fingerprints = await duplicate_store.save_batch(self.conn, self.cache.fingerprints)
+        await self.cache.events.flush(  # with the events, in one statement: one round trip
+            self.conn, store.projections_write(list(self.cache.projections.values())),
+            store.readiness_write(list(self.cache.readiness_rows.values())), fingerprints)
 
     def committed(self) -> None:
         """The batch's orders as it left them are committed: kept for the next batches (a kept

@@ -34,7 +34,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.metrics import METRICS
-from shared.rowdocs import excluded, insert_rows, update_rows, upsert_rows
+from shared.rowdocs import (
+    Write,
+    excluded,
+    execute_together,
+    insert_rows,
+    update_rows,
+    upsert_rows,
+)
 
 metadata = MetaData()
 
@@ -146,6 +153,27 @@ async def test_upserted_rows_are_what_an_executemany_upserts(tables: AsyncEngine
         assert await read(conn, OURS) == await read(conn, THEIRS)
         with pytest.raises(ValueError, match="two rows for the same code"):
             await ours.execute(conn, [rows()[0], rows()[0]])
+
+
+async def test_writes_together_are_one_statement_with_the_effect_of_each(
+        tables: AsyncEngine) -> None:
+    """An insert into one table and an upsert of another in one round trip: each does what it
+    does alone; the first one's RETURNING comes back."""
+    returning = Write(insert_rows(OURS, COLUMNS).statement.text + " RETURNING code", "")
+    async with tables.begin() as conn:
+        await insert_rows(THEIRS, COLUMNS).execute(conn, rows()[:1])
+        upsert = upsert_rows(THEIRS, COLUMNS, ["code"], excluded("n"))
+        before = METRICS.total("oms_db_statements_total")
+        back = await execute_together(conn, [
+            Write(returning.sql, insert_rows(OURS, COLUMNS).write(rows()).rows),  # type: ignore[union-attr]
+            upsert.write([rows()[0] | {"n": 41}, rows()[1]])])
+        assert METRICS.total("oms_db_statements_total") - before == 1
+        assert sorted(r[0] for r in back) == ["a", "b", "c", "d"]
+        assert [(r[1], r[2]) for r in await read(conn, THEIRS)] == [("a", 41), ("b", None)]
+        assert len(await read(conn, OURS)) == 4
+        assert await execute_together(conn, []) == []
+        with pytest.raises(ValueError, match="not a one-document statement"):
+            await execute_together(conn, [Write("SELECT 1", "[]")])
 
 
 async def test_rows_that_do_not_fit_the_statement_are_refused(tables: AsyncEngine) -> None:
