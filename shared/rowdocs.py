@@ -78,7 +78,8 @@ async def execute_together(conn: AsyncConnection, writes: Sequence[Write]) -> Se
         if write.sql.count(_ROWS) != 1:
             raise ValueError(f"not a one-document statement: {write.sql[:80]}")
     if len(writes) == 1:
-        return (await conn.execute(text(writes[0].sql), {"rows": writes[0].rows})).all()
+        result = await conn.execute(text(writes[0].sql), {"rows": writes[0].rows})
+        return result.all() if result.returns_rows else []
     parts = ", ".join(f"w{n} AS ({w.sql.replace(_ROWS, f'CAST(:rows_{n} AS jsonb)')})"
                       for n, w in enumerate(writes))
     returning = " RETURNING " in writes[0].sql.upper()

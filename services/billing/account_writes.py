@@ -28,7 +28,7 @@ from services.billing.store import (
     refunds,
     voucher_parts,
 )
-from shared.rowdocs import insert_rows, update_rows
+from shared.rowdocs import Write, execute_together, insert_rows, update_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +171,12 @@ async def save_accounts(conn: AsyncConnection, stored: Mapping[str, Stored],
     """Write ``changes`` (in the order they were decided, of accounts loaded as ``stored``) with
     exactly the effect of saving each change on its own, in that order: new rows as each change
     made them; facts and standings as the account's last change left them, where they differ
-    from what is stored."""
+    from what is stored. One statement, one round trip."""
+    await execute_together(conn, account_writes(stored, changes))
+
+
+def account_writes(stored: Mapping[str, Stored], changes: Sequence[Change]) -> list[Write]:
+    """``save_accounts``' writes, to run in one statement with others (independent of them)."""
     last: dict[str, Change] = {}
     placed_by: dict[str, uuid.UUID | None] = {}
     for change in changes:
@@ -198,10 +203,12 @@ async def save_accounts(conn: AsyncConnection, stored: Mapping[str, Stored],
     rows = _Rows()
     for change in changes:
         rows.change(change, standings)
-    await _SAVE_FACTS.execute(conn, facts)
+    # One statement: each table's rows are disjoint from the others' (an invoice's standing is
+    # updated only when it was stored before; new ones carry theirs), and the foreign keys are
+    # checked at the statement's end, when the new invoices are there for their lines.
     new_rows = rows.by_statement
-    for table in (invoices, invoice_lines):
-        await _INSERTS[table].execute(conn, new_rows.get(_INSERTS[table], []))
-    await _SAVE_STANDING.execute(conn, updated)
-    for table in (payments, recognitions, credit_notes, document_lines, refunds):
-        await _INSERTS[table].execute(conn, new_rows.get(_INSERTS[table], []))
+    writes = [_SAVE_FACTS.write(facts), _SAVE_STANDING.write(updated),
+              *(_INSERTS[table].write(new_rows.get(_INSERTS[table], []))
+                for table in (invoices, invoice_lines, payments, recognitions, credit_notes,
+                              document_lines, refunds))]
+    return [write for write in writes if write is not None]

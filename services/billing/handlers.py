@@ -14,7 +14,7 @@ from sqlalchemy import exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.billing import account_store, domain, queries, store
-from services.billing.account_writes import Booking, Change, save_accounts
+from services.billing.account_writes import Booking, Change, account_writes, save_accounts
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
@@ -255,8 +255,8 @@ class _Batch:
 
     async def finish(self) -> None:
         await self.draws.finish(self.conn)
-        await self.deferred.events.flush(self.conn)
-        await save_accounts(self.conn, self.stored, self.changes)
+        # the events and the accounts' rows in one statement (one round trip)
+        await self.deferred.events.flush(self.conn, *account_writes(self.stored, self.changes))
 
 
 def _meta(cause: EventEnvelope) -> Meta:

@@ -144,10 +144,12 @@ class _Recording:
             notification, status=status, correlation_id=cause.correlation_id, at=at))
         return True
 
-    async def save(self, conn: AsyncConnection) -> None:
-        await self.outcomes.flush(conn)
-        await store.store_notifications(conn, self.notifications)
-        await store.record_attempts(conn, self.attempts)
+    async def save(self, conn: AsyncConnection, customers: list[dict[str, Any]] | None = None
+                   ) -> None:
+        """The outcomes' events, the notifications and attempts (and ``customers``) in one
+        statement: one round trip."""
+        await self.outcomes.flush(conn, *store.batch_writes(customers or [], self.notifications,
+                                                            self.attempts))
         self.notifications, self.attempts = [], []
 
 
@@ -236,9 +238,8 @@ class _Batch:
         _warn_once(self.told, plan.fallbacks)
 
     async def finish(self) -> None:
-        await store.remember_customers(self.conn, self.remembered)
+        await self.recording.save(self.conn, customers=self.remembered)
         self.remembered = []
-        await self.recording.save(self.conn)
 
 
 def notification_fact(n: PlannedNotification, failure: str | None = None) -> Payload:

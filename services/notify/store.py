@@ -27,7 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify.domain import OrderCustomer, PlannedNotification
-from shared.rowdocs import insert_rows
+from shared.rowdocs import Write, insert_rows
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 RETRY = "retry"  # an attempt that failed and will be tried again
@@ -139,6 +139,15 @@ def customer_row(customer: OrderCustomer, *, source_event_id: str, at: datetime)
 async def remember_customers(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     """Keep the first ``order.placed`` customer of each order (a redelivery changes nothing)."""
     await _REMEMBER_CUSTOMERS.execute(conn, rows)
+
+
+def batch_writes(customers: list[dict[str, Any]], notifications: list[dict[str, Any]],
+                 attempts: list[dict[str, Any]]) -> list[Write]:
+    """``remember_customers``, ``store_notifications`` and ``record_attempts`` of a batch, to
+    run in one statement with its events (each table's rows independent of the others')."""
+    writes = [_REMEMBER_CUSTOMERS.write(customers), _STORE_NOTIFICATIONS.write(notifications),
+              _RECORD_ATTEMPTS.write(attempts)]
+    return [write for write in writes if write is not None]
 
 
 async def load_customers(conn: AsyncConnection, order_ids: list[str]) -> dict[str, OrderCustomer]:

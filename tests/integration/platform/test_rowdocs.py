@@ -172,6 +172,8 @@ async def test_writes_together_are_one_statement_with_the_effect_of_each(
         assert [(r[1], r[2]) for r in await read(conn, THEIRS)] == [("a", 41), ("b", None)]
         assert len(await read(conn, OURS)) == 4
         assert await execute_together(conn, []) == []
+        alone = insert_rows(OURS, COLUMNS).write([rows()[0] | {"code": "e"}])
+        assert await execute_together(conn, [alone]) == []  # type: ignore[list-item]
         with pytest.raises(ValueError, match="not a one-document statement"):
             await execute_together(conn, [Write("SELECT 1", "[]")])
 
