@@ -7,7 +7,8 @@ went there); here a batch of rows is one round trip and one statement whatever i
 What a column holds is what an executemany through SQLAlchemy would have written: Decimals
 travel as their strings (numeric keeps the scale: ``0.00`` stays ``0.00``), aware datetimes,
 dates and UUIDs in ISO 8601, and ``None`` in a JSON(B) column is JSON ``null`` (SQLAlchemy's
-default), not SQL NULL. Inserted rows go in in the order given (serial ids follow it)."""
+default), not SQL NULL. Inserted rows go in in the order given (serial ids follow it).
+``execute_together`` sends several such writes (a batch's events and rows) as one statement."""
 
 from __future__ import annotations
 
