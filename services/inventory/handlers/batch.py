@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory import domain, store
@@ -37,12 +36,13 @@ from shared.contract.payloads import OrderPlaced, StockReserved
 from shared.eventbatch import PendingEvents
 from shared.eventstore import Meta
 from shared.inbox import BatchStart, BatchWork, Incoming
+from shared.rowdocs import insert_rows
 
 _KNOWN = select(inventory_orders.c.order_id).where(
     inventory_orders.c.order_id.in_(bindparam("ids", expanding=True)))
-_INSERT_ORDERS = insert(inventory_orders)
-_INSERT_HOLDINGS = insert(order_holdings)
-_INSERT_LEDGER = insert(stock_ledger)
+_INSERT_ORDERS = insert_rows(inventory_orders, [c.name for c in inventory_orders.c])
+_INSERT_HOLDINGS = insert_rows(order_holdings, [c.name for c in order_holdings.c])
+_INSERT_LEDGER = insert_rows(stock_ledger, [c.name for c in stock_ledger.c if c.name != "entry_id"])
 # Reservations only move existing rows (stock is reserved where some is available).
 _RESERVE = text(
     "UPDATE stock_balances AS b SET reserved = b.reserved + m.reserved, updated_at = m.at"
@@ -179,12 +179,12 @@ class _Batch:
             await session.check_low_stock()
 
     async def flush(self) -> None:
-        """Everything decided so far, one statement per table (events first: the ledger points
-        at them)."""
-        await self.events.flush(self.conn)
-        if self.orders:
-            await self.conn.execute(_INSERT_ORDERS, self.orders)
-            self.orders = []
+        """Everything decided so far: the events, orders, holdings and ledger lines in one
+        statement (independent rows), the balances in one more."""
+        await self.events.flush(self.conn, _INSERT_ORDERS.write(self.orders),
+                                _INSERT_HOLDINGS.write(self.holdings),
+                                _INSERT_LEDGER.write(self.ledger))
+        self.orders, self.holdings, self.ledger = [], [], []
         if self.reserved:
             keys = list(self.reserved)
             await self.conn.execute(_RESERVE, {
@@ -192,12 +192,6 @@ class _Batch:
                 "reserved": [self.reserved[k][0] for k in keys],
                 "ats": [self.reserved[k][1] for k in keys]})
             self.reserved = {}
-        if self.holdings:
-            await self.conn.execute(_INSERT_HOLDINGS, self.holdings)
-            self.holdings = []
-        if self.ledger:
-            await self.conn.execute(_INSERT_LEDGER, self.ledger)
-            self.ledger = []
 
     async def finish(self) -> None:
         if self.in_memory:
