@@ -25,27 +25,31 @@ SAFE_BELOW = (
     "WHERE x::xid NOT IN (SELECT a.backend_xid FROM pg_stat_activity a "
     "WHERE a.backend_xid IS NOT NULL AND a.datname <> current_database()))"
 )
+# The rows after (:tx, :pos) that can be read, in commit order, at most :limit: what every
+# reader in commit order selects from (the columns are the reader's own).
+COMMITTED_AFTER = (
+    "FROM events WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
+    f"AND tx_id < {SAFE_BELOW} ORDER BY events.tx_id, events.position LIMIT :limit"
+)
+
+
+def committed_after_params(after: Position, limit: int) -> dict[str, object]:
+    """The parameters of ``COMMITTED_AFTER``."""
+    return {"tx": str(after.tx_id), "pos": after.position, "limit": limit}
 
 
 async def read_committed_after(
     conn: AsyncConnection, after: Position, limit: int = 1000, *, trusted: bool = False
 ) -> list[StoredEvent]:
     """Events in global order after ``after`` that no in-flight transaction can precede
-    (``trusted``: see ``_stored``; the relay's reading).
+    (``trusted``: see ``_stored``).
 
     Ordering by transaction id and stopping below the oldest transaction of this database still
     running (``SAFE_BELOW``) means an event committed late by a long transaction is not skipped,
     as it would be by a bigserial position alone.
     """
-    result = await conn.execute(
-        text(
-            f"SELECT {_COLUMNS} FROM events "
-            "WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
-            f"AND tx_id < {SAFE_BELOW} "
-            "ORDER BY events.tx_id, events.position LIMIT :limit"
-        ),
-        {"tx": str(after.tx_id), "pos": after.position, "limit": limit},
-    )
+    result = await conn.execute(text(f"SELECT {_COLUMNS} {COMMITTED_AFTER}"),
+                                committed_after_params(after, limit))
     return [_stored(row, trusted=trusted) for row in result]
 
 

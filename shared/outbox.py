@@ -12,7 +12,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.commitorder import SAFE_BELOW, events_held_back
+from shared.commitorder import COMMITTED_AFTER, committed_after_params, events_held_back
 from shared.db import run_script
 from shared.eventstore import NOTIFY_CHANNEL, Position
 from shared.kafka import OutgoingRecord, Publisher
@@ -79,17 +79,14 @@ _PUBLISHABLE = text(
     "correlation_id, json_build_object('event_id', event_id, 'event_type', event_type, "
     "'schema_version', schema_version, 'stream_id', stream_id, 'stream_version', stream_version, "
     "'occurred_at', occurred_at, 'correlation_id', correlation_id, 'causation_id', causation_id, "
-    "'actor', actor, 'payload', payload)::text AS value FROM events "
-    "WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
-    f"AND tx_id < {SAFE_BELOW} ORDER BY events.tx_id, events.position LIMIT :limit"
+    f"'actor', actor, 'payload', payload)::text AS value {COMMITTED_AFTER}"
 )
 
 
 async def read_publishable(conn: AsyncConnection, after: Position, limit: int
                            ) -> list[Publishable]:
     """``read_committed_after``'s events (the same rows, the same order), ready to send."""
-    result = await conn.execute(_PUBLISHABLE, {"tx": str(after.tx_id), "pos": after.position,
-                                               "limit": limit})
+    result = await conn.execute(_PUBLISHABLE, committed_after_params(after, limit))
     return [Publishable(Position(int(row.tx_id_text), int(row.position)), row.message_key,
                         row.event_type, row.event_id, row.correlation_id, row.value.encode())
             for row in result]
