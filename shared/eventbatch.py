@@ -37,7 +37,7 @@ class PendingEvents:
         independent of the events: one round trip for all)."""
         rows, self.rows = self.rows, []
         mine = Write(INSERT_ROWS_UNLESS_TAKEN.text, as_document(rows)["rows"]) if rows else None
-        inserted = await execute_together(conn, [w for w in (mine, *others) if w is not None])
+        inserted = await execute_together(conn, [mine, *others])
         if rows and len(inserted) != len(rows):
             went_in = {(row[0], row[1]) for row in inserted}
             taken = next(r for r in rows if (r["stream_id"], r["stream_version"]) not in went_in)

@@ -69,10 +69,13 @@ class Write:
 _ROWS = "CAST(:rows AS jsonb)"
 
 
-async def execute_together(conn: AsyncConnection, writes: Sequence[Write]) -> Sequence[Any]:
-    """Several writes in one statement, one round trip (each a data-modifying WITH query);
-    returns what the first one's RETURNING gives (nothing without one). They run on one
-    snapshot, none seeing another's rows: only writes independent of each other go together."""
+async def execute_together(conn: AsyncConnection, given: Sequence[Write | None]
+                           ) -> Sequence[Any]:
+    """Several writes in one statement, one round trip (each a data-modifying WITH query; a
+    None, ``write`` without rows, is left out); returns what the first one's RETURNING gives
+    (nothing without one). They run on one snapshot, none seeing another's rows: only writes
+    independent of each other go together."""
+    writes = [write for write in given if write is not None]
     if not writes:
         return []
     for write in writes:

@@ -175,8 +175,10 @@ async def save_accounts(conn: AsyncConnection, stored: Mapping[str, Stored],
     await execute_together(conn, account_writes(stored, changes))
 
 
-def account_writes(stored: Mapping[str, Stored], changes: Sequence[Change]) -> list[Write]:
-    """``save_accounts``' writes, to run in one statement with others (independent of them)."""
+def account_writes(stored: Mapping[str, Stored], changes: Sequence[Change]
+                   ) -> list[Write | None]:
+    """``save_accounts``' writes (None for a table with no rows), to run in one statement with
+    others (independent of them)."""
     last: dict[str, Change] = {}
     placed_by: dict[str, uuid.UUID | None] = {}
     for change in changes:
@@ -207,8 +209,7 @@ def account_writes(stored: Mapping[str, Stored], changes: Sequence[Change]) -> l
     # updated only when it was stored before; new ones carry theirs), and the foreign keys are
     # checked at the statement's end, when the new invoices are there for their lines.
     new_rows = rows.by_statement
-    writes = [_SAVE_FACTS.write(facts), _SAVE_STANDING.write(updated),
-              *(_INSERTS[table].write(new_rows.get(_INSERTS[table], []))
-                for table in (invoices, invoice_lines, payments, recognitions, credit_notes,
-                              document_lines, refunds))]
-    return [write for write in writes if write is not None]
+    return [_SAVE_FACTS.write(facts), _SAVE_STANDING.write(updated),
+            *(_INSERTS[table].write(new_rows.get(_INSERTS[table], []))
+              for table in (invoices, invoice_lines, payments, recognitions, credit_notes,
+                            document_lines, refunds))]

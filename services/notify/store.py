@@ -108,8 +108,8 @@ async def create_schema(conn: AsyncConnection) -> None:
         await conn.execute(text(statement))
 
 
-# Statements of the consumer's hot path, built once (SQLAlchemy caches their compiled form); each
-# takes one row or, as an executemany, a batch's rows.
+# Statements of the consumer's hot path, built once; each takes a batch's rows (or one row) as
+# one JSON document (``shared.rowdocs``).
 _CUSTOMER_COLUMNS = ("order_id", "customer_id", "customer_name", "email", "phone", "channel",
                      "channel_order_id", "address", "source_event_id", "recorded_at")
 _REMEMBER_CUSTOMERS = insert_rows(order_customers, _CUSTOMER_COLUMNS, skip_conflicts=["order_id"])
@@ -142,12 +142,12 @@ async def remember_customers(conn: AsyncConnection, rows: list[dict[str, Any]]) 
 
 
 def batch_writes(customers: list[dict[str, Any]], notifications: list[dict[str, Any]],
-                 attempts: list[dict[str, Any]]) -> list[Write]:
-    """``remember_customers``, ``store_notifications`` and ``record_attempts`` of a batch, to
-    run in one statement with its events (each table's rows independent of the others')."""
-    writes = [_REMEMBER_CUSTOMERS.write(customers), _STORE_NOTIFICATIONS.write(notifications),
-              _RECORD_ATTEMPTS.write(attempts)]
-    return [write for write in writes if write is not None]
+                 attempts: list[dict[str, Any]]) -> list[Write | None]:
+    """``remember_customers``, ``store_notifications`` and ``record_attempts`` of a batch (None
+    for one without rows), to run in one statement with its events (each table's rows
+    independent of the others')."""
+    return [_REMEMBER_CUSTOMERS.write(customers), _STORE_NOTIFICATIONS.write(notifications),
+            _RECORD_ATTEMPTS.write(attempts)]
 
 
 async def load_customers(conn: AsyncConnection, order_ids: list[str]) -> dict[str, OrderCustomer]:
