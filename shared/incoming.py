@@ -54,11 +54,19 @@ class Incoming:
 
 
 def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
-    value: bytes = record.value or b""
     headers = {k: (v.decode(errors="replace") if v else "") for k, v in (record.headers or ())}
     key = record.key.decode(errors="replace") if record.key else None
-    base = {
-        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+    return decode_message(record.topic, record.partition, record.offset, key, record.value or b"",
+                          headers, envelopes=envelopes)
+
+
+def decode_message(topic: str, partition: int, offset: int, key: str | None, value: bytes,
+                   headers: dict[str, str], *, envelopes: bool) -> Incoming:
+    """The consumer's reading of one message: its envelope decoded and upcast where ``envelopes``
+    (an undecodable one carries ``decode_error`` instead), its id. ``oms replay`` reads the
+    stored history through this too, as the bytes the relay would send."""
+    base: dict[str, Any] = {
+        "topic": topic, "partition": partition, "offset": offset,
         "key": key, "value": value, "headers": headers,
     }
     if not envelopes:

@@ -72,14 +72,17 @@ class Publishable:
     value: bytes
 
 
-# Every envelope field, as EventEnvelope.from_json reads them (occurred_at in ISO 8601 with its
-# offset, the payload and actor documents as stored).
-_PUBLISHABLE = text(
-    "SELECT position, tx_id::text AS tx_id_text, message_key, event_type, event_id, "
-    "correlation_id, json_build_object('event_id', event_id, 'event_type', event_type, "
+# An event row's envelope as the relay sends it: every field, as EventEnvelope.from_json reads
+# them (occurred_at in ISO 8601 with its offset, the payload and actor documents as stored).
+ENVELOPE_JSON = (
+    "json_build_object('event_id', event_id, 'event_type', event_type, "
     "'schema_version', schema_version, 'stream_id', stream_id, 'stream_version', stream_version, "
     "'occurred_at', occurred_at, 'correlation_id', correlation_id, 'causation_id', causation_id, "
-    f"'actor', actor, 'payload', payload)::text AS value {COMMITTED_AFTER}"
+    "'actor', actor, 'payload', payload)::text"
+)
+_PUBLISHABLE = text(
+    "SELECT position, tx_id::text AS tx_id_text, message_key, event_type, event_id, "
+    f"correlation_id, {ENVELOPE_JSON} AS value {COMMITTED_AFTER}"
 )
 
 
@@ -97,12 +100,13 @@ def to_record(event: Publishable, topic: str) -> OutgoingRecord:
         topic=topic,
         key=event.key,
         value=event.value,
-        headers={
-            "event_type": event.event_type,
-            "event_id": str(event.event_id),
-            "correlation_id": event.correlation_id,
-        },
+        headers=relay_headers(event.event_type, str(event.event_id), event.correlation_id),
     )
+
+
+def relay_headers(event_type: str, event_id: str, correlation_id: str) -> dict[str, str]:
+    """The headers the relay sends with an event (consumers may skip on ``event_type``)."""
+    return {"event_type": event_type, "event_id": event_id, "correlation_id": correlation_id}
 
 
 class OutboxRelay:

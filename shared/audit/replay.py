@@ -249,13 +249,14 @@ async def _feed(run: ReplayRun, engine: AsyncEngine, clock: ManualClock, hooks: 
             if progress:
                 progress(run.fed + run.commands, total)
 
-    async for topic, envelope in merged(sources):
+    async for topic, message in merged(sources):
         if topic:
-            batch.append(Incoming.from_envelope(envelope, topic))
+            batch.append(message)
             if len(batch) >= BATCH:
                 await flush()
             continue
         await flush()  # a command of the service's own: after everything before it
+        envelope = message.event
         clock.set(envelope.occurred_at)
         try:
             await hooks.commands[envelope.event_type](engine, envelope, clock)

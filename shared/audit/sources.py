@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.contract.envelope import Actor, EventEnvelope
+from shared.contract.envelope import EventEnvelope
 from shared.contract.topics import topic_for_event
-from shared.upcasting import upcast
+from shared.incoming import Incoming, decode_message
+from shared.outbox import ENVELOPE_JSON, relay_headers
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,16 +34,27 @@ async def has_table(conn: AsyncConnection, table: str) -> bool:
     return bool(found.scalar_one())
 
 
-_PAGE = text(
-    "SELECT position, tx_id::text AS tx_id_text, event_id, stream_id, stream_version, event_type,"
-    " schema_version, occurred_at, correlation_id, causation_id, actor, payload, message_key,"
-    " prev_hash, hash FROM events WHERE (occurred_at, tx_id, position) >"
-    " (CAST(:at AS timestamptz), CAST(:tx AS xid8), :pos) AND event_type = ANY(:types)"
+# One ordered pass over a producer's events of the consumed types, each as the relay would send
+# it (the same envelope bytes, key and headers), with its place in (occurred_at, tx_id, position)
+# order; streamed through a server-side cursor, so the database sorts once however long the
+# history (a paged read sorted what was left of it again for every page).
+_STREAM = text(
+    "SELECT (extract(epoch FROM occurred_at) * 1000000)::bigint AS at_us, tx_id::text AS tx,"
+    " position, message_key, event_type, event_id::text AS id, correlation_id,"
+    f" {ENVELOPE_JSON} AS value FROM events WHERE event_type = ANY(:types)"
     " AND (NOT :commands_only OR causation_id IS NULL)"
-    " ORDER BY occurred_at, tx_id, position LIMIT :limit"
+    " ORDER BY occurred_at, tx_id, position"
 )
+CHUNK = 2000  # rows fetched at a time
 
-Item = tuple[tuple[Any, ...], str, EventEnvelope]  # (sort key, topic or "" for a command, event)
+# (sort key, topic or "" for a command, the message as a consumer decodes it). The key's first
+# element is the instant in microseconds since the epoch.
+Item = tuple[tuple[Any, ...], str, Incoming]
+
+
+def micros(at: datetime) -> int:
+    """An aware instant as microseconds since the epoch (the sort key's first element)."""
+    return (at - EPOCH) // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,57 +85,47 @@ async def routed_types(conn: AsyncConnection, producer: str, topics: tuple[str, 
     return {t: v for t, v in routed.items() if v[0] in topics}
 
 
-def _envelope(row: Any) -> EventEnvelope:
-    return EventEnvelope(
-        event_id=row.event_id, event_type=row.event_type, schema_version=row.schema_version,
-        stream_id=row.stream_id, stream_version=row.stream_version, occurred_at=row.occurred_at,
-        correlation_id=row.correlation_id, causation_id=row.causation_id,
-        actor=Actor.model_validate(row.actor), payload=row.payload)
-
-
 async def read_source(source: Source) -> AsyncIterator[Item]:
-    """(sort key, topic, upcast envelope) in (occurred_at, tx_id, position) order, paged."""
-    after: tuple[Any, str, int] = ("-infinity", "0", 0)
-    types = list(source.topic_of)
-    while True:
-        async with source.engine.connect() as conn:
-            rows = (await conn.execute(_PAGE, {"at": after[0], "tx": after[1], "pos": after[2],
-                                               "types": types, "commands_only": source.commands_only,
-                                               "limit": 2000})).all()
-        handled = await _handled(source.handled_in, [row.event_id for row in rows])
-        for row in rows:
-            if handled is not None and row.event_id not in handled:
-                source.left_out[0] += 1
-                continue
-            env = _envelope(row)
-            version, payload = upcast(env.event_type, env.schema_version, env.payload)
-            upgraded = env.model_copy(update={"schema_version": version, "payload": payload})
-            key = (row.occurred_at, int(row.tx_id_text), int(row.position), source.service)
-            yield key, source.topic_of[env.event_type], upgraded
-        if len(rows) < 2000:
-            return
-        last = rows[-1]
-        after = (last.occurred_at, last.tx_id_text, int(last.position))
+    """(sort key, topic, message) in (occurred_at, tx_id, position) order."""
+    topic_of = source.topic_of
+    async with source.engine.connect() as conn:
+        result = await conn.stream(_STREAM, {"types": list(topic_of),
+                                             "commands_only": source.commands_only})
+        async for rows in result.partitions(CHUNK):
+            handled = await _handled(source.handled_in, [row.id for row in rows])
+            for row in rows:
+                if handled is not None and row.id not in handled:
+                    source.left_out[0] += 1
+                    continue
+                topic = topic_of[row.event_type]
+                message = decode_message(topic, 0, 0, row.message_key, row.value.encode(),
+                                         relay_headers(row.event_type, row.id, row.correlation_id),
+                                         envelopes=True)
+                if message.envelope is None:  # stored events were validated when appended
+                    raise ValueError(f"stored event {row.id} cannot be read: "
+                                     f"{message.decode_error}")
+                yield (row.at_us, int(row.tx), row.position, source.service), topic, message
 
 
-async def _handled(live: AsyncEngine | None, ids: list[Any]) -> set[Any] | None:
+async def _handled(live: AsyncEngine | None, ids: list[str]) -> set[str] | None:
     if live is None:
         return None
     async with live.connect() as conn:
         if not await has_table(conn, "inbox"):
             return set()
-        found = await conn.execute(text("SELECT message_id FROM inbox WHERE message_id = "
+        found = await conn.execute(text("SELECT message_id::text FROM inbox WHERE message_id = "
                                         "ANY(CAST(:ids AS uuid[]))"), {"ids": ids})
         return {row[0] for row in found}
 
 
 async def read_records(service: str, records: Sequence[Record]) -> AsyncIterator[Item]:
     for n, record in enumerate(sorted(records, key=lambda r: (r.at, r.tx_id))):
-        yield (record.at, record.tx_id, 0, f"{service} (records)", n), "", record.envelope
+        yield ((micros(record.at), record.tx_id, 0, f"{service} (records)", n), "",
+               Incoming.from_envelope(record.envelope, ""))
 
 
 async def merged(sources: Sequence[Source | AsyncIterator[Item]]
-                 ) -> AsyncIterator[tuple[str, EventEnvelope]]:
+                 ) -> AsyncIterator[tuple[str, Incoming]]:
     """Every source's events, merged by (occurred_at, tx_id, position, producer)."""
     readers = [read_source(s) if isinstance(s, Source) else s for s in sources]
     heads: dict[int, Item] = {}
@@ -131,8 +135,8 @@ async def merged(sources: Sequence[Source | AsyncIterator[Item]]
             heads[index] = head
     while heads:
         index = min(heads, key=lambda i: heads[i][0])
-        _, topic, envelope = heads[index]
-        yield topic, envelope
+        _, topic, message = heads[index]
+        yield topic, message
         following = await anext(readers[index], None)
         if following is None:
             del heads[index]
