@@ -37,6 +37,9 @@ class Incoming:
     message_id: uuid.UUID
     envelope: EventEnvelope | None = None
     decode_error: str | None = None
+    # The broker's timestamp (ms since the epoch: when the producer sent it), when it came from
+    # one; how far behind its consumer is (see shared/lag.py).
+    timestamp_ms: int | None = None
 
     @property
     def event(self) -> EventEnvelope:
@@ -56,18 +59,21 @@ class Incoming:
 def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
     headers = {k: (v.decode(errors="replace") if v else "") for k, v in (record.headers or ())}
     key = record.key.decode(errors="replace") if record.key else None
+    timestamp = getattr(record, "timestamp", None)
     return decode_message(record.topic, record.partition, record.offset, key, record.value or b"",
-                          headers, envelopes=envelopes)
+                          headers, envelopes=envelopes,
+                          timestamp_ms=timestamp if isinstance(timestamp, int) else None)
 
 
 def decode_message(topic: str, partition: int, offset: int, key: str | None, value: bytes,
-                   headers: dict[str, str], *, envelopes: bool) -> Incoming:
+                   headers: dict[str, str], *, envelopes: bool,
+                   timestamp_ms: int | None = None) -> Incoming:
     """The consumer's reading of one message: its envelope decoded and upcast where ``envelopes``
     (an undecodable one carries ``decode_error`` instead), its id. ``oms replay`` reads the
     stored history through this too, as the bytes the relay would send."""
     base: dict[str, Any] = {
         "topic": topic, "partition": partition, "offset": offset,
-        "key": key, "value": value, "headers": headers,
+        "key": key, "value": value, "headers": headers, "timestamp_ms": timestamp_ms,
     }
     if not envelopes:
         return Incoming(message_id=content_id(value), **base)

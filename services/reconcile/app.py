@@ -17,6 +17,7 @@ from services.reconcile.bank.replay import carry_over_statements
 from services.reconcile.handlers import make_batch_start, make_handler, run_discrepancy_job
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
+from shared.lag import ConsumerLag
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
 
@@ -35,11 +36,12 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
         chosen = grace if grace is not None else timedelta(seconds=ctx.settings.reconcile_grace_seconds)
         ctx.state["grace"] = chosen
         ctx.state["bank_policy"] = bank_policy or bank_api.default_policy()
+        lag = ConsumerLag()  # how far behind its topics reconcile is: its grace counts from there
         return ServiceParts(
-            topics=TOPICS, handle=make_handler(ctx.clock, chosen),
-            start_batch=make_batch_start(ctx.clock, chosen),
+            topics=TOPICS, handle=make_handler(ctx.clock, chosen, lag),
+            start_batch=make_batch_start(ctx.clock, chosen, lag),
             background=[partial(run_discrepancy_job, ctx.engine, ctx.clock, chosen,
-                                ctx.settings.scheduler_seconds)],
+                                ctx.settings.scheduler_seconds, lag)],
         )
 
     app = create_app(NAME, schema=store.create_schema, build=build, router=api.router,

@@ -23,39 +23,52 @@ from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved, Payload
 from shared.eventstore import Meta, append
 from shared.inbox import BatchStart, BatchWork, Handler, Incoming
+from shared.lag import ConsumerLag
 from shared.logging import get_logger
+from shared.metrics import METRICS
 
 log = get_logger(__name__)
 
 
-def make_handler(clock: Clock, grace: timedelta) -> Handler:
-    """The consumer handler; the inbox gives it an open transaction (it opens none itself)."""
+def make_handler(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None) -> Handler:
+    """The consumer handler; the inbox gives it an open transaction (it opens none itself).
+    ``lag`` (shared with the batch work and the grace-period job): how far behind reconcile is."""
+    lag = lag if lag is not None else ConsumerLag()
 
     async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
+        lag.observe((incoming,))
         await keep_open_items(conn, incoming.event)  # the open items bank lines are matched to
-        await handle_event(conn, incoming.event, clock, grace)
+        await handle_event(conn, incoming.event, clock, grace, _behind(lag))
 
     return handle
 
 
-def make_batch_start(clock: Clock, grace: timedelta) -> BatchStart:
+def make_batch_start(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None
+                     ) -> BatchStart:
     """The same handling for a whole batch: every sheet of the batch locked and loaded in one
-    statement, the events folded in memory in order, the sheets written in one executemany."""
+    statement, the events folded in memory in order, the sheets written in one statement."""
+    lag = lag if lag is not None else ConsumerLag()
 
     async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
+        lag.observe(messages)
         orders = sorted({m.event.order_id for m in messages
                          if m.event.event_type in FACT_EVENT_TYPES and m.event.order_id})
         sheets = {row.order_id: store.Sheet.from_row(row)
                   for row in await store.lock_sheets(conn, orders, clock.now())}
-        return _Batch(conn, clock, grace, sheets)
+        return _Batch(conn, clock, grace, sheets, _behind(lag))
 
     return start
 
 
+def _behind(lag: ConsumerLag) -> timedelta:
+    return timedelta(seconds=lag.behind())
+
+
 class _Batch:
     def __init__(self, conn: AsyncConnection, clock: Clock, grace: timedelta,
-                 sheets: dict[str, store.Sheet]) -> None:
+                 sheets: dict[str, store.Sheet], behind: timedelta) -> None:
         self.conn, self.clock, self.grace, self.sheets = conn, clock, grace, sheets
+        self.behind = behind
         self.open_items = OpenItemWrites()  # written together at the end (order-free writes)
 
     async def handle(self, message: Incoming) -> None:
@@ -64,7 +77,7 @@ class _Batch:
             self.open_items.collect(event)
         if event.event_type in FACT_EVENT_TYPES and event.order_id is not None:
             sheet = self.sheets[event.order_id]
-            await _apply(self.conn, sheet, event, self.clock, self.grace)
+            await _apply(self.conn, sheet, event, self.clock, self.grace, self.behind)
 
     async def finish(self) -> None:
         await self.open_items.flush(self.conn)
@@ -72,32 +85,36 @@ class _Batch:
 
 
 async def handle_event(conn: AsyncConnection, event: EventEnvelope, clock: Clock,
-                       grace: timedelta) -> None:
+                       grace: timedelta, behind: timedelta = timedelta(0)) -> None:
     order_id = event.order_id
     if event.event_type not in FACT_EVENT_TYPES or order_id is None:
         return
     sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
-    await _apply(conn, sheet, event, clock, grace)
+    await _apply(conn, sheet, event, clock, grace, behind)
     await store.save_sheets(conn, [sheet])
 
 
 async def _apply(conn: AsyncConnection, sheet: store.Sheet, event: EventEnvelope, clock: Clock,
-                 grace: timedelta) -> None:
+                 grace: timedelta, behind: timedelta) -> None:
     sheet.begin(clock.now())
     sheet.facts = apply_event(sheet.facts, str(event.event_id), event.event_type, event.payload,
                               event.stream_version)
     meta = Meta(correlation_id=event.correlation_id, causation_id=str(event.event_id), actor=SYSTEM)
-    await settle(conn, sheet, clock, grace, meta)
+    await settle(conn, sheet, clock, grace, meta, behind)
 
 
 async def settle(conn: AsyncConnection, sheet: store.Sheet, clock: Clock, grace: timedelta,
-                 meta: Meta) -> int:
+                 meta: Meta, behind: timedelta = timedelta(0)) -> int:
     """Assess the order, append discrepancy events as the review decides, update the sheet (in
-    memory: the caller saves it). Returns how many discrepancies were raised or resolved."""
+    memory: the caller saves it). Returns how many discrepancies were raised or resolved.
+    ``behind``: reconcile's lag (see ``review``)."""
     now = clock.now()
     facts = sheet.facts
     assessment = assess(facts)
-    decided = review(facts.order_id, assessment, sheet.finding_since, sheet.open_kinds, now, grace)
+    decided = review(facts.order_id, assessment, sheet.finding_since, sheet.open_kinds, now, grace,
+                     behind)
+    if decided.deferred:
+        METRICS.inc("oms_reconcile_raises_deferred_total", decided.deferred)
     outgoing: list[Payload] = [*decided.detected, *decided.resolved]
     appended = await append(conn, facts.order_id, None, outgoing, meta=meta, clock=clock,
                             key=facts.order_id)
@@ -118,21 +135,24 @@ async def settle(conn: AsyncConnection, sheet: store.Sheet, clock: Clock, grace:
     return len(outgoing)
 
 
-async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: timedelta) -> int:
-    """One pass of the job: every disagreement found longer than ``grace`` ago is raised.
+async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: timedelta,
+                                      lag: ConsumerLag | None = None) -> int:
+    """One pass of the job: every disagreement found longer than ``grace`` ago is raised (on
+    reconcile's horizon: ``grace`` plus how far behind its consumer is, see ``review``).
 
     Facts only change when events arrive (the handler reviews then); time passing without events
     is what this pass is for. Returns how many discrepancies were raised or resolved.
     """
+    behind = _behind(lag) if lag is not None else timedelta(0)
     async with engine.connect() as conn:
-        due = await store.orders_due(conn, clock.now() - grace)
+        due = await store.orders_due(conn, clock.now() - grace - behind)
     changed = 0
     for order_id in due:
         meta = Meta(correlation_id=order_id, actor=SYSTEM, causation_id="reconcile:grace-period")
         try:
             async with engine.begin() as conn:
                 sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
-                changed += await settle(conn, sheet, clock, grace, meta)
+                changed += await settle(conn, sheet, clock, grace, meta, behind)
                 await store.save_sheets(conn, [sheet])
         except (asyncio.CancelledError, OSError):
             raise
@@ -142,10 +162,10 @@ async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: 
 
 
 async def run_discrepancy_job(engine: AsyncEngine, clock: Clock, grace: timedelta,
-                              every_seconds: float) -> None:
+                              every_seconds: float, lag: ConsumerLag | None = None) -> None:
     while True:
         try:
-            changed = await raise_overdue_discrepancies(engine, clock, grace)
+            changed = await raise_overdue_discrepancies(engine, clock, grace, lag)
             if changed:
                 log.info("discrepancy pass", changed=changed)
         except asyncio.CancelledError:

@@ -124,14 +124,16 @@ def cpu_seconds(pid: int | None) -> float:
     return total
 
 
-def run_end_to_end(report: Report, info: RuntimeInfo, orders: int, timeout: float = 240.0,
+def run_end_to_end(report: Report, info: RuntimeInfo, orders: int, timeout: float | None = None,
                    log: Callable[[str], None] = print,
                    processes: dict[str, int | None] | None = None) -> None:
     """Bench 3: publish N orders + payments, time until reconcile says N consistent.
 
     ``processes`` (name -> pid, e.g. each service and PostgreSQL) get their CPU time per order
-    reported: where the machine's two cores go.
+    reported: where the machine's two cores go. ``timeout``: 240 s, longer for more than 9,600
+    orders (at least 40 orders/s).
     """
+    timeout = timeout if timeout is not None else max(240.0, orders / 40)
     traffic = Traffic.make(orders, "e2e")
     before = _summaries(info)
     cpu_before = {name: cpu_seconds(pid) for name, pid in (processes or {}).items()}

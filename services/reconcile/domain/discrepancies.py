@@ -17,12 +17,14 @@ class Review:
     ``finding_since``: since when each current kind has been found (kept while it stays).
     ``detected`` / ``resolved``: the events to append. ``unraised_since``: the earliest start of
     a disagreement not raised yet, so a periodic job knows when to look again (None: nothing).
+    ``deferred``: disagreements past the grace left unraised because reconcile is behind.
     """
 
     finding_since: dict[str, datetime]
     detected: tuple[DiscrepancyDetected, ...]
     resolved: tuple[DiscrepancyResolved, ...]
     unraised_since: datetime | None
+    deferred: int = 0
 
 
 def track_since(assessment: Assessment, previous: Mapping[str, datetime], now: datetime
@@ -32,24 +34,32 @@ def track_since(assessment: Assessment, previous: Mapping[str, datetime], now: d
 
 
 def review(order_id: str, assessment: Assessment, previous_since: Mapping[str, datetime],
-           open_kinds: Set[str], now: datetime, grace: timedelta) -> Review:
+           open_kinds: Set[str], now: datetime, grace: timedelta,
+           behind: timedelta = timedelta(0)) -> Review:
     """Raise every disagreement found for longer than ``grace`` and not raised yet (once per
-    order and kind while it lasts); resolve every raised kind that is no longer found."""
+    order and kind while it lasts); resolve every raised kind that is no longer found.
+
+    ``behind``: how far behind its topics reconcile is (its consumer's lag). The facts it has
+    seen are that much older than ``now``, so a disagreement is raised only once it has lasted
+    ``grace`` on reconcile's own horizon (now - behind): a backlog must not turn facts still
+    in flight into discrepancies (they were, by the thousand, when reconcile fell minutes behind)."""
     since = track_since(assessment, previous_since, now)
     detected: list[DiscrepancyDetected] = []
     waiting: list[datetime] = []
+    deferred = 0
     for finding in assessment.discrepancies:
         if finding.kind in open_kinds:
             continue
         started = since[finding.kind]
-        if now - started >= grace:
+        if now - behind - started >= grace:
             detected.append(detection(order_id, finding, started))
         else:
             waiting.append(started)
+            deferred += now - started >= grace
     found = set(assessment.kinds)
     resolved = tuple(DiscrepancyResolved(order_id=order_id, kind=kind, resolved_at=now)
                      for kind in sorted(open_kinds - found))
-    return Review(since, tuple(detected), resolved, min(waiting) if waiting else None)
+    return Review(since, tuple(detected), resolved, min(waiting) if waiting else None, deferred)
 
 
 def detection(order_id: str, finding: Finding, since: datetime) -> DiscrepancyDetected:

@@ -3,6 +3,7 @@ ManualClock), appended to reconcile's event store for the relay, resolved when t
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reconcile import store
-from services.reconcile.handlers import make_handler, raise_overdue_discrepancies
+from services.reconcile.handlers import (
+    make_batch_start,
+    make_handler,
+    raise_overdue_discrepancies,
+)
 from shared.clock import ManualClock
 from shared.eventstore import read_stream
 from shared.inbox import IdempotentConsumer
@@ -157,3 +162,43 @@ async def test_a_wait_is_reported_as_pending_but_never_raised(reconcile_engine):
         sheet = await store.fact_sheet(conn, order_id)
     assert sheet is not None and sheet["status"] == "pending"
     assert [(f["kind"], f["waiting"]) for f in sheet["findings"]] == [("awaiting_confirmation", True)]
+
+
+async def test_facts_in_flight_while_reconcile_is_behind_are_not_raised(reconcile_engine):
+    """Reconcile ten minutes behind its topics (a backlog: a restart, a burst) has not seen what
+    billing said in those ten minutes: a missing revenue event is no discrepancy until reconcile
+    has caught up and the grace has passed on its own horizon (the bench's 111,000 orders raised
+    and resolved 140,000 of them before)."""
+    from dataclasses import replace
+
+    from shared.lag import ConsumerLag
+    from shared.metrics import METRICS
+
+    engine, clock = reconcile_engine, ManualClock(AT)
+    wall = [1_800_000_000.0]
+    lag = ConsumerLag(fresh_for=5.0, wall=lambda: wall[0])
+    inbox = IdempotentConsumer(name="reconcile", engine=engine, publisher=None,
+                               handle=make_handler(clock, GRACE, lag),
+                               start_batch=make_batch_start(clock, GRACE, lag))
+    order_id = new_order_id()
+    events = lifecycle("shipped", order_id)
+    [revenue] = [e for e in events if e.event_type == "revenue.recognized"]
+    sent_ms = int((wall[0] - 600) * 1000)  # each sent ten minutes before it is handled
+    await inbox.process_incoming([replace(incoming(e, n), timestamp_ms=sent_ms)
+                                  for n, e in enumerate(events) if e is not revenue])
+    assert lag.behind() == 600.0
+
+    deferred = METRICS.total("oms_reconcile_raises_deferred_total")
+    clock.advance(GRACE * 2)
+    assert await raise_overdue_discrepancies(engine, clock, GRACE, lag) == 0
+    assert await discrepancies(engine, order_id) == []
+    await inbox.process_incoming([replace(incoming(events[0], 99), message_id=uuid.uuid4(),
+                                          timestamp_ms=sent_ms)])  # another look, still behind
+    assert METRICS.total("oms_reconcile_raises_deferred_total") > deferred
+    assert await discrepancies(engine, order_id) == []
+
+    wall[0] += 6  # nothing more arrives: reconcile has caught up, and the facts still disagree
+    assert lag.behind() == 0.0
+    assert await raise_overdue_discrepancies(engine, clock, GRACE, lag) == 1
+    [raised] = await discrepancies(engine, order_id)
+    assert (raised["kind"], raised["since"]) == ("shipped_revenue_not_recognised", AT.isoformat())

@@ -98,3 +98,20 @@ def test_the_fact_sheet_survives_its_json_document(name):
 
 def test_an_empty_document_is_an_empty_sheet():
     assert from_document(ORDER, {}) == OrderFacts(ORDER)
+
+
+def test_a_reconcile_behind_its_topics_raises_only_once_the_grace_passed_on_its_horizon():
+    """Reconcile 5 minutes behind has not seen what the services said in the last 5 minutes:
+    a finding older than the grace by the wall clock may be a fact still on its way."""
+    kind = "shipped_revenue_not_recognised"
+    behind = timedelta(minutes=5)
+    held = review(ORDER, no_revenue(), {kind: AT}, set(), AT + GRACE + behind - timedelta(seconds=1),
+                  GRACE, behind)
+    assert (held.detected, held.deferred, held.unraised_since) == ((), 1, AT)
+    assert review(ORDER, no_revenue(), {kind: AT}, set(), AT + GRACE - timedelta(seconds=1), GRACE,
+                  behind).deferred == 0  # within the grace anyway: nothing held back
+    [raised] = review(ORDER, no_revenue(), {kind: AT}, set(), AT + GRACE + behind, GRACE,
+                      behind).detected
+    assert (raised.kind, raised.since) == (kind, AT)
+    resolved = review(ORDER, assessed(shipped_payloads(ORDER)), {kind: AT}, {kind}, AT, GRACE, behind)
+    assert [r.kind for r in resolved.resolved] == [kind]  # resolving never waits
