@@ -78,3 +78,27 @@ def test_the_bank_fixture_exercises_every_rule_and_the_index_agrees_with_the_sca
 def test_unknown_benchmark_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown benchmark"):
         run(Sizes.tiny(), only="nope")
+
+
+def test_orders_sets_the_history_bench_3_writes_and_bench_5_replays(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from shared.cli import bench as bench_cli
+    from shared.cli.main import app
+
+    asked: list[tuple[Sizes, str | None]] = []
+
+    def fake_run(sizes: Sizes, *, only: str | None = None, quick: bool = False, log=print) -> Report:
+        asked.append((sizes, only))
+        return Report(machine={}, started_at="2026-12-05T00:00:00Z", quick=quick)
+
+    monkeypatch.setattr(bench_cli, "run", fake_run)
+    result = CliRunner().invoke(app, ["bench", "--only", "replay", "--orders", "111000",
+                                      "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    [(sizes, only)] = asked
+    assert (sizes.e2e_orders, only) == (111_000, "replay")
+    assert sizes.latency_rate == Sizes().latency_rate  # the rest as by default
+    refused = CliRunner().invoke(app, ["bench", "--orders", "0", "--out", str(tmp_path)])
+    assert refused.exit_code == 2 and "--orders" in refused.output
