@@ -19,6 +19,7 @@ start, so a replay sends nothing. The app module may declare (all optional):
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -249,21 +250,22 @@ async def _feed(run: ReplayRun, engine: AsyncEngine, clock: ManualClock, hooks: 
             if progress:
                 progress(run.fed + run.commands, total)
 
-    async for topic, message in merged(sources):
-        if topic:
-            batch.append(message)
-            if len(batch) >= BATCH:
-                await flush()
-            continue
-        await flush()  # a command of the service's own: after everything before it
-        envelope = message.event
-        clock.set(envelope.occurred_at)
-        try:
-            await hooks.commands[envelope.event_type](engine, envelope, clock)
-        except Exception as error:  # the comparison will show the difference; go on
-            run.refused.append(f"{envelope.event_type} {envelope.event_id}: "
-                               f"{type(error).__name__}: {error}")
-        run.commands += 1
+    async with contextlib.aclosing(merged(sources)) as history:  # its cursors end with it
+        async for topic, message in history:
+            if topic:
+                batch.append(message)
+                if len(batch) >= BATCH:
+                    await flush()
+                continue
+            await flush()  # a command of the service's own: after everything before it
+            envelope = message.event
+            clock.set(envelope.occurred_at)
+            try:
+                await hooks.commands[envelope.event_type](engine, envelope, clock)
+            except Exception as error:  # the comparison will show the difference; go on
+                run.refused.append(f"{envelope.event_type} {envelope.event_id}: "
+                                   f"{type(error).__name__}: {error}")
+            run.commands += 1
     await flush()
     if progress:
         progress(total, total)

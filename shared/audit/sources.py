@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,20 +125,27 @@ async def read_records(service: str, records: Sequence[Record]) -> AsyncIterator
 
 
 async def merged(sources: Sequence[Source | AsyncIterator[Item]]
-                 ) -> AsyncIterator[tuple[str, Incoming]]:
-    """Every source's events, merged by (occurred_at, tx_id, position, producer)."""
+                 ) -> AsyncGenerator[tuple[str, Incoming], None]:
+    """Every source's events, merged by (occurred_at, tx_id, position, producer). Each source's
+    cursor (and connection) is closed when the merge ends, however it ends."""
     readers = [read_source(s) if isinstance(s, Source) else s for s in sources]
-    heads: dict[int, Item] = {}
-    for index, reader in enumerate(readers):
-        head = await anext(reader, None)
-        if head is not None:
-            heads[index] = head
-    while heads:
-        index = min(heads, key=lambda i: heads[i][0])
-        _, topic, message = heads[index]
-        yield topic, message
-        following = await anext(readers[index], None)
-        if following is None:
-            del heads[index]
-        else:
-            heads[index] = following
+    try:
+        heads: dict[int, Item] = {}
+        for index, reader in enumerate(readers):
+            head = await anext(reader, None)
+            if head is not None:
+                heads[index] = head
+        while heads:
+            index = min(heads, key=lambda i: heads[i][0])
+            _, topic, message = heads[index]
+            yield topic, message
+            following = await anext(readers[index], None)
+            if following is None:
+                del heads[index]
+            else:
+                heads[index] = following
+    finally:
+        for reader in readers:
+            close = getattr(reader, "aclose", None)
+            if close is not None:
+                await close()

@@ -4,6 +4,7 @@ decodes the record the relay would send for it; only what the live service handl
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -131,3 +132,14 @@ async def test_merges_producers_by_instant_and_leaves_out_what_live_did_not_hand
     assert [i for i in ids if i in handled] == handled
     assert len(ids) == len(handled) + len(await _stored_order(stores["billing"]))
     assert order.left_out[0] == len(await _stored_order(stores["order"])) - len(handled)
+
+
+async def test_a_merge_ended_early_gives_its_connections_back(
+        stores: dict[str, AsyncEngine], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "CHUNK", 2)
+    await _history(stores["order"], 6, ManualClock(T0))
+    async with contextlib.aclosing(merged([_source("order", stores["order"])])) as history:
+        async for _ in history:
+            assert stores["order"].pool.checkedout() == 1  # the cursor's
+            break
+    assert stores["order"].pool.checkedout() == 0
