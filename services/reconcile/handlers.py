@@ -18,6 +18,7 @@ from services.reconcile.domain import (
     review,
     status_since,
 )
+from services.reconcile.kept import KeptSheets
 from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved, Payload
@@ -43,19 +44,25 @@ def make_handler(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None)
     return handle
 
 
-def make_batch_start(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None
-                     ) -> BatchStart:
+def make_batch_start(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None,
+                     kept: KeptSheets | None = None) -> BatchStart:
     """The same handling for a whole batch: every sheet of the batch locked and loaded in one
-    statement, the events folded in memory in order, the sheets written in one statement."""
+    statement (the facts of the sheets ``kept`` since the batch that saved them only where the
+    database has a newer revision), the events folded in memory in order, the sheets written
+    in one statement and kept once committed."""
     lag = lag if lag is not None else ConsumerLag()
+    kept = kept if kept is not None else KeptSheets()
 
     async def start(conn: AsyncConnection, messages: Sequence[Incoming]) -> BatchWork:
         lag.observe(messages)
         orders = sorted({m.event.order_id for m in messages
                          if m.event.event_type in FACT_EVENT_TYPES and m.event.order_id})
-        sheets = {row.order_id: store.Sheet.from_row(row)
-                  for row in await store.lock_sheets(conn, orders, clock.now())}
-        return _Batch(conn, clock, grace, sheets, _behind(lag))
+        rows = await store.lock_sheets(conn, orders, clock.now(), kept.revisions(orders))
+        reused = sum(1 for row in rows if row.kept)
+        if reused:
+            METRICS.inc("oms_reconcile_sheets_kept_total", reused)
+        sheets = {row.order_id: store.Sheet.from_row(row, kept.facts) for row in rows}
+        return _Batch(conn, clock, grace, sheets, _behind(lag), kept)
 
     return start
 
@@ -66,9 +73,9 @@ def _behind(lag: ConsumerLag) -> timedelta:
 
 class _Batch:
     def __init__(self, conn: AsyncConnection, clock: Clock, grace: timedelta,
-                 sheets: dict[str, store.Sheet], behind: timedelta) -> None:
+                 sheets: dict[str, store.Sheet], behind: timedelta, kept: KeptSheets) -> None:
         self.conn, self.clock, self.grace, self.sheets = conn, clock, grace, sheets
-        self.behind = behind
+        self.behind, self.kept = behind, kept
         self.open_items = OpenItemWrites()  # written together at the end (order-free writes)
 
     async def handle(self, message: Incoming) -> None:
@@ -82,6 +89,9 @@ class _Batch:
     async def finish(self) -> None:
         await self.open_items.flush(self.conn)
         await store.save_sheets(self.conn, list(self.sheets.values()))  # the settled ones
+
+    def committed(self) -> None:
+        self.kept.keep(sheet for sheet in self.sheets.values() if sheet.changed)
 
 
 async def handle_event(conn: AsyncConnection, event: EventEnvelope, clock: Clock,

@@ -5,9 +5,10 @@ when or in which run a row was written (rows are ordered by the primary key's st
 else by every stable column). Left out: the platform tables (events, inbox,
 dead letters, relay checkpoints), time columns (timestamp, date) and identifiers minted when a
 row is written (uuid columns, sequence-drawn ids and columns named ``*event_id*``: the replay
-appends its own events and draws its own sequence numbers). Instants inside JSON documents
-(``"since": "2026-12-05T03:00:59.26+00:00"``) are left out the same way: a replay's clock is each
-event's time, the live one's was the moment it handled it (they differ by the lag).
+appends its own events and draws its own sequence numbers), and write counters (``revision``:
+how many times a row was saved depends on how the events were batched). Instants inside JSON
+documents (``"since": "2026-12-05T03:00:59.26+00:00"``) are left out the same way: a replay's
+clock is each event's time, the live one's was the moment it handled it (they differ by the lag).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 PLATFORM_TABLES = frozenset({"events", "inbox", "dead_letters", "relay_checkpoints"})
 VOLATILE_TYPES = ("timestamp", "date", "time", "uuid", "serial")
 JSON_TYPES = ("json", "jsonb")
+# Columns that count a row's writes: a replay writes in other batches than live did.
+WRITE_COUNTERS = frozenset({"revision"})
 _INSTANT = re.compile(r'"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?'
                       r'(?:Z|[+-]\d{2}(?::?\d{2})?)?"')
 
@@ -41,7 +44,8 @@ class TableChecksum:
 
 
 def stable_column(name: str, data_type: str) -> bool:
-    return not data_type.startswith(VOLATILE_TYPES) and "event_id" not in name
+    return (not data_type.startswith(VOLATILE_TYPES) and "event_id" not in name
+            and name not in WRITE_COUNTERS)
 
 
 async def projection_tables(conn: AsyncConnection) -> list[str]:

@@ -38,6 +38,11 @@ class _ClockedWork:
     async def finish(self) -> None:
         await self.work.finish()
 
+    def committed(self) -> None:  # the inner work's, when it has one (see BatchWork)
+        inner = getattr(self.work, "committed", None)
+        if inner is not None:
+            inner()
+
 
 def clocked_batch(clock: ManualClock, start: BatchStart | None, instant: Instant = occurred_at
                   ) -> BatchStart | None:

@@ -56,8 +56,9 @@ async def run(engine: AsyncEngine, events: list[EventEnvelope], batched: bool) -
 
 async def contents(engine: AsyncEngine) -> dict[str, Any]:
     async with engine.connect() as conn:
-        sheets = [dict(r._mapping) for r in await conn.execute(
-            text("SELECT * FROM order_fact_sheets ORDER BY order_id"))]
+        sheets = [{k: v for k, v in r._mapping.items() if k != "revision"}  # counts saves
+                  for r in await conn.execute(
+                      text("SELECT * FROM order_fact_sheets ORDER BY order_id"))]
         found = [dict(r._mapping) for r in await conn.execute(text(
             "SELECT order_id, kind, reason, expected, actual, since, detected_at, resolved_at "
             "FROM discrepancies ORDER BY order_id, kind, detected_at"))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reconcile import store
@@ -38,16 +39,20 @@ async def test_a_batch_of_sheets_is_saved_in_one_statement_and_reads_back_as_set
         assert statements() - before == 1
     assert any(row["findings"] for row in expected.values())  # the documents are not all empty
     assert any(row["unraised_since"] is None for row in expected.values())
+    assert [sheet.revision for sheet in sheets] == [1, 1, 1]  # counted up by the save
     async with reconcile_engine.connect() as conn:
-        rows = await store.lock_sheets(conn, orders, AT)
+        rows = (await conn.execute(text("SELECT * FROM order_fact_sheets WHERE order_id = "
+                                        "ANY(:orders)"), {"orders": orders})).all()
+        locked = {row.order_id: row for row in await store.lock_sheets(conn, orders, AT)}
     for row in rows:
         saved = expected[row.order_id]
         assert (row.facts, row.status, list(row.reasons), list(row.findings), row.finding_since,
-                row.unraised_since, row.status_since, row.first_seen_at, row.updated_at) == (
+                row.unraised_since, row.status_since, row.first_seen_at, row.updated_at,
+                row.revision) == (
             saved["facts"], saved["status"], saved["reasons"], saved["findings"],
             saved["finding_since"], saved["unraised_since"], saved["status_since"],
-            saved["first_seen_at"], saved["updated_at"])
-        assert store.Sheet.from_row(row).facts == store.facts_from_row(row)
+            saved["first_seen_at"], saved["updated_at"], 1)
+        assert store.Sheet.from_row(locked[row.order_id]).facts == store.facts_from_row(row)
 
 
 async def test_unsettled_sheets_are_not_written(reconcile_engine: AsyncEngine) -> None:
