@@ -36,7 +36,9 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
         chosen = grace if grace is not None else timedelta(seconds=ctx.settings.reconcile_grace_seconds)
         ctx.state["grace"] = chosen
         ctx.state["bank_policy"] = bank_policy or bank_api.default_policy()
-        lag = ConsumerLag()  # how far behind its topics reconcile is: its grace counts from there
+        # How far behind the facts reconcile sees are (its own lag, how late answers come): its
+        # grace counts from there. 20,000 of one event in 64: minutes of a busy stream.
+        lag = ConsumerLag(remember=20_000)
         return ServiceParts(
             topics=TOPICS, handle=make_handler(ctx.clock, chosen, lag),
             start_batch=make_batch_start(ctx.clock, chosen, lag),

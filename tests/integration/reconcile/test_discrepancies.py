@@ -202,3 +202,45 @@ async def test_facts_in_flight_while_reconcile_is_behind_are_not_raised(reconcil
     assert await raise_overdue_discrepancies(engine, clock, GRACE, lag) == 1
     [raised] = await discrepancies(engine, order_id)
     assert (raised["kind"], raised["since"]) == ("shipped_revenue_not_recognised", AT.isoformat())
+
+
+async def test_a_missing_answer_waits_while_its_producer_answers_late_and_is_raised_after(
+        reconcile_engine):
+    """Billing minutes behind (its revenue events come five minutes after the shipments they
+    answer): a shipment without revenue is no discrepancy yet; once billing is heard from no
+    more and the grace has passed, it is (a stopped producer cannot hide what it lost)."""
+    from dataclasses import replace
+
+    from shared.lag import ConsumerLag
+
+    engine, clock = reconcile_engine, ManualClock(AT)
+    wall = [1_800_000_000.0]
+    lag = ConsumerLag(wall=lambda: wall[0], remember=100, sample=1)
+    inbox = IdempotentConsumer(name="reconcile", engine=engine, publisher=None,
+                               handle=make_handler(clock, GRACE, lag),
+                               start_batch=make_batch_start(clock, GRACE, lag))
+    now_ms = int(wall[0] * 1000)
+
+    def fresh(events, first):  # sent just now: reconcile is not behind
+        return [replace(incoming(e, first + n), timestamp_ms=now_ms) for n, e in enumerate(events)]
+
+    lost = new_order_id()
+    events = lifecycle("shipped", lost)
+    await inbox.process_incoming(fresh([e for e in events if e.event_type != "revenue.recognized"],
+                                       0))
+    slow = new_order_id()
+    other = lifecycle("shipped", slow)
+    [shipped] = [e for e in other if e.event_type == "order.shipped"]
+    [revenue] = [e for e in other if e.event_type == "revenue.recognized"]
+    late = revenue.model_copy(update={"causation_id": str(shipped.event_id),
+                                      "occurred_at": shipped.occurred_at + timedelta(minutes=5)})
+    await inbox.process_incoming(fresh([e for e in other if e is not revenue], 100))
+    await inbox.process_incoming(fresh([late], 200))
+    assert lag.behind() == 300.0
+
+    clock.advance(GRACE * 2)
+    assert await raise_overdue_discrepancies(engine, clock, GRACE, lag) == 0
+    wall[0] += 61  # billing not heard from for a minute: no news of its pace
+    assert await raise_overdue_discrepancies(engine, clock, GRACE, lag) == 1
+    [raised] = await discrepancies(engine, lost)
+    assert raised["kind"] == "shipped_revenue_not_recognised"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 
+from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.incoming import Incoming
 from shared.lag import ConsumerLag
 
@@ -51,3 +54,54 @@ def test_messages_without_a_broker_timestamp_and_clocks_ahead_say_nothing_behind
     assert lag.behind() == 0.0
     lag.observe([message("a", 0, NOW + 3)])  # the producer's clock ahead of this host's
     assert lag.behind() == 0.0
+
+
+def answer(topic: str, sent: float, event_id: uuid.UUID, occurred: float,
+           cause: uuid.UUID | None) -> Incoming:
+    envelope = EventEnvelope(
+        event_id=event_id, event_type="order.paid", schema_version=1, stream_id="O-1",
+        stream_version=1, occurred_at=datetime.fromtimestamp(occurred, UTC),
+        correlation_id="O-1", causation_id=None if cause is None else str(cause), actor=SYSTEM,
+        payload={"order_id": "O-1"})
+    return replace(message(topic, 0, sent), envelope=envelope, message_id=event_id)
+
+
+def test_a_producer_answering_late_counts_while_its_answers_keep_coming() -> None:
+    wall = Wall()
+    lag = ConsumerLag(wall=wall, remember=10, answers_fresh_for=60.0, cap=900.0, sample=1)
+    payment, paid = uuid.uuid4(), uuid.uuid4()
+    lag.observe([answer("billing", NOW - 1, payment, NOW - 130, None)])  # billing: at once
+    assert lag.behind() == 1.0
+    lag.observe([answer("orders", NOW - 0.5, paid, NOW - 1, payment)])  # 129 s after the payment
+    assert lag.behind() == 1.0 + 129.0
+    wall.now += 61  # no answer from the order service for a minute: no news of its pace
+    assert lag.behind() == 0.0
+
+
+def test_answers_are_timed_only_to_remembered_causes_and_capped() -> None:
+    wall = Wall()
+    forgetful = ConsumerLag(wall=wall, remember=1, sample=1)
+    old, newer = uuid.uuid4(), uuid.uuid4()
+    forgetful.observe([answer("inventory", NOW, old, NOW - 10, None),
+                       answer("billing", NOW, newer, NOW - 10, None)])  # only the last is kept
+    forgetful.observe([answer("orders", NOW, uuid.uuid4(), NOW, old)])  # its cause forgotten
+    assert forgetful.behind() == 0.0
+
+    lag = ConsumerLag(wall=wall, remember=10, cap=600.0, sample=1)
+    lag.observe([answer("billing", NOW, newer, NOW - 10, None)])
+    late = uuid.uuid4()
+    lag.observe([answer("orders", NOW, late, NOW, newer)])
+    assert lag.behind() == 10.0
+    lag.observe([answer("inventory", NOW, uuid.uuid4(), NOW + 86_400, late)])  # a day later:
+    assert lag.behind() == 600.0  # counts as the cap
+    replay = ConsumerLag(wall=wall, remember=10, sample=1)  # no broker timestamps: nothing is timed
+    replay.observe([replace(answer("billing", NOW, newer, NOW - 10, None), timestamp_ms=None),
+                    replace(answer("orders", NOW, late, NOW, newer), timestamp_ms=None)])
+    assert replay.behind() == 0.0
+
+
+def test_one_event_in_sample_is_remembered_by_its_id() -> None:
+    lag = ConsumerLag(wall=Wall(), remember=1000, sample=4)
+    ids = [uuid.uuid4() for _ in range(400)]
+    lag.observe([answer("billing", NOW, i, NOW, None) for i in ids])
+    assert set(lag._seen) == {str(i) for i in ids if i.int % 4 == 0}
