@@ -3,12 +3,13 @@ sheets the previous ones just wrote.
 
 An order's events reach reconcile over four topics in several batches, and each batch locked,
 read and parsed the order's whole sheet (its facts document) again: seven times per order in
-bench 3, the largest single cost of the service. Now a batch's sheets are kept, once its
-transaction committed, with the revision they were saved at; the next batch locks the rows as
-before and gets the facts from the database only where the revision there is not the kept one
-(another instance, the grace-period job or a one-at-a-time retry wrote the sheet since, or it
-was never kept). The facts are immutable (each event makes a new ``OrderFacts``), so what is
-kept cannot be changed by a batch that is then rolled back.
+bench 3 (py-spy put the parsing at a tenth of the service's samples; the measured gain is
+about 4 % of its CPU, and PostgreSQL no longer sends each document seven times). Now a
+batch's sheets are kept, once its transaction committed, with the revision they were saved at;
+the next batch locks the rows as before and gets the facts from the database only where the
+revision there is not the kept one (another instance, the grace-period job or a one-at-a-time
+retry wrote the sheet since, or it was never kept). The facts are immutable (each event makes
+a new ``OrderFacts``), so what is kept cannot be changed by a batch that is then rolled back.
 """
 
 from __future__ import annotations

@@ -85,9 +85,14 @@ discrepancies = Table(
 
 async def create_schema(conn: AsyncConnection) -> None:
     await conn.run_sync(metadata.create_all)
-    # A sheet table made before the revision column existed gets it (every sheet then unsaved).
-    await conn.execute(text("ALTER TABLE order_fact_sheets ADD COLUMN IF NOT EXISTS revision "
-                            "bigint NOT NULL DEFAULT 0"))
+    # A sheet table made before the revision column existed gets it (every sheet then unsaved);
+    # looked up first: an ALTER TABLE locks the table even when there is nothing to add.
+    found = await conn.execute(text(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'order_fact_sheets' AND column_name = 'revision'"))
+    if found.first() is None:
+        await conn.execute(text("ALTER TABLE order_fact_sheets ADD COLUMN revision bigint "
+                                "NOT NULL DEFAULT 0"))
     await bank_store.create_schema(conn)  # bank matching's and the reports' tables
 
 
