@@ -147,10 +147,10 @@ async def lock_sheets(conn: AsyncConnection, order_ids: Sequence[str], now: date
         return []
     orders = sorted(set(order_ids))
     inserted = list((await conn.execute(_CLAIM_SHEETS, {"orders": orders, "now": now})).scalars())
-    known = [o for o in orders if o in kept] if kept else []
+    kept = kept or {}  # (a kept order outside ``orders`` joins no row)
     return list(await conn.execute(_READ_SHEETS, {
-        "orders": orders, "inserted": inserted, "kept_orders": known,
-        "kept_revisions": [kept[o] for o in known] if kept else []}))
+        "orders": orders, "inserted": inserted, "kept_orders": list(kept),
+        "kept_revisions": list(kept.values())}))
 
 
 def facts_from_row(row: Any) -> OrderFacts:
