@@ -33,7 +33,8 @@ log = get_logger(__name__)
 
 def make_handler(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None) -> Handler:
     """The consumer handler; the inbox gives it an open transaction (it opens none itself).
-    ``lag`` (shared with the batch work and the grace-period job): how far behind reconcile is."""
+    ``lag`` (shared with the batch work and the grace-period job): how far behind reconcile's
+    facts are."""
     lag = lag if lag is not None else ConsumerLag()
 
     async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
@@ -117,7 +118,7 @@ async def settle(conn: AsyncConnection, sheet: store.Sheet, clock: Clock, grace:
                  meta: Meta, behind: timedelta = timedelta(0)) -> int:
     """Assess the order, append discrepancy events as the review decides, update the sheet (in
     memory: the caller saves it). Returns how many discrepancies were raised or resolved.
-    ``behind``: reconcile's lag (see ``review``)."""
+    ``behind``: how far behind reconcile's facts are (see ``review``)."""
     now = clock.now()
     facts = sheet.facts
     assessment = assess(facts)
@@ -148,7 +149,7 @@ async def settle(conn: AsyncConnection, sheet: store.Sheet, clock: Clock, grace:
 async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: timedelta,
                                       lag: ConsumerLag | None = None) -> int:
     """One pass of the job: every disagreement found longer than ``grace`` ago is raised (on
-    reconcile's horizon: ``grace`` plus how far behind its consumer is, see ``review``).
+    reconcile's horizon: ``grace`` plus how far behind its facts are, see ``review``).
 
     Facts only change when events arrive (the handler reviews then); time passing without events
     is what this pass is for. Returns how many discrepancies were raised or resolved.

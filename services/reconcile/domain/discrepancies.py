@@ -39,10 +39,11 @@ def review(order_id: str, assessment: Assessment, previous_since: Mapping[str, d
     """Raise every disagreement found for longer than ``grace`` and not raised yet (once per
     order and kind while it lasts); resolve every raised kind that is no longer found.
 
-    ``behind``: how far behind its topics reconcile is (its consumer's lag). The facts it has
-    seen are that much older than ``now``, so a disagreement is raised only once it has lasted
-    ``grace`` on reconcile's own horizon (now - behind): a backlog must not turn facts still
-    in flight into discrepancies (they were, by the thousand, when reconcile fell minutes behind)."""
+    ``behind``: how far behind the facts reconcile has are (its consumer's lag plus how late
+    the services' recent answers came, ``shared.lag``). They are that much older than ``now``,
+    so a disagreement is raised only once it has lasted ``grace`` on reconcile's own horizon
+    (now - behind): a backlog must not turn facts still in flight into discrepancies (they were,
+    by the thousand, when reconcile fell minutes behind)."""
     since = track_since(assessment, previous_since, now)
     detected: list[DiscrepancyDetected] = []
     waiting: list[datetime] = []
