@@ -1,20 +1,31 @@
 """Reconcile's composition root: consumes every service's order events, raises discrepancies.
 
 ``oms replay reconcile`` carries the imported bank statements over from the live database
-(REPLAY_BEFORE_SWAP, ``bank/replay.py``): they are people's input, not derived from events."""
+(REPLAY_BEFORE_SWAP, ``bank/replay.py``): they are people's input, not derived from events; and
+it raises the discrepancies live raised, when live raised them (REPLAY_SETUP, ``recorded.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reconcile import api, reports, store
 from services.reconcile.bank import api as bank_api
 from services.reconcile.bank.matching import MatchPolicy
 from services.reconcile.bank.replay import carry_over_statements
-from services.reconcile.handlers import make_batch_start, make_handler, run_discrepancy_job
+from services.reconcile.handlers import (
+    make_batch_start,
+    make_handler,
+    raise_as_recorded,
+    run_discrepancy_job,
+)
+from services.reconcile.recorded import JOB_RAISE, RecordedRaises, read_raises
+from shared.audit.replay import ReplayHooks
+from shared.audit.sources import has_table
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
 from shared.lag import ConsumerLag
@@ -24,6 +35,25 @@ from shared.settings import OmsSettings
 NAME = "reconcile"
 TOPICS: tuple[str, ...] = (ORDER_EVENTS, INVENTORY_EVENTS, BILLING_EVENTS, NOTIFY_EVENTS)
 REPLAY_BEFORE_SWAP = carry_over_statements
+
+
+async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHooks) -> ReplayHooks:
+    """Raise what live raised (its discrepancy.detected events), at the facts that caused them
+    and, for the grace-period job's, at the instants live ran it; nothing else is raised."""
+    recorded = RecordedRaises()
+    async with live.connect() as conn:
+        if await has_table(conn, "discrepancies"):
+            recorded = await read_raises(conn)
+    grace = timedelta(seconds=ctx.settings.reconcile_grace_seconds)
+    commands = {**hooks.commands,
+                JOB_RAISE: partial(raise_as_recorded, grace=grace, recorded=recorded)}
+    return replace(hooks, handle=make_handler(ctx.clock, grace, recorded=recorded),
+                   start_batch=make_batch_start(ctx.clock, grace, recorded=recorded),
+                   commands=commands, records=(*hooks.records, *recorded.job),
+                   report=recorded.report)
+
+
+REPLAY_SETUP = replay_setup
 
 
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,

@@ -19,7 +19,8 @@ from services.reconcile.domain import (
     status_since,
 )
 from services.reconcile.kept import KeptSheets
-from shared.clock import Clock
+from services.reconcile.recorded import GRACE_PERIOD_CAUSE, RecordedRaises, kinds_of
+from shared.clock import Clock, ManualClock
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved, Payload
 from shared.eventstore import Meta, append
@@ -31,22 +32,24 @@ from shared.metrics import METRICS
 log = get_logger(__name__)
 
 
-def make_handler(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None) -> Handler:
+def make_handler(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None,
+                 recorded: RecordedRaises | None = None) -> Handler:
     """The consumer handler; the inbox gives it an open transaction (it opens none itself).
     ``lag`` (shared with the batch work and the grace-period job): how far behind reconcile's
-    facts are."""
+    facts are. ``recorded`` (a replay): raise what live raised, see ``recorded.py``."""
     lag = lag if lag is not None else ConsumerLag()
 
     async def handle(conn: AsyncConnection, incoming: Incoming) -> None:
         lag.observe((incoming,))
         await keep_open_items(conn, incoming.event)  # the open items bank lines are matched to
-        await handle_event(conn, incoming.event, clock, grace, _behind(lag))
+        await handle_event(conn, incoming.event, clock, grace, _behind(lag), recorded)
 
     return handle
 
 
 def make_batch_start(clock: Clock, grace: timedelta, lag: ConsumerLag | None = None,
-                     kept: KeptSheets | None = None) -> BatchStart:
+                     kept: KeptSheets | None = None, recorded: RecordedRaises | None = None
+                     ) -> BatchStart:
     """The same handling for a whole batch: every sheet of the batch locked and loaded in one
     statement (the facts of the sheets ``kept`` since the batch that saved them only where the
     database has a newer revision), the events folded in memory in order, the sheets written
@@ -63,7 +66,7 @@ def make_batch_start(clock: Clock, grace: timedelta, lag: ConsumerLag | None = N
         if reused:
             METRICS.inc("oms_reconcile_sheets_kept_total", reused)
         sheets = {row.order_id: store.Sheet.from_row(row, kept.facts) for row in rows}
-        return _Batch(conn, clock, grace, sheets, _behind(lag), kept)
+        return _Batch(conn, clock, grace, sheets, _behind(lag), kept, recorded)
 
     return start
 
@@ -74,9 +77,10 @@ def _behind(lag: ConsumerLag) -> timedelta:
 
 class _Batch:
     def __init__(self, conn: AsyncConnection, clock: Clock, grace: timedelta,
-                 sheets: dict[str, store.Sheet], behind: timedelta, kept: KeptSheets) -> None:
+                 sheets: dict[str, store.Sheet], behind: timedelta, kept: KeptSheets,
+                 recorded: RecordedRaises | None) -> None:
         self.conn, self.clock, self.grace, self.sheets = conn, clock, grace, sheets
-        self.behind, self.kept = behind, kept
+        self.behind, self.kept, self.recorded = behind, kept, recorded
         self.open_items = OpenItemWrites()  # written together at the end (order-free writes)
 
     async def handle(self, message: Incoming) -> None:
@@ -85,7 +89,8 @@ class _Batch:
             self.open_items.collect(event)
         if event.event_type in FACT_EVENT_TYPES and event.order_id is not None:
             sheet = self.sheets[event.order_id]
-            await _apply(self.conn, sheet, event, self.clock, self.grace, self.behind)
+            await _apply(self.conn, sheet, event, self.clock, self.grace, self.behind,
+                         self.recorded)
 
     async def finish(self) -> None:
         await self.open_items.flush(self.conn)
@@ -96,40 +101,49 @@ class _Batch:
 
 
 async def handle_event(conn: AsyncConnection, event: EventEnvelope, clock: Clock,
-                       grace: timedelta, behind: timedelta = timedelta(0)) -> None:
+                       grace: timedelta, behind: timedelta = timedelta(0),
+                       recorded: RecordedRaises | None = None) -> None:
     order_id = event.order_id
     if event.event_type not in FACT_EVENT_TYPES or order_id is None:
         return
     sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
-    await _apply(conn, sheet, event, clock, grace, behind)
+    await _apply(conn, sheet, event, clock, grace, behind, recorded)
     await store.save_sheets(conn, [sheet])
 
 
 async def _apply(conn: AsyncConnection, sheet: store.Sheet, event: EventEnvelope, clock: Clock,
-                 grace: timedelta, behind: timedelta) -> None:
+                 grace: timedelta, behind: timedelta, recorded: RecordedRaises | None) -> None:
     sheet.begin(clock.now())
     sheet.facts = apply_event(sheet.facts, str(event.event_id), event.event_type, event.payload,
                               event.stream_version)
     meta = Meta(correlation_id=event.correlation_id, causation_id=str(event.event_id), actor=SYSTEM)
-    await settle(conn, sheet, clock, grace, meta, behind)
+    await settle(conn, sheet, clock, grace, meta, behind, recorded)
 
 
 async def settle(conn: AsyncConnection, sheet: store.Sheet, clock: Clock, grace: timedelta,
-                 meta: Meta, behind: timedelta = timedelta(0)) -> int:
+                 meta: Meta, behind: timedelta = timedelta(0),
+                 recorded: RecordedRaises | None = None, cause: str | None = None) -> int:
     """Assess the order, append discrepancy events as the review decides, update the sheet (in
     memory: the caller saves it). Returns how many discrepancies were raised or resolved.
-    ``behind``: how far behind reconcile's facts are (see ``review``)."""
+    ``behind``: how far behind reconcile's facts are (see ``review``). ``recorded`` (a
+    replay): raise what live raised for ``cause`` (default: the meta's causation id)."""
     now = clock.now()
     facts = sheet.facts
     assessment = assess(facts)
+    raised = recorded.at(cause or meta.causation_id or "") if recorded is not None else None
     decided = review(facts.order_id, assessment, sheet.finding_since, sheet.open_kinds, now, grace,
-                     behind)
+                     behind, kinds_of(raised) if raised is not None else None)
     if decided.deferred:
         METRICS.inc("oms_reconcile_raises_deferred_total", decided.deferred)
     outgoing: list[Payload] = [*decided.detected, *decided.resolved]
     appended = await append(conn, facts.order_id, None, outgoing, meta=meta, clock=clock,
                             key=facts.order_id)
     reasons = {f.kind: f.reason for f in assessment.findings}
+    if raised and recorded is not None:
+        unfound = sorted(kind for kind in raised if kind not in reasons)
+        if unfound:
+            recorded.not_found(facts.order_id, unfound, cause or meta.causation_id or "", now)
+        reasons = {kind: r.reason for kind, r in raised.items()} | reasons
     for payload, envelope in zip(outgoing, appended, strict=True):
         if isinstance(payload, DiscrepancyDetected):
             await store.record_detected(conn, payload, reason=reasons[payload.kind],
@@ -159,7 +173,7 @@ async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: 
         due = await store.orders_due(conn, clock.now() - grace - behind)
     changed = 0
     for order_id in due:
-        meta = Meta(correlation_id=order_id, actor=SYSTEM, causation_id="reconcile:grace-period")
+        meta = Meta(correlation_id=order_id, actor=SYSTEM, causation_id=GRACE_PERIOD_CAUSE)
         try:
             async with engine.begin() as conn:
                 sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
@@ -170,6 +184,19 @@ async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: 
         except Exception as error:  # one unreadable sheet must not stop the others being checked
             log.warning("discrepancy check failed for an order", order_id=order_id, error=str(error))
     return changed
+
+
+async def raise_as_recorded(engine: AsyncEngine, envelope: EventEnvelope, clock: ManualClock, *,
+                            grace: timedelta, recorded: RecordedRaises) -> None:
+    """A replay's re-run of one raise of live's grace-period job (``recorded.JOB_RAISE``), at the
+    instant live made it (the replay has set ``clock``)."""
+    order_id = str(envelope.payload["order_id"])
+    meta = Meta(correlation_id=order_id, actor=SYSTEM, causation_id=GRACE_PERIOD_CAUSE)
+    async with engine.begin() as conn:
+        sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
+        await settle(conn, sheet, clock, grace, meta, recorded=recorded,
+                     cause=str(envelope.payload["cause"]))
+        await store.save_sheets(conn, [sheet])
 
 
 async def run_discrepancy_job(engine: AsyncEngine, clock: Clock, grace: timedelta,

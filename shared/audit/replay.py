@@ -12,7 +12,8 @@ start, so a replay sends nothing. The app module may declare (all optional):
   order among the consumed events;
 - ``REPLAY_SETUP = async fn(ctx, live_engine, hooks) -> hooks``: adapts the replay from the live
   database before anything is fed (wraps the handler, binds the commands, adds ``records``: own
-  commands kept outside the event log, e.g. inventory's adjustments from before stock.adjusted);
+  commands kept outside the event log, e.g. inventory's adjustments from before stock.adjusted;
+  ``report``: lines to show once fed, e.g. reconcile's raises re-made as live made them);
 - ``REPLAY_BEFORE_SWAP = async fn(live_url, replay_url)``: run when the replay is done (so the
   comparison shows it) and again by ``--swap`` just before the swap (notify's delivery state).
 """
@@ -71,6 +72,7 @@ class ReplayHooks:
     commands: Mapping[str, ReplayCommand]
     records: Sequence[Record] = ()
     start_batch: BatchStart | None = None
+    report: Callable[[], Sequence[str]] | None = None  # lines for the operator once fed
 
 
 ReplaySetup = Callable[[ServiceContext, AsyncEngine, ReplayHooks], Awaitable[ReplayHooks]]
@@ -168,6 +170,7 @@ class ReplayRun:
     dead_letters: int = 0
     left_out: int = 0  # events the live service has not handled yet (``handled_only``)
     refused: list[str] = field(default_factory=list)  # own commands that failed when re-run
+    notes: list[str] = field(default_factory=list)  # what the service's setup reports
 
     @property
     def database(self) -> str:
@@ -221,6 +224,7 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
         await _feed(run, engine, clock, hooks, start,
                     [*sources, read_records(service, hooks.records)], total, progress)
         run.left_out = sum(source.left_out[0] for source in sources)
+        run.notes = list(hooks.report()) if hooks.report is not None else []
         async with engine.connect() as conn:
             run.dead_letters = int((await conn.execute(
                 text("SELECT count(*) FROM dead_letters"))).scalar_one())

@@ -133,6 +133,8 @@ def _report(service: str, run: ReplayRun, comparison: list[TableComparison]) -> 
                       "left out: it handles them when it runs again", highlight=False)
     for refused in run.refused:
         console.print(f"[yellow]own command failed when re-run: {refused}[/yellow]", highlight=False)
+    for note in run.notes:
+        console.print(note, highlight=False, soft_wrap=True)
     table = Table(title=f"{service}: live vs replay")
     table.add_column("table", no_wrap=True)
     for column in ("live rows", "replay rows", "live sha256", "replay sha256", ""):

@@ -35,7 +35,8 @@ def track_since(assessment: Assessment, previous: Mapping[str, datetime], now: d
 
 def review(order_id: str, assessment: Assessment, previous_since: Mapping[str, datetime],
            open_kinds: Set[str], now: datetime, grace: timedelta,
-           behind: timedelta = timedelta(0)) -> Review:
+           behind: timedelta = timedelta(0),
+           recorded: Mapping[str, DiscrepancyDetected] | None = None) -> Review:
     """Raise every disagreement found for longer than ``grace`` and not raised yet (once per
     order and kind while it lasts); resolve every raised kind that is no longer found.
 
@@ -43,7 +44,14 @@ def review(order_id: str, assessment: Assessment, previous_since: Mapping[str, d
     the services' recent answers came, ``shared.lag``). They are that much older than ``now``,
     so a disagreement is raised only once it has lasted ``grace`` on reconcile's own horizon
     (now - behind): a backlog must not turn facts still in flight into discrepancies (they were,
-    by the thousand, when reconcile fell minutes behind)."""
+    by the thousand, when reconcile fell minutes behind).
+
+    ``recorded`` (a replay): what the live service raised at this look, by kind. Whether a
+    disagreement had lasted long enough depended on how far behind live was then, which the
+    history does not hold: so exactly those kinds are raised (as found now, else as recorded)
+    and no other; one raised as recorded but not found now is resolved at once."""
+    if recorded is not None:
+        return _as_recorded(order_id, assessment, previous_since, open_kinds, now, recorded)
     since = track_since(assessment, previous_since, now)
     detected: list[DiscrepancyDetected] = []
     waiting: list[datetime] = []
@@ -61,6 +69,20 @@ def review(order_id: str, assessment: Assessment, previous_since: Mapping[str, d
     resolved = tuple(DiscrepancyResolved(order_id=order_id, kind=kind, resolved_at=now)
                      for kind in sorted(open_kinds - found))
     return Review(since, tuple(detected), resolved, min(waiting) if waiting else None, deferred)
+
+
+def _as_recorded(order_id: str, assessment: Assessment, previous_since: Mapping[str, datetime],
+                 open_kinds: Set[str], now: datetime,
+                 recorded: Mapping[str, DiscrepancyDetected]) -> Review:
+    since = track_since(assessment, previous_since, now)
+    found = {finding.kind: finding for finding in assessment.discrepancies}
+    detected = tuple(detection(order_id, found[kind], since[kind]) if kind in found
+                     else recorded[kind] for kind in sorted(recorded) if kind not in open_kinds)
+    waiting = [since[kind] for kind in found if kind not in open_kinds and kind not in recorded]
+    raised = {d.kind for d in detected}
+    resolved = tuple(DiscrepancyResolved(order_id=order_id, kind=kind, resolved_at=now)
+                     for kind in sorted((set(open_kinds) | raised) - set(assessment.kinds)))
+    return Review(since, detected, resolved, min(waiting) if waiting else None)
 
 
 def detection(order_id: str, finding: Finding, since: datetime) -> DiscrepancyDetected:

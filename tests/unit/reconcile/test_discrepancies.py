@@ -115,3 +115,29 @@ def test_a_reconcile_behind_its_topics_raises_only_once_the_grace_passed_on_its_
     assert (raised.kind, raised.since) == (kind, AT)
     resolved = review(ORDER, assessed(shipped_payloads(ORDER)), {kind: AT}, {kind}, AT, GRACE, behind)
     assert [r.kind for r in resolved.resolved] == [kind]  # resolving never waits
+
+
+def test_a_replay_raises_exactly_what_live_raised_at_that_look():
+    """``recorded`` (a replay): live's raises at this look, whatever the grace says."""
+    kind = "shipped_revenue_not_recognised"
+    live = review(ORDER, no_revenue(), {kind: AT}, set(), AT + GRACE, GRACE).detected[0]
+    # past the grace, but live raised nothing here (it was behind): nothing is raised
+    held = review(ORDER, no_revenue(), {kind: AT}, set(), AT + 10 * GRACE, GRACE, recorded={})
+    assert (held.detected, held.resolved, held.unraised_since) == ((), (), AT)
+    # within the grace by event time, but live raised it here: raised as the replay finds it
+    early = AT + GRACE - timedelta(seconds=30)
+    [raised] = review(ORDER, no_revenue(), {kind: early}, set(), AT + GRACE, GRACE,
+                      recorded={kind: live}).detected
+    assert (raised.kind, raised.since, raised.expected) == (kind, early, live.expected)
+    # already open: not raised twice
+    assert review(ORDER, no_revenue(), {kind: AT}, {kind}, AT + GRACE, GRACE,
+                  recorded={kind: live}).detected == ()
+
+
+def test_a_recorded_raise_the_replayed_facts_do_not_show_is_raised_and_resolved_at_once():
+    kind = "shipped_revenue_not_recognised"
+    live = review(ORDER, no_revenue(), {kind: AT}, set(), AT + GRACE, GRACE).detected[0]
+    decided = review(ORDER, assessed(shipped_payloads(ORDER)), {}, set(), AT + GRACE, GRACE,
+                     recorded={kind: live})
+    assert decided.detected == (live,)
+    assert [(r.kind, r.resolved_at) for r in decided.resolved] == [(kind, AT + GRACE)]
