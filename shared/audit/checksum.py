@@ -6,7 +6,9 @@ else by every stable column). Left out: the platform tables (events, inbox,
 dead letters, relay checkpoints), time columns (timestamp, date) and identifiers minted when a
 row is written (uuid columns, sequence-drawn ids and columns named ``*event_id*``: the replay
 appends its own events and draws its own sequence numbers), and write counters (``revision``:
-how many times a row was saved depends on how the events were batched). Instants inside JSON
+how many times a row was saved depends on how the events were batched). Whether a nullable time
+column is set is kept, though: a discrepancy open in one database and resolved in the other, or a
+notification finished in one only, must not compare equal. Instants inside JSON
 documents (``"since": "2026-12-05T03:00:59.26+00:00"``) are left out the same way: a replay's
 clock is each event's time, the live one's was the moment it handled it (they differ by the lag).
 """
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 PLATFORM_TABLES = frozenset({"events", "inbox", "dead_letters", "relay_checkpoints"})
 VOLATILE_TYPES = ("timestamp", "date", "time", "uuid", "serial")
+TIME_TYPES = ("timestamp", "date", "time")
 JSON_TYPES = ("json", "jsonb")
 # Columns that count a row's writes: a replay writes in other batches than live did.
 WRITE_COUNTERS = frozenset({"revision"})
@@ -55,14 +58,19 @@ async def projection_tables(conn: AsyncConnection) -> list[str]:
     return [row[0] for row in result if row[0] not in PLATFORM_TABLES]
 
 
-async def _columns(conn: AsyncConnection, table: str) -> list[tuple[str, str]]:
-    """(name, type) of each column; a column drawn from a sequence reads as type ``serial``."""
+def set_or_not(name: str, data_type: str, nullable: bool) -> bool:
+    """Whether the checksum keeps, for a column it leaves out, whether it is set (not null)."""
+    return nullable and data_type.startswith(TIME_TYPES)
+
+
+async def _columns(conn: AsyncConnection, table: str) -> list[tuple[str, str, bool]]:
+    """(name, type, nullable) of each column; one drawn from a sequence reads as ``serial``."""
     result = await conn.execute(text(
         "SELECT column_name, data_type, coalesce(column_default, '') LIKE 'nextval(%' "
-        "OR is_identity = 'YES' "
+        "OR is_identity = 'YES', is_nullable = 'YES' "
         "FROM information_schema.columns "
         "WHERE table_schema = 'public' AND table_name = :t ORDER BY ordinal_position"), {"t": table})
-    return [(str(row[0]), "serial" if row[2] else str(row[1])) for row in result]
+    return [(str(row[0]), "serial" if row[2] else str(row[1]), bool(row[3])) for row in result]
 
 
 async def _primary_key(conn: AsyncConnection, table: str) -> list[str]:
@@ -79,14 +87,17 @@ def _quoted(name: str) -> str:
 
 async def table_checksum(conn: AsyncConnection, table: str) -> TableChecksum:
     columns = await _columns(conn, table)
-    stable = [(name, data_type) for name, data_type in columns if stable_column(name, data_type)]
+    stable = [(name, data_type) for name, data_type, _ in columns if stable_column(name, data_type)]
     kept = [name for name, _ in stable]
     documents = [i for i, (_, data_type) in enumerate(stable) if data_type in JSON_TYPES]
     order = [c for c in await _primary_key(conn, table) if c in kept] or kept
+    whether_set = [name for name, data_type, nullable in columns
+                   if not stable_column(name, data_type) and set_or_not(name, data_type, nullable)]
     digest = hashlib.sha256()
     rows = 0
     if kept:
-        select = ", ".join(f"{_quoted(c)}::text" for c in kept)
+        select = ", ".join([f"{_quoted(c)}::text" for c in kept]
+                           + [f"({_quoted(c)} IS NOT NULL)::text" for c in whether_set])
         ordering = ", ".join(_quoted(c) for c in order)
         result = await conn.stream(text(f"SELECT {select} FROM {_quoted(table)} "
                                         f"ORDER BY {ordering}"))
@@ -98,7 +109,8 @@ async def table_checksum(conn: AsyncConnection, table: str) -> TableChecksum:
             rows += 1
     else:
         rows = int((await conn.execute(text(f"SELECT count(*) FROM {_quoted(table)}"))).scalar_one())
-    return TableChecksum(table, rows, digest.hexdigest(), tuple(kept))
+    return TableChecksum(table, rows, digest.hexdigest(),
+                         tuple(kept) + tuple(f"{c} is set" for c in whether_set))
 
 
 async def database_checksums(conn: AsyncConnection) -> dict[str, TableChecksum]:
