@@ -8,18 +8,40 @@ import os
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
+from shared.db import libpq_url
 from shared.runtime.info import RuntimeInfo
-from shared.settings import DEFAULT_HTTP_PORTS, OmsSettings
+from shared.settings import DEFAULT_HTTP_PORTS, SERVICES, OmsSettings, with_database
 
 
 def endpoints_file(data_dir: Path) -> Path:
     return data_dir.expanduser().resolve() / "run" / "endpoints.json"
 
 
+def stopped_databases(info: RuntimeInfo) -> dict[str, str]:
+    """The databases (those that exist) of the services this run does not start (``oms run
+    --services``), on the same server: ``oms replay reconcile --swap`` needs reconcile stopped
+    and its database found."""
+    stopped = [name for name in SERVICES if name not in info.services]
+    if info.postgres_url is None or not stopped:
+        return {}
+    try:
+        with psycopg.connect(libpq_url(info.postgres_url), autocommit=True) as conn:
+            names = {row[0] for row in conn.execute(
+                "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+                ([f"oms_{name}" for name in stopped],))}
+    except psycopg.Error:
+        return {}
+    return {name: with_database(info.postgres_url, f"oms_{name}")
+            for name in stopped if f"oms_{name}" in names}
+
+
 def write_endpoints(info: RuntimeInfo) -> None:
     document = {"kafka_bootstrap": info.kafka_bootstrap,
                 "services": {name: {"url": s.url, "database_url": s.database_url}
-                             for name, s in info.services.items()}}
+                             for name, s in info.services.items()},
+                "stopped_databases": stopped_databases(info)}
     target = endpoints_file(info.data_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
@@ -54,10 +76,14 @@ def service_url(service: str, settings: OmsSettings | None = None) -> str:
 
 
 def database_url(service: str, settings: OmsSettings | None = None) -> str | None:
-    """OMS_<SERVICE>_DATABASE_URL / OMS_DATABASE_URL, else the running `oms run`'s database."""
+    """OMS_<SERVICE>_DATABASE_URL / OMS_DATABASE_URL, else the running `oms run`'s database
+    (also of a service it does not run: on the same server)."""
     settings = settings or OmsSettings()
     configured = settings.service_database_url(service)
     if configured:
         return configured
-    recorded = _recorded(settings).get("services", {}).get(service, {}).get("database_url")
+    document = _recorded(settings)
+    recorded = document.get("services", {}).get(service, {}).get("database_url")
+    if recorded is None:
+        recorded = document.get("stopped_databases", {}).get(service)
     return recorded if isinstance(recorded, str) else None
