@@ -158,7 +158,7 @@ def _as_first_seen(houses: list[dict[str, Any]], first: dict[str, Any]) -> list[
 
 async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHooks) -> ReplayHooks:
     """Copy the live warehouses (with the priorities they had before their recorded changes),
-    read the old ledger-only adjustments, bind the thresholds."""
+    read the old ledger-only adjustments, bind the thresholds, follow live's order."""
     houses: list[dict[str, Any]] = []
     adjustments: list[Record] = []
     async with live.connect() as conn:
@@ -172,7 +172,10 @@ async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHook
             await conn.execute(insert(store.warehouses).values(houses).on_conflict_do_nothing())
     thresholds = ctx.state.get("thresholds")
     commands = {t: partial(run, thresholds=thresholds) for t, run in _COMMANDS.items()}
-    return replace(hooks, commands=commands, records=(*hooks.records, *adjustments))
+    # Which warehouse serves an order depends on which orders came first (the last units go to
+    # whoever asks first): fed in the order live handled them (``shared/audit/liveorder.py``).
+    return replace(hooks, commands=commands, records=(*hooks.records, *adjustments),
+                   follow_live_order=True)
 
 
 REPLAY_SETUP = replay_setup

@@ -33,7 +33,8 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.audit.clocked import clocked_batch, clocked_handler
+from shared.audit.clocked import Instant, clocked_batch, clocked_handler, occurred_at
+from shared.audit.liveorder import LiveOrder, read_live_order
 from shared.audit.sources import (
     Item,
     Record,
@@ -73,6 +74,9 @@ class ReplayHooks:
     records: Sequence[Record] = ()
     start_batch: BatchStart | None = None
     report: Callable[[], Sequence[str]] | None = None  # lines for the operator once fed
+    # Feed the consumed events in the order and at the instants live handled them (its answers
+    # say when: ``liveorder.py``), not in event time: for decisions that depend on that order.
+    follow_live_order: bool = False
 
 
 ReplaySetup = Callable[[ServiceContext, AsyncEngine, ReplayHooks], Awaitable[ReplayHooks]]
@@ -213,8 +217,12 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
         setup = cast(ReplaySetup | None, getattr(module, "REPLAY_SETUP", None))
         if setup is not None:
             hooks = await setup(ctx, live, hooks)
+        live_order = None
+        if hooks.follow_live_order:
+            async with live.connect() as conn:
+                live_order = await read_live_order(conn)
         sources = await _sources(plan, hooks, live if handled_only else None, producer_urls,
-                                 engines)
+                                 engines, live_order)
         total = await count_events(sources) + len(hooks.records)
         # A setup that wrapped the handler but left the batch work as it was wants every message
         # through its handler: no batch work then.
@@ -222,7 +230,8 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
         if hooks.handle is not plan.handle and start is plan.start_batch:
             start = None
         await _feed(run, engine, clock, hooks, start,
-                    [*sources, read_records(service, hooks.records)], total, progress)
+                    [*sources, read_records(service, hooks.records)], total, progress,
+                    live_instant(live_order) if live_order is not None else occurred_at)
         run.left_out = sum(source.left_out[0] for source in sources)
         run.notes = list(hooks.report()) if hooks.report is not None else []
         async with engine.connect() as conn:
@@ -240,10 +249,11 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
 
 async def _feed(run: ReplayRun, engine: AsyncEngine, clock: ManualClock, hooks: ReplayHooks,
                 start: BatchStart | None, sources: Sequence[Source | AsyncIterator[Item]],
-                total: int, progress: Callable[[int, int], None] | None) -> None:
+                total: int, progress: Callable[[int, int], None] | None,
+                instant: Instant = occurred_at) -> None:
     consumer = IdempotentConsumer(name=run.service, engine=engine, publisher=None,
-                                  handle=clocked_handler(clock, hooks.handle),
-                                  start_batch=clocked_batch(clock, start))
+                                  handle=clocked_handler(clock, hooks.handle, instant),
+                                  start_batch=clocked_batch(clock, start, instant))
     batch: list[Incoming] = []
 
     async def flush() -> None:
@@ -275,9 +285,19 @@ async def _feed(run: ReplayRun, engine: AsyncEngine, clock: ManualClock, hooks: 
         progress(total, total)
 
 
+def live_instant(live_order: LiveOrder) -> Instant:
+    """When live handled the message (its first answer's instant), else when it happened."""
+    instants = live_order.instants
+
+    def instant(message: Incoming) -> datetime:
+        return instants.get(str(message.event.event_id), message.event.occurred_at)
+
+    return instant
+
+
 async def _sources(plan: ReplayPlan, hooks: ReplayHooks, handled_in: AsyncEngine | None,
-                   producer_urls: Mapping[str, str], engines: dict[str, AsyncEngine]
-                   ) -> list[Source]:
+                   producer_urls: Mapping[str, str], engines: dict[str, AsyncEngine],
+                   live_order: LiveOrder | None = None) -> list[Source]:
     producers = sorted({PRODUCER_OF[t] for t in plan.topics})
     missing = [p for p in producers if p not in producer_urls]
     if missing:
@@ -291,7 +311,7 @@ async def _sources(plan: ReplayPlan, hooks: ReplayHooks, handled_in: AsyncEngine
         if plan.handles is not None:  # as the live consumer: the other types are never fed
             routed = {t: v for t, v in routed.items() if t in plan.handles}
         sources.append(Source(producer, engine, {t: topic for t, (topic, _) in routed.items()},
-                              handled_in=handled_in))
+                              handled_in=handled_in, live_order=live_order))
     if hooks.commands:
         sources.append(Source(f"{plan.service} (own commands)", engines["live"],
                               dict.fromkeys(hooks.commands, ""), commands_only=True))

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.audit.liveorder import STREAM_IN_LIVE_ORDER, LiveOrder
 from shared.contract.envelope import EventEnvelope
 from shared.contract.topics import topic_for_event
 from shared.incoming import Incoming, decode_message
@@ -70,6 +71,8 @@ class Source:
     # Only the events this (live) database's inbox holds, i.e. the live service has handled.
     handled_in: AsyncEngine | None = None
     left_out: list[int] = field(default_factory=lambda: [0])  # events skipped for that
+    # In the order and at the instants the live service handled them (``liveorder.py``).
+    live_order: LiveOrder | None = None
 
 
 async def stored_types(conn: AsyncConnection) -> dict[str, int]:
@@ -86,11 +89,16 @@ async def routed_types(conn: AsyncConnection, producer: str, topics: tuple[str, 
 
 
 async def read_source(source: Source) -> AsyncIterator[Item]:
-    """(sort key, topic, message) in (occurred_at, tx_id, position) order."""
+    """(sort key, topic, message) in (occurred_at, tx_id, position) order, or in live's
+    (``Source.live_order``: the key is then the live place, then the event's own)."""
     topic_of = source.topic_of
+    live = source.live_order
+    params: dict[str, Any] = {"types": list(topic_of), "commands_only": source.commands_only}
     async with source.engine.connect() as conn:
-        result = await conn.stream(_STREAM, {"types": list(topic_of),
-                                             "commands_only": source.commands_only})
+        if live is not None:
+            result = await conn.stream(STREAM_IN_LIVE_ORDER, {**params, **live.params()})
+        else:
+            result = await conn.stream(_STREAM, params)
         async for rows in result.partitions(CHUNK):
             handled = await _handled(source.handled_in, [row.id for row in rows])
             for row in rows:
@@ -104,7 +112,13 @@ async def read_source(source: Source) -> AsyncIterator[Item]:
                 if message.envelope is None:  # stored events were validated when appended
                     raise ValueError(f"stored event {row.id} cannot be read: "
                                      f"{message.decode_error}")
-                yield (row.at_us, int(row.tx), row.position, source.service), topic, message
+                if live is None:
+                    yield (row.at_us, int(row.tx), row.position, source.service), topic, message
+                    continue
+                if row.at_us != row.own_at:
+                    live.instants[row.id] = EPOCH + timedelta(microseconds=row.at_us)
+                yield ((row.at_us, int(row.tx), row.position, source.service, row.own_at,
+                        int(row.own_tx), row.own_position), topic, message)
 
 
 async def _handled(live: AsyncEngine | None, ids: list[str]) -> set[str] | None:
