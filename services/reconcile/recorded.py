@@ -71,9 +71,11 @@ class RecordedRaises:
 
     def report(self) -> list[str]:
         raised = sum(len(kinds) for kinds in self.by_cause.values())
-        lines = [f"{raised} discrepancies raised as live raised them ({len(self.job)} by the "
-                 "grace-period job): when a disagreement has lasted long enough depends on how "
-                 "far behind live was, which the history does not hold"] if raised else []
+        one = raised == 1
+        lines = [f"{raised} discrepanc{'y' if one else 'ies'} raised when live raised "
+                 f"{'it' if one else 'them'} ({len(self.job)} by the grace-period job), as "
+                 "live's log says: whether one had lasted the grace depended on how far behind "
+                 "live was"] if raised else []
         shown = self.unfounded[:SHOWN]
         more = len(self.unfounded) - len(shown)
         return lines + shown + ([f"... and {more} more raised as recorded"] if more else [])

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.demo.audit import rebuild_from_history
 from shared.demo.runner import DEMO_ENV, DemoOutcome, demo_data_dir, drive
 from shared.logging import configure_logging
 from shared.runtime.supervisor import Runtime
@@ -48,6 +49,9 @@ def demo(
                 f"consistent {state['reconcile'].get('consistent', 0)}", highlight=False)
 
         outcome = drive(info, orders, timeout=timeout, progress=_every(progress, 10), services=runtime)
+        with console.status("stopping four services and rebuilding their projections from the "
+                            "day's history (oms replay)..."):
+            outcome.rebuilt = rebuild_from_history(info.database_urls, runtime)
     finally:
         with console.status("stopping..."):
             runtime.stop()
@@ -126,10 +130,33 @@ def report(outcome: DemoOutcome) -> None:
     rate = plan.orders / outcome.seconds if outcome.seconds else 0.0
     console.print(f"Settled in {outcome.seconds:.1f}s ({rate:.0f} orders/s end to end, demo pace, "
                   "not a benchmark).")
+    rebuilt(outcome)
     if outcome.ok:
         console.print("[bold green]Every service agrees on every order.[/bold green]")
+        if outcome.rebuilt:
+            console.print("[bold green]Every projection rebuilt from the history matches "
+                          "live.[/bold green]")
+    elif not all(r.ok for r in outcome.rebuilt) and all(c.ok for c in outcome.checks):
+        console.print("[bold red]A projection rebuilt from the history differs from live: see "
+                      "the table above.[/bold red]")
     elif not all(check.ok for check in outcome.checks):
         console.print("[bold red]The services disagree: see the table above.[/bold red]")
     else:
         console.print("[bold red]The services agree, but a special order did not end as "
                       "expected: see its table above.[/bold red]")
+
+
+def rebuilt(outcome: DemoOutcome) -> None:
+    if not outcome.rebuilt:
+        return
+    table = Table(title="Rebuilt from the day's history (oms replay), compared with live")
+    for column in ("projection", "events", "seconds", ""):
+        table.add_column(column)
+    for item in outcome.rebuilt:
+        mark = ("[green]matches live[/green]" if item.ok
+                else f"[red]DIFFERS: {', '.join(item.differing)}[/red]")
+        table.add_row(item.service, f"{item.events:,}", f"{item.seconds:.1f}", mark)
+    console.print(table)
+    for item in outcome.rebuilt:
+        for note in item.notes:
+            console.print(f"  {item.service}: {note}", highlight=False)

@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from shared.contract.topics import STOREFRONT_ORDERS
+from shared.demo.audit import Rebuilt
 from shared.demo.faults import Services, plan_fault, run_fault
 from shared.demo.plan import DemoPlan, plan_day
 from shared.demo.scenarios import Operator, Outcome, plan_specials, run_people, settle_outcomes
@@ -146,10 +147,12 @@ class DemoOutcome:
     report: dict[str, Any]
     stock_before: dict[tuple[str, str], int]
     stock_after: list[dict[str, Any]]
+    rebuilt: list[Rebuilt] = field(default_factory=list)  # the replays of the day's history
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks) and all(o.ok for o in self.specials)
+        return (all(c.ok for c in self.checks) and all(o.ok for o in self.specials)
+                and all(r.ok for r in self.rebuilt))
 
 
 def discrepancies_detected(info: RuntimeInfo) -> int:

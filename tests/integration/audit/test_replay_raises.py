@@ -111,7 +111,7 @@ async def test_the_grace_period_jobs_raises_are_replayed_at_their_instants(
                                     postgres_url)
     assert "the replay matches the live projections" in output, output
     assert replayed == live_rows
-    assert "3 discrepancies raised as live raised them (3 by the grace-period job)" in output
+    assert "3 discrepancies raised when live raised them (3 by the grace-period job)" in output
     # the invoice is dated before the job's pass: the replay has it by then
     assert re.search(r"O-1: confirmed_not_invoiced raised live \(by the grace-period job, "
                      r"[^)]*\) but not found by the replayed history there", output), output
@@ -143,4 +143,4 @@ async def test_what_live_held_back_while_behind_is_not_raised_by_the_replay(
                                     postgres_url)
     assert "the replay matches the live projections" in output, output
     assert replayed == []
-    assert "raised as live raised them" not in output
+    assert "raised when live raised" not in output
