@@ -56,7 +56,9 @@ class RecordedRaises:
 
     by_cause: dict[str, dict[str, Raised]] = field(default_factory=dict)
     job: list[Record] = field(default_factory=list)
-    unfounded: list[str] = field(default_factory=list)  # raised as recorded, not found again
+    # raised as recorded, not found again: by (order, cause), so a batch re-run alone (after a
+    # failure undid it) names each once
+    unfounded: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def at(self, cause: str) -> dict[str, Raised]:
         return self.by_cause.get(cause, {})
@@ -65,9 +67,9 @@ class RecordedRaises:
         self.by_cause.setdefault(cause, {})[raised.detected.kind] = raised
 
     def not_found(self, order_id: str, kinds: list[str], cause: str, at: datetime) -> None:
-        self.unfounded.append(f"{order_id}: {', '.join(kinds)} raised live ({_cause(cause)}, "
-                              f"{at.isoformat()}) but not found by the replayed history there: "
-                              "raised as recorded and resolved at once")
+        self.unfounded[(order_id, cause)] = (
+            f"{order_id}: {', '.join(kinds)} raised live ({_cause(cause)}, {at.isoformat()}) but "
+            "not found by the replayed history there: raised as recorded and resolved at once")
 
     def report(self) -> list[str]:
         raised = sum(len(kinds) for kinds in self.by_cause.values())
@@ -76,7 +78,7 @@ class RecordedRaises:
                  f"{'it' if one else 'them'} ({len(self.job)} by the grace-period job), as "
                  "live's log says: whether one had lasted the grace depended on how far behind "
                  "live was"] if raised else []
-        shown = self.unfounded[:SHOWN]
+        shown = list(self.unfounded.values())[:SHOWN]
         more = len(self.unfounded) - len(shown)
         return lines + shown + ([f"... and {more} more raised as recorded"] if more else [])
 
