@@ -149,8 +149,10 @@ async def settle(conn: AsyncConnection, sheet: store.Sheet, clock: Clock, grace:
             await store.record_detected(conn, payload, reason=reasons[payload.kind],
                                         event_id=envelope.event_id, now=now)
             sheet.open_kinds.add(payload.kind)
-            log.warning("discrepancy detected", order_id=facts.order_id, kind=payload.kind,
-                        expected=payload.expected, actual=payload.actual)
+            # a replay raises again what live raised (and warned of) long ago: not news
+            (log.debug if recorded is not None else log.warning)(
+                "discrepancy detected", order_id=facts.order_id, kind=payload.kind,
+                expected=payload.expected, actual=payload.actual)
         elif isinstance(payload, DiscrepancyResolved):
             await store.record_resolved(conn, payload, event_id=envelope.event_id)
             sheet.open_kinds.discard(payload.kind)
