@@ -15,7 +15,8 @@ from shared.audit.replay import ReplayError, ReplayRun
 from shared.audit.replay_many import REPLAYABLE, replay_and_compare, replay_many
 from shared.audit.swap import SwapRefused, TableComparison, other_sessions, swap
 from shared.audit.targets import TargetError, service_databases
-from shared.db import database_name
+from shared.audit.verify import verify_store
+from shared.db import create_engine, database_name
 from shared.settings import SERVICES, OmsSettings
 
 console = Console()
@@ -29,9 +30,27 @@ async def _refuse_if_running(service: str, live_url: str) -> None:
                           "(and `oms run`) before --swap")
 
 
+async def _refuse_if_tampered(urls: dict[str, str]) -> None:
+    """A swap installs projections built from the stored history: not from a history edited
+    behind the system's back (every hash chain and the global order, as `oms audit verify`)."""
+    for service, url in urls.items():
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                verdict = await verify_store(conn)
+        finally:
+            await engine.dispose()
+        if verdict.finding is not None:
+            raise SwapRefused(
+                f"{service}'s event store fails verification: {verdict.finding.describe()}. A "
+                "replay would build projections from it; `oms audit verify` names every store "
+                "that fails. Nothing was created")
+
+
 def _live_databases(services: list[str], do_swap: bool) -> dict[str, str]:
     """Every service's database; refused when one of ``services`` has none, or (to swap) while
-    one of them looks running: before the work, not only after it."""
+    one of them looks running or any event store fails verification: before the work, not only
+    after it."""
     urls = service_databases("all")
     missing = [s for s in services if s not in urls]
     if missing:
@@ -39,6 +58,8 @@ def _live_databases(services: list[str], do_swap: bool) -> dict[str, str]:
     if do_swap:
         for service in services:
             asyncio.run(_refuse_if_running(service, urls[service]))
+        with console.status("verifying every event store before a swap (oms audit verify)..."):
+            asyncio.run(_refuse_if_tampered(urls))
     return urls
 
 

@@ -192,3 +192,24 @@ async def test_several_services_are_replayed_side_by_side_each_in_a_process(
         assert "the replay matches the live projections" in reconcile_part, result.output
     finally:
         await drop(postgres_url, *created)
+
+
+async def test_a_swap_is_refused_while_an_event_store_fails_verification(
+        engine: AsyncEngine, database_url: str, producers: dict[str, str], tmp_path: Path) -> None:
+    """A payment edited in the order log behind the system's back (the trigger disabled): a
+    replay without --swap still shows what the history now says, but a swap would install
+    projections built from the edit, so it is refused before anything is created."""
+    await order_lifecycle(engine, "O-1")
+    await live_reconcile(engine, producers["reconcile"])
+    async with engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE events DISABLE TRIGGER events_append_only"))
+        await conn.execute(text("UPDATE events SET payload = jsonb_set(payload, '{paid_amount}', "
+                                "'\"1.00\"') WHERE event_type = 'order.paid'"))
+        await conn.execute(text("ALTER TABLE events ENABLE TRIGGER events_append_only"))
+    env = database_env(tmp_path, order=database_url, **producers)
+    refused = await invoke(APP, ["replay", "reconcile", "--swap"], env)
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 3, refused.output
+    assert "swap refused: order's event store fails verification: stream 'O-1' version 3" in said
+    assert "hash does not match" in said and "Nothing was created" in said
+    assert "into oms_" not in refused.output
