@@ -74,9 +74,17 @@ class ConsumerLag:
     def behind(self) -> float:
         """Seconds: the largest age among partitions heard from within ``fresh_for`` plus the
         longest recent answer time (0 when caught up, idle, or never told)."""
+        return self.own() + max(self.answer_times().values(), default=0.0)
+
+    def own(self) -> float:
+        """Seconds: the largest age among partitions heard from within ``fresh_for``."""
         now = self.wall()
-        own = max((age for age, heard in self._ages.values() if now - heard <= self.fresh_for),
-                  default=0.0)
-        answers = max((took for took, heard in self._answers.values()
-                       if now - heard <= self.answers_fresh_for), default=0.0)
-        return own + answers
+        return max((age for age, heard in self._ages.values() if now - heard <= self.fresh_for),
+                   default=0.0)
+
+    def answer_times(self) -> dict[tuple[str, str], float]:
+        """(topic, event type) -> seconds the latest answer of that kind took, for those heard
+        within ``answers_fresh_for``: which service answers late."""
+        now = self.wall()
+        return {kind: took for kind, (took, heard) in self._answers.items()
+                if now - heard <= self.answers_fresh_for}

@@ -83,6 +83,8 @@ class ServiceParts:
     # The event types the handler acts on (None: every one). Others on the oms.* topics are
     # skipped before they are decoded or claimed (a replay skips them alike).
     handles: frozenset[str] | None = None
+    # More /metrics lines in the Prometheus text format, read at each scrape (gauges).
+    metrics: Callable[[], str] | None = None
 
 
 BuildFn = Callable[[ServiceContext], ServiceParts]
@@ -126,6 +128,7 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
         if parts.startup is not None:
             await parts.startup()
         app.state.ctx = ctx
+        app.state.metrics = parts.metrics
         relay = outbox.OutboxRelay(
             engine, publisher, name=name,
             topic_for=lambda e: topic_for_event(name, e.event_type),
@@ -181,7 +184,8 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def metrics() -> str:
-        return METRICS.render() + gctune.render()
+        own: Callable[[], str] | None = getattr(app.state, "metrics", None)
+        return METRICS.render() + gctune.render() + (own() if own is not None else "")
 
     if router is not None:
         app.include_router(router)

@@ -24,7 +24,7 @@ from services.reconcile.handlers import (
     run_discrepancy_job,
 )
 from services.reconcile.recorded import JOB_RAISE, RecordedRaises, read_raises
-from shared.audit.replay import ReplayHooks
+from shared.audit.replay import ReplayCommand, ReplayHooks
 from shared.audit.sources import has_table
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
@@ -45,8 +45,8 @@ async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHook
         if await has_table(conn, "discrepancies"):
             recorded = await read_raises(conn)
     grace = timedelta(seconds=ctx.settings.reconcile_grace_seconds)
-    commands = {**hooks.commands,
-                JOB_RAISE: partial(raise_as_recorded, grace=grace, recorded=recorded)}
+    commands: dict[str, ReplayCommand] = {
+        **hooks.commands, JOB_RAISE: partial(raise_as_recorded, grace=grace, recorded=recorded)}
     return replace(hooks, handle=make_handler(ctx.clock, grace, recorded=recorded),
                    start_batch=make_batch_start(ctx.clock, grace, recorded=recorded),
                    commands=commands, records=(*hooks.records, *recorded.job),
@@ -54,6 +54,16 @@ async def replay_setup(ctx: ServiceContext, live: AsyncEngine, hooks: ReplayHook
 
 
 REPLAY_SETUP = replay_setup
+
+
+def horizon_metrics(lag: ConsumerLag) -> str:
+    """How far behind reconcile judges its facts (what its raises wait for, on top of the
+    grace), and which services' answers come late: what ``raises_deferred`` holds back."""
+    lines = [f"oms_reconcile_behind_seconds {lag.behind():.3f}",
+             f"oms_reconcile_consumer_lag_seconds {lag.own():.3f}"]
+    lines += [f'oms_reconcile_answer_seconds{{topic="{topic}",event_type="{event_type}"}} '
+              f"{took:.3f}" for (topic, event_type), took in sorted(lag.answer_times().items())]
+    return "\n".join(lines) + "\n"
 
 
 def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
@@ -74,6 +84,7 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
             start_batch=make_batch_start(ctx.clock, chosen, lag),
             background=[partial(run_discrepancy_job, ctx.engine, ctx.clock, chosen,
                                 ctx.settings.scheduler_seconds, lag)],
+            metrics=partial(horizon_metrics, lag),
         )
 
     app = create_app(NAME, schema=store.create_schema, build=build, router=api.router,

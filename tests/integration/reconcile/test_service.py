@@ -53,6 +53,12 @@ async def test_fact_sheets_through_the_broker(fresh_kafka, database_url):
         ]
         assert (await client.get("/orders/O-UNKNOWN", headers=ADMIN)).status_code == 404
         assert (await client.get(f"/orders/{order_id}")).status_code == 401
+        # how far behind reconcile judges its facts, read at each scrape (caught up here)
+        gauges = dict(line.split(" ", 1) for line in (await client.get("/metrics")).text.splitlines()
+                      if line.startswith(("oms_reconcile_behind_seconds ",
+                                          "oms_reconcile_consumer_lag_seconds ")))
+        assert set(gauges) == {"oms_reconcile_behind_seconds", "oms_reconcile_consumer_lag_seconds"}
+        assert all(0.0 <= float(value) < 30.0 for value in gauges.values()), gauges
 
 
 async def reconcile_events(bootstrap: str, wanted: int) -> list[tuple[str, dict]]:

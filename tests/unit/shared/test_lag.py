@@ -105,3 +105,22 @@ def test_one_event_in_sample_is_remembered_by_its_id() -> None:
     ids = [uuid.uuid4() for _ in range(400)]
     lag.observe([answer("billing", NOW, i, NOW, None) for i in ids])
     assert set(lag._seen) == {str(i) for i in ids if i.int % 4 == 0}
+
+
+def test_the_horizon_is_shown_by_part_and_by_late_answer() -> None:
+    """/metrics: reconcile's own lag and which producer's answers come late (the grace's extra)."""
+    from services.reconcile.app import horizon_metrics
+
+    wall = Wall()
+    lag = ConsumerLag(wall=wall, remember=10, answers_fresh_for=60.0, cap=900.0, sample=1)
+    payment, paid = uuid.uuid4(), uuid.uuid4()
+    lag.observe([answer("oms.billing.events.v1", NOW - 2, payment, NOW - 100, None),
+                 answer("oms.order.events.v1", NOW - 1, paid, NOW - 10, payment)])
+    assert lag.own() == 2.0
+    assert lag.answer_times() == {("oms.order.events.v1", "order.paid"): 90.0}
+    assert horizon_metrics(lag).splitlines() == [
+        "oms_reconcile_behind_seconds 92.000", "oms_reconcile_consumer_lag_seconds 2.000",
+        'oms_reconcile_answer_seconds{topic="oms.order.events.v1",event_type="order.paid"} 90.000']
+    wall.now += 61
+    assert horizon_metrics(lag).splitlines() == [
+        "oms_reconcile_behind_seconds 0.000", "oms_reconcile_consumer_lag_seconds 0.000"]
