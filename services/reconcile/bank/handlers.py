@@ -14,10 +14,9 @@ from services.reconcile.bank import store
 from services.reconcile.bank.index import OpenItems
 from services.reconcile.bank.matching import Decision, MatchPolicy
 from services.reconcile.bank.statement import BankLine, Format, RowError, parse_statement
+from services.reconcile.bank.writes import ImportWrites, announcements, stream_of
 from shared.clock import Clock
-from shared.contract.bank_events import BankLineMatched, BankLineUnmatched
 from shared.contract.envelope import Actor
-from shared.contract.payloads import Payload
 from shared.eventstore import Meta, append
 from shared.logging import get_logger
 
@@ -52,6 +51,7 @@ async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: F
                           already_imported=statement.duplicates_in_file,
                           errors=list(statement.errors))
     correlation = f"bank-import-{uuid.uuid4()}"
+    writes = ImportWrites(fmt, actor, correlation)
     async with engine.begin() as conn:
         # one import at a time: matching reads and reduces the same open invoices
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
@@ -70,11 +70,8 @@ async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: F
                 continue
             decision = invoices.decide(line)
             invoices.apply(decision)
-            await store.record_line(conn, line, decision, fmt=fmt, now=clock.now(),
-                                    imported_by=actor.id)
-            await _announce(conn, line, decision, clock, Meta(correlation_id=correlation,
-                                                              actor=actor,
-                                                              causation_id=f"bank:{line.transaction_id}"))
+            if writes.add(line, decision, clock.now()):
+                await writes.flush(conn)  # a chunk of lines, their matches and events at once
             result.imported += 1
             result.matched += decision.matched
             result.flagged += decision.flagged
@@ -82,6 +79,7 @@ async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: F
             result.decisions.append({"transaction_id": line.transaction_id, "line": line.line,
                                      "matched": decision.matched, "rule": decision.rule,
                                      "flagged": decision.flagged, "reason": decision.reason})
+        await writes.flush(conn)
     result.errors.sort(key=lambda e: e.line)
     log.info("bank statement imported", imported=result.imported, matched=result.matched,
              unmatched=result.unmatched, refused=len(result.errors))
@@ -114,22 +112,8 @@ async def rematch(engine: AsyncEngine, clock: Clock, policy: MatchPolicy, actor:
 async def _announce(conn: AsyncConnection, line: BankLine, decision: Decision, clock: Clock,
                     meta: Meta) -> None:
     """bank_line.matched per invoice (key = its order id), else one bank_line.unmatched."""
-    stream = f"bank-line:{line.transaction_id}"
-    common: dict[str, Any] = {"transaction_id": line.transaction_id, "bank_amount": line.amount,
-                              "currency": line.currency, "booked_on": line.booked_on,
-                              "tolerance": decision.tolerance, "window_days": decision.window_days,
-                              "flagged": decision.flagged}
-    if not decision.matched:
-        unmatched: list[Payload] = [BankLineUnmatched(**common, reason=decision.reason,
-                                                      candidates=list(decision.candidates))]
-        await append(conn, stream, None, unmatched, meta=meta, clock=clock, key=line.transaction_id)
-        return
-    for allocation in decision.allocations:
-        matched = BankLineMatched(**common, order_id=allocation.order_id,
-                                  voucher_number=allocation.voucher_number, applied=allocation.applied,
-                                  rule=decision.rule, score=decision.score,
-                                  difference=decision.difference, reason=decision.reason)
-        await append(conn, stream, None, [matched], meta=meta, clock=clock, key=allocation.order_id)
+    for payload, key in announcements(line, decision):
+        await append(conn, stream_of(line), None, [payload], meta=meta, clock=clock, key=key)
 
 
 def policy_of(window_days: int | None, tolerance: Decimal | None, default: MatchPolicy) -> MatchPolicy:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import itertools
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -138,16 +139,21 @@ def _invoice_query() -> Any:
             .where(bank_invoices.c.voided.is_(False)))
 
 
+# What is still owed and the issue day are worked out by PostgreSQL (as ``_outstanding`` and
+# ``issued_at.date()`` in the session's time zone do), and the rows come as plain tuples in
+# OpenInvoice's field order: a million open items per statement import, 13 s -> a few.
+_KNOWN_INVOICES = (
+    "SELECT i.voucher_number, i.order_id, i.currency, i.total, round(greatest(i.total - i.paid"
+    " - i.matched - coalesce((SELECT sum(value::numeric) FROM jsonb_each_text(i.credits)), 0),"
+    " 0), 2) AS outstanding, i.issued_at::date AS issued_on, o.channel_order_id, o.customer_id"
+    " FROM bank_invoices i LEFT JOIN report_orders o ON o.order_id = i.order_id"
+    " WHERE NOT i.voided ORDER BY i.issued_at, i.voucher_number")
+
+
 async def known_invoices(conn: AsyncConnection, *, lock: bool = False) -> list[OpenInvoice]:
     """Every invoice not voided, with what is still owed (settled ones too: memos may refer to them)."""
-    query = _invoice_query().order_by(bank_invoices.c.issued_at, bank_invoices.c.voucher_number)
-    if lock:
-        query = query.with_for_update(of=bank_invoices)
-    return [OpenInvoice(voucher_number=r.voucher_number, order_id=r.order_id, currency=r.currency,
-                        total=Decimal(r.total), outstanding=_outstanding(r),
-                        issued_on=r.issued_at.date(), channel_order_id=r.channel_order_id,
-                        customer_id=r.customer_id)
-            for r in await conn.execute(query)]
+    query = _KNOWN_INVOICES + (" FOR UPDATE OF i" if lock else "")
+    return list(itertools.starmap(OpenInvoice, await conn.exec_driver_sql(query)))
 
 
 async def unpaid_invoices(conn: AsyncConnection) -> list[dict[str, Any]]:
@@ -164,22 +170,11 @@ async def unpaid_invoices(conn: AsyncConnection) -> list[dict[str, Any]]:
 
 
 async def imported_hashes(conn: AsyncConnection, transaction_ids: list[str]) -> dict[str, str]:
-    rows = await conn.execute(select(bank_lines.c.transaction_id, bank_lines.c.content_hash)
-                              .where(bank_lines.c.transaction_id.in_(transaction_ids)))
+    # one array parameter: a statement may have more lines than a query may have parameters
+    rows = await conn.execute(text(
+        "SELECT transaction_id, content_hash FROM bank_lines"
+        " WHERE transaction_id = ANY(CAST(:ids AS text[]))"), {"ids": list(transaction_ids)})
     return {r.transaction_id: r.content_hash for r in rows}
-
-
-async def record_line(conn: AsyncConnection, line: BankLine, decision: Decision, *, fmt: str,
-                      now: datetime, imported_by: str) -> None:
-    await conn.execute(insert(bank_lines).values(
-        transaction_id=line.transaction_id, booked_on=line.booked_on, amount=line.amount,
-        currency=line.currency, counterparty=line.counterparty, memo=line.memo,
-        content_hash=line.content_hash, source_format=fmt, imported_at=now, imported_by=imported_by,
-        status="matched" if decision.matched else "unmatched", rule=decision.rule,
-        score=decision.score, tolerance=decision.tolerance, window_days=decision.window_days,
-        difference=decision.difference, flagged=decision.flagged, reason=decision.reason,
-        candidates=list(decision.candidates)))
-    await _allocate(conn, line, decision)
 
 
 async def _allocate(conn: AsyncConnection, line: BankLine, decision: Decision) -> None:

@@ -1,0 +1,104 @@
+"""A statement's import writes a chunk of lines at a time (services/reconcile/bank/writes.py):
+whatever the chunk size, the same lines, allocations, matched amounts and events, every event
+stream hash-chained; two lines paying one invoice in one chunk both count."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.reconcile import store
+from services.reconcile.bank import writes
+from services.reconcile.bank.handlers import import_statement
+from services.reconcile.bank.matching import MatchPolicy
+from services.reconcile.bank.store import bank_invoices, report_orders
+from shared.audit.verify import verify_store
+from shared.bench.bank import fixtures
+from shared.clock import ManualClock
+from shared.contract.envelope import Actor
+from shared.service import prepare_database
+from tests.conftest import create_database
+from tests.integration.audit.test_replay import drop
+
+pytestmark = pytest.mark.integration
+
+FINANCE = Actor(kind="user", id="chen.jing", role="finance")
+HEADER = "transaction_id,booked_at,amount,currency,counterparty,memo\n"
+QUERIES = {
+    "lines": "SELECT transaction_id, booked_on, amount, status, rule, score, difference, flagged,"
+             " reason, candidates, imported_by FROM bank_lines ORDER BY transaction_id",
+    "allocations": "SELECT id, transaction_id, voucher_number, order_id, applied"
+                   " FROM bank_allocations ORDER BY id",
+    "matched": "SELECT voucher_number, matched FROM bank_invoices WHERE matched <> 0 ORDER BY 1",
+    "events": "SELECT stream_id, stream_version, event_type, message_key, payload, causation_id,"
+              " actor FROM events ORDER BY position",
+}
+
+
+def statement() -> tuple[str, str]:
+    """40 lines of the bench's fixture (every rule) and two lines paying one invoice."""
+    lines, invoices = fixtures(40, 400)
+    rest = Decimal("3.00")  # short within the tolerance, then the rest: both match invoice 5
+    body = "".join(f"{x.transaction_id},{x.booked_on.isoformat()},{x.amount},{x.currency},"
+                   f"{x.counterparty},{x.memo}\n" for x in lines)
+    day = invoices[5].issued_on.isoformat()
+    body += (f"H-1,{day},{invoices[5].outstanding - rest},CNY,halves,payment "
+             f"{invoices[5].order_id}\n"
+             f"H-2,{day},{rest},CNY,halves,payment {invoices[5].order_id}\n")
+    return HEADER + body, invoices[5].voucher_number
+
+
+async def imported(postgres_url: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+                   ) -> dict[str, list[tuple[Any, ...]]]:
+    name = f"t_bank_{uuid.uuid4().hex[:8]}"
+    engine: AsyncEngine = await prepare_database(await create_database(postgres_url, name),
+                                                 store.create_schema)
+    try:
+        _, invoices = fixtures(40, 400)
+        async with engine.begin() as conn:
+            await conn.execute(bank_invoices.insert(), [
+                {"voucher_number": i.voucher_number, "invoice_id": f"I-{i.voucher_number}",
+                 "order_id": i.order_id, "currency": i.currency, "total": i.total,
+                 "paid": Decimal(0), "issued_at": datetime.combine(i.issued_on, time(9), UTC)}
+                for i in invoices])
+            await conn.execute(report_orders.insert(), [
+                {"order_id": i.order_id, "channel": "web", "channel_order_id": i.channel_order_id,
+                 "customer_id": i.customer_id, "currency": "CNY", "total": i.total}
+                for i in invoices])
+        monkeypatch.setattr(writes, "CHUNK", chunk)
+        csv, _ = statement()
+        result = await import_statement(engine, ManualClock(datetime(2026, 12, 1, tzinfo=UTC)),
+                                        csv.encode(), "standard", MatchPolicy(), FINANCE)
+        assert result.imported == 42 and not result.errors, result.errors
+        assert [d["matched"] for d in result.decisions if d["transaction_id"] in ("H-1", "H-2")
+                ] == [True, True]
+        async with engine.connect() as conn:
+            found = {key: [tuple(row) for row in await conn.execute(text(sql))]
+                     for key, sql in QUERIES.items()}
+            assert (await verify_store(conn)).intact
+        return found
+    finally:
+        await engine.dispose()
+        await drop(postgres_url, name)
+
+
+async def test_the_chunk_size_changes_nothing(postgres_url: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    one_by_one = await imported(postgres_url, 1, monkeypatch)
+    chunked = await imported(postgres_url, 7, monkeypatch)  # several chunks, the last one short
+    assert chunked == one_by_one
+    rules = {row[4] for row in chunked["lines"]}
+    assert {"reference", "amount_in_window", "none"} <= rules, rules
+    assert len(chunked["events"]) >= 42  # one per unmatched line, one per allocation
+    _, halved = statement()
+    allocated: dict[str, Decimal] = {}
+    for _, _, voucher, _, applied in chunked["allocations"]:
+        allocated[voucher] = allocated.get(voucher, Decimal(0)) + applied
+    assert dict(chunked["matched"]) == allocated  # every allocation counted, the halves both
+    assert sum(1 for row in chunked["allocations"] if row[2] == halved) >= 2
