@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared.bench.appends import run_appends, run_batches
-from shared.bench.bank import run_bank
+from shared.bench.bank import run_bank, run_bank_import
 from shared.bench.infra import BenchInfra
 from shared.bench.replay import run_replay
 from shared.bench.results import Report, Sizes, machine, utc_stamp
@@ -45,6 +45,7 @@ def run(sizes: Sizes, *, only: str | None = None, quick: bool = False,
         if "bank" in chosen:
             log("bench 6: bank matching")
             run_bank(report, sizes.bank_lines, sizes.bank_items, sizes.bank_budget, log)
+            run_bank_import(report, infra.create_database, sizes.bank_lines, sizes.bank_items, log)
     finally:
         infra.stop()
         report.seconds = time.perf_counter() - started
