@@ -13,7 +13,9 @@ start, so a replay sends nothing. The app module may declare (all optional):
 - ``REPLAY_SETUP = async fn(ctx, live_engine, hooks) -> hooks``: adapts the replay from the live
   database before anything is fed (wraps the handler, binds the commands, adds ``records``: own
   commands kept outside the event log, e.g. inventory's adjustments from before stock.adjusted;
-  ``report``: lines to show once fed, e.g. reconcile's raises re-made as live made them);
+  ``report``: lines to show once fed, e.g. reconcile's raises re-made as live made them;
+  ``follow_live_order``: fed in the order and at the instants live handled the events, as
+  inventory's answers say, ``liveorder.py``);
 - ``REPLAY_BEFORE_SWAP = async fn(live_url, replay_url)``: run when the replay is done (so the
   comparison shows it) and again by ``--swap`` just before the swap (notify's delivery state).
 """

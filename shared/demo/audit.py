@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from shared.audit.replay import ReplayError
 from shared.audit.replay_many import REPLAYABLE, replay_many
 from shared.db import database_name, libpq_url
 from shared.demo.faults import Services
@@ -39,7 +40,10 @@ def rebuild_from_history(urls: Mapping[str, str], services: Services | None = No
     if services is not None:
         for name in REPLAYABLE:
             services.stop_service(name)
-    replayed = replay_many(REPLAYABLE, urls, handled_only=True)
+    try:
+        replayed = replay_many(REPLAYABLE, urls, handled_only=True)
+    except ReplayError as error:  # said as a failed rebuild, not as a traceback
+        return [Rebuilt("replay", 0, 0.0, (f"could not be replayed: {error}",))]
     try:
         return [Rebuilt(done.service, done.run.fed + done.run.commands, done.seconds,
                         tuple(item.table for item in done.comparison if not item.matches),
