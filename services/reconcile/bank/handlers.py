@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconcile.bank import store
 from services.reconcile.bank.index import OpenItems
-from services.reconcile.bank.matching import Decision, MatchPolicy
+from services.reconcile.bank.matching import Decision, MatchPolicy, OpenInvoice
 from services.reconcile.bank.statement import BankLine, Format, RowError, parse_statement
 from services.reconcile.bank.writes import ImportWrites, announcements, stream_of
 from shared.clock import Clock
@@ -39,6 +40,13 @@ class ImportResult:
                 "errors": [e.describe() for e in self.errors], "decisions": self.decisions}
 
 
+async def indexed(invoices: list[OpenInvoice], policy: MatchPolicy) -> OpenItems:
+    """The open items' index, built in a worker thread: a million invoices take seconds of CPU,
+    which on the event loop would stall the service's consumers (their heartbeats: a rebalance)
+    and its /health for as long."""
+    return await asyncio.to_thread(OpenItems, invoices, policy)
+
+
 async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: Format,
                            policy: MatchPolicy, actor: Actor) -> ImportResult:
     """Parse, refuse bad rows, skip lines already imported, match the new ones, all in one transaction.
@@ -57,7 +65,7 @@ async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: F
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
         known = await store.imported_hashes(conn, [line.transaction_id for line in statement.lines])
         # indexed once per statement, each decision applied to it: O(items + lines), not their product
-        invoices = OpenItems(await store.known_invoices(conn), policy)
+        invoices = await indexed(await store.known_invoices(conn), policy)
         for line in sorted(statement.lines, key=lambda x: (x.booked_on, x.line)):
             previous = known.get(line.transaction_id)
             if previous == line.content_hash:
@@ -96,7 +104,7 @@ async def rematch(engine: AsyncEngine, clock: Clock, policy: MatchPolicy, actor:
     async with engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
         waiting = await store.unmatched_receipts(conn)
-        invoices = OpenItems(await store.known_invoices(conn), policy)
+        invoices = await indexed(await store.known_invoices(conn), policy)
         for line in waiting:
             decision = invoices.decide(line)
             if not decision.matched:

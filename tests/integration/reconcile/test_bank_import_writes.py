@@ -4,6 +4,7 @@ stream hash-chained; two lines paying one invoice in one chunk both count."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, time
 from decimal import Decimal
@@ -14,8 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.reconcile import store
-from services.reconcile.bank import writes
+from services.reconcile.bank import handlers, writes
 from services.reconcile.bank.handlers import import_statement
+from services.reconcile.bank.index import OpenItems
 from services.reconcile.bank.matching import MatchPolicy
 from services.reconcile.bank.store import bank_invoices, report_orders
 from shared.audit.verify import verify_store
@@ -102,3 +104,19 @@ async def test_the_chunk_size_changes_nothing(postgres_url: str,
         allocated[voucher] = allocated.get(voucher, Decimal(0)) + applied
     assert dict(chunked["matched"]) == allocated  # every allocation counted, the halves both
     assert sum(1 for row in chunked["allocations"] if row[2] == halved) >= 2
+
+
+async def test_the_index_is_built_off_the_event_loop(postgres_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A million open items take seconds to index: on the service's event loop that would stall
+    its consumers' heartbeats and /health for as long, so the index is built in a worker thread."""
+    built_in: list[threading.Thread] = []
+
+    class Recorded(OpenItems):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built_in.append(threading.current_thread())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(handlers, "OpenItems", Recorded)
+    await imported(postgres_url, 7, monkeypatch)
+    assert built_in and threading.main_thread() not in built_in
