@@ -175,12 +175,8 @@ async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: 
         due = await store.orders_due(conn, clock.now() - grace - behind)
     changed = 0
     for order_id in due:
-        meta = Meta(correlation_id=order_id, actor=SYSTEM, causation_id=GRACE_PERIOD_CAUSE)
         try:
-            async with engine.begin() as conn:
-                sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
-                changed += await settle(conn, sheet, clock, grace, meta, behind)
-                await store.save_sheets(conn, [sheet])
+            changed += await _settle_alone(engine, order_id, clock, grace, behind)
         except (asyncio.CancelledError, OSError):
             raise
         except Exception as error:  # one unreadable sheet must not stop the others being checked
@@ -192,13 +188,20 @@ async def raise_as_recorded(engine: AsyncEngine, envelope: EventEnvelope, clock:
                             grace: timedelta, recorded: RecordedRaises) -> None:
     """A replay's re-run of one raise of live's grace-period job (``recorded.JOB_RAISE``), at the
     instant live made it (the replay has set ``clock``)."""
-    order_id = str(envelope.payload["order_id"])
+    await _settle_alone(engine, str(envelope.payload["order_id"]), clock, grace,
+                        recorded=recorded, cause=str(envelope.payload["cause"]))
+
+
+async def _settle_alone(engine: AsyncEngine, order_id: str, clock: Clock, grace: timedelta,
+                        behind: timedelta = timedelta(0), recorded: RecordedRaises | None = None,
+                        cause: str | None = None) -> int:
+    """One look of the grace-period job at one order, in a transaction of its own (``settle``)."""
     meta = Meta(correlation_id=order_id, actor=SYSTEM, causation_id=GRACE_PERIOD_CAUSE)
     async with engine.begin() as conn:
         sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
-        await settle(conn, sheet, clock, grace, meta, recorded=recorded,
-                     cause=str(envelope.payload["cause"]))
+        changed = await settle(conn, sheet, clock, grace, meta, behind, recorded, cause)
         await store.save_sheets(conn, [sheet])
+    return changed
 
 
 async def run_discrepancy_job(engine: AsyncEngine, clock: Clock, grace: timedelta,
