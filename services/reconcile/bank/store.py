@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     func,
+    literal_column,
     select,
     text,
 )
@@ -126,44 +127,41 @@ async def record_orders(conn: AsyncConnection, rows: list[dict[str, Any]]) -> No
         await conn.execute(_RECORD_ORDER, rows[0] if len(rows) == 1 else rows)
 
 
-def _outstanding(row: Any) -> Decimal:
-    credited = sum((Decimal(v) for v in (row.credits or {}).values()), Decimal("0"))
-    return max(Decimal(row.total) - Decimal(row.paid) - credited - Decimal(row.matched),
-               Decimal("0")).quantize(Decimal("0.01"))
+# What an invoice still owes: its total less what billing reported paid, its credit notes and what
+# bank lines were matched to it, never below zero (worked out by PostgreSQL for every reader).
+_OUTSTANDING = (
+    "round(greatest(bank_invoices.total - bank_invoices.paid - bank_invoices.matched - coalesce("
+    "(SELECT sum(value::numeric) FROM jsonb_each_text(bank_invoices.credits)), 0), 0), 2)")
 
-
-def _invoice_query() -> Any:
-    return (select(bank_invoices, report_orders.c.customer_id, report_orders.c.channel_order_id)
-            .select_from(bank_invoices.outerjoin(
-                report_orders, report_orders.c.order_id == bank_invoices.c.order_id))
-            .where(bank_invoices.c.voided.is_(False)))
-
-
-# What is still owed and the issue day are worked out by PostgreSQL (as ``_outstanding`` and
-# ``issued_at.date()`` in the session's time zone do), and the rows come as plain tuples in
-# OpenInvoice's field order: a million open items per statement import, 13 s -> a few.
+# The issue day is ``issued_at``'s date in the session's time zone, and the rows come as plain
+# tuples in OpenInvoice's field order: a million open items per statement import, 13 s -> a few.
 _KNOWN_INVOICES = (
-    "SELECT i.voucher_number, i.order_id, i.currency, i.total, round(greatest(i.total - i.paid"
-    " - i.matched - coalesce((SELECT sum(value::numeric) FROM jsonb_each_text(i.credits)), 0),"
-    " 0), 2) AS outstanding, i.issued_at::date AS issued_on, o.channel_order_id, o.customer_id"
-    " FROM bank_invoices i LEFT JOIN report_orders o ON o.order_id = i.order_id"
-    " WHERE NOT i.voided ORDER BY i.issued_at, i.voucher_number")
+    f"SELECT bank_invoices.voucher_number, bank_invoices.order_id, bank_invoices.currency,"
+    f" bank_invoices.total, {_OUTSTANDING} AS outstanding, bank_invoices.issued_at::date,"
+    " o.channel_order_id, o.customer_id"
+    " FROM bank_invoices LEFT JOIN report_orders o ON o.order_id = bank_invoices.order_id"
+    " WHERE NOT bank_invoices.voided ORDER BY bank_invoices.issued_at, bank_invoices.voucher_number")
 
 
 async def known_invoices(conn: AsyncConnection, *, lock: bool = False) -> list[OpenInvoice]:
     """Every invoice not voided, with what is still owed (settled ones too: memos may refer to them)."""
-    query = _KNOWN_INVOICES + (" FOR UPDATE OF i" if lock else "")
+    query = _KNOWN_INVOICES + (" FOR UPDATE OF bank_invoices" if lock else "")
     return list(itertools.starmap(OpenInvoice, await conn.exec_driver_sql(query)))
 
 
 async def unpaid_invoices(conn: AsyncConnection) -> list[dict[str, Any]]:
-    rows = await conn.execute(_invoice_query().order_by(bank_invoices.c.issued_at,
-                                                        bank_invoices.c.voucher_number))
+    rows = await conn.execute(
+        select(bank_invoices, report_orders.c.customer_id, report_orders.c.channel_order_id,
+               literal_column(_OUTSTANDING).label("outstanding"))
+        .select_from(bank_invoices.outerjoin(
+            report_orders, report_orders.c.order_id == bank_invoices.c.order_id))
+        .where(bank_invoices.c.voided.is_(False))
+        .order_by(bank_invoices.c.issued_at, bank_invoices.c.voucher_number))
     return [{"voucher_number": r.voucher_number, "order_id": r.order_id, "customer_id": r.customer_id,
              "channel_order_id": r.channel_order_id, "currency": r.currency, "total": str(r.total),
-             "paid": str(r.paid), "matched": str(r.matched), "outstanding": str(_outstanding(r)),
+             "paid": str(r.paid), "matched": str(r.matched), "outstanding": str(r.outstanding),
              "issued_at": r.issued_at.isoformat()}
-            for r in rows if _outstanding(r) > 0]
+            for r in rows if r.outstanding > 0]
 
 
 # ---- bank lines ----------------------------------------------------------------------------------
