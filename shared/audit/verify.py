@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.chainverify import verify_chain
+from shared.db import create_engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +102,19 @@ async def verify_store(conn: AsyncConnection) -> Verdict:
     else:
         finding = await check_global_order(conn)
     return Verdict(events=int(counts[0]), streams=int(counts[1]), finding=finding)
+
+
+async def verify_stores(urls: Mapping[str, str]) -> dict[str, Verdict | str]:
+    """``verify_store`` of each service's database (``oms audit verify``, a swap's check); a
+    store that cannot be read gives why, as text."""
+    results: dict[str, Verdict | str] = {}
+    for service, url in urls.items():
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                results[service] = await verify_store(conn)
+        except DBAPIError as error:
+            results[service] = f"cannot read the event store: {str(error.orig).strip()}"
+        finally:
+            await engine.dispose()
+    return results

@@ -13,12 +13,11 @@ from typing import IO, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import DBAPIError
 
 from shared.audit.export import export_events, render
 from shared.audit.history import order_history
 from shared.audit.targets import TargetError, parse_instant, service_databases
-from shared.audit.verify import Verdict, verify_store
+from shared.audit.verify import verify_stores
 from shared.db import create_engine
 
 console = Console()
@@ -35,26 +34,12 @@ def operator_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-async def _verify(urls: dict[str, str]) -> dict[str, Verdict | str]:
-    results: dict[str, Verdict | str] = {}
-    for service, url in urls.items():
-        engine = create_engine(url, pool_size=1)
-        try:
-            async with engine.connect() as conn:
-                results[service] = await verify_store(conn)
-        except DBAPIError as error:
-            results[service] = f"cannot read the event store: {str(error.orig).strip()}"
-        finally:
-            await engine.dispose()
-    return results
-
-
 @audit_app.command("verify")
 def verify(service: str = typer.Option("all", help="order|inventory|billing|notify|reconcile|all"),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Recompute every stream's hash chain and check the global order; exit 1 on the first break."""
     with operator_errors():
-        results = asyncio.run(_verify(service_databases(service)))
+        results = asyncio.run(verify_stores(service_databases(service)))
     broken = False
     document: dict[str, Any] = {}
     table = Table(title="event store verification")

@@ -15,8 +15,8 @@ from shared.audit.replay import ReplayError, ReplayRun
 from shared.audit.replay_many import REPLAYABLE, replay_and_compare, replay_many
 from shared.audit.swap import SwapRefused, TableComparison, other_sessions, swap
 from shared.audit.targets import TargetError, service_databases
-from shared.audit.verify import verify_store
-from shared.db import create_engine, database_name
+from shared.audit.verify import verify_stores
+from shared.db import database_name
 from shared.settings import SERVICES, OmsSettings
 
 console = Console()
@@ -33,13 +33,9 @@ async def _refuse_if_running(service: str, live_url: str) -> None:
 async def _refuse_if_tampered(urls: dict[str, str]) -> None:
     """A swap installs projections built from the stored history: not from a history edited
     behind the system's back (every hash chain and the global order, as `oms audit verify`)."""
-    for service, url in urls.items():
-        engine = create_engine(url, pool_size=1)
-        try:
-            async with engine.connect() as conn:
-                verdict = await verify_store(conn)
-        finally:
-            await engine.dispose()
+    for service, verdict in (await verify_stores(urls)).items():
+        if isinstance(verdict, str):
+            raise TargetError(f"{service}: {verdict}")
         if verdict.finding is not None:
             raise SwapRefused(
                 f"{service}'s event store fails verification: {verdict.finding.describe()}. A "
