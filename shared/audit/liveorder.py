@@ -69,11 +69,8 @@ class LiveOrder:
 
 
 async def read_live_order(conn: AsyncConnection) -> LiveOrder:
-    """The live service's first answer to each consumed event (none when it has no log yet)."""
+    """The live service's first answer to each consumed event."""
     order = LiveOrder()
-    found = await conn.execute(text("SELECT to_regclass('public.events') IS NOT NULL"))
-    if not found.scalar_one():
-        return order
     for row in await conn.execute(_FIRST_ANSWERS):
         order.ids.append(str(row.causation_id))
         order.ats.append(int(row.at_us))

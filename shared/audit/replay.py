@@ -41,6 +41,7 @@ from shared.audit.sources import (
     Item,
     Record,
     Source,
+    has_table,
     merged,
     read_records,
     routed_types,
@@ -221,8 +222,9 @@ async def replay_service(service: str, live_url: str, producer_urls: Mapping[str
             hooks = await setup(ctx, live, hooks)
         live_order = None
         if hooks.follow_live_order:
-            async with live.connect() as conn:
-                live_order = await read_live_order(conn)
+            async with live.connect() as conn:  # a live database with no log yet: no answers
+                live_order = (await read_live_order(conn) if await has_table(conn, "events")
+                              else LiveOrder())
         sources = await _sources(plan, hooks, live if handled_only else None, producer_urls,
                                  engines, live_order)
         total = await count_events(sources) + len(hooks.records)
