@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -160,6 +161,15 @@ async def ensure_database(url: str | URL) -> bool:
             # fails on pg_database's unique index rather than with DuplicateDatabase).
             return False
         return True
+
+
+def drop_databases(server_url: str | URL, names: Iterable[str]) -> None:
+    """Drop these databases of ``server_url``'s server (sessions on them are ended)."""
+    admin = libpq_url(_url(server_url).set(database="postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
 
 
 async def run_script(conn: AsyncConnection, script: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -13,7 +14,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from shared.db import database_name, libpq_url
+from shared.db import database_name, drop_databases, libpq_url
 from shared.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
 
 DATABASE_ENV = "OMS_BENCH_DATABASE_URL"
@@ -77,14 +78,8 @@ class BenchInfra:
 
     def stop(self) -> None:
         if self.server_url:
-            try:
-                with psycopg.connect(libpq_url(with_database(self.server_url, "postgres")),
-                                     autocommit=True) as conn:
-                    for name in self._databases:
-                        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                                     .format(sql.Identifier(name)))
-            except psycopg.Error:
-                pass
+            with contextlib.suppress(psycopg.Error):
+                drop_databases(self.server_url, self._databases)
         self._databases.clear()
         if self._kafka is not None:
             self._kafka.stop()

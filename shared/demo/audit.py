@@ -8,14 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import psycopg
-from psycopg import sql
-
 from shared.audit.replay import ReplayError
 from shared.audit.replay_many import REPLAYABLE, replay_many
-from shared.db import database_name, libpq_url
+from shared.db import drop_databases
 from shared.demo.faults import Services
-from shared.settings import with_database
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +46,5 @@ def rebuild_from_history(urls: Mapping[str, str], services: Services | None = No
                         tuple(done.run.notes))
                 for done in replayed]
     finally:
-        _drop([done.run.database_url for done in replayed])
-
-
-def _drop(database_urls: list[str]) -> None:
-    for url in database_urls:
-        with psycopg.connect(libpq_url(with_database(url, "postgres")), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(database_name(url))))
+        for done in replayed:
+            drop_databases(done.run.database_url, [done.run.database])
