@@ -45,9 +45,22 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_FLOOR, Decimal
-from itertools import islice
+from decimal import Decimal
+from itertools import islice, pairwise
 
+from services.reconcile.bank.keys import (
+    OneOrMore,
+    SumKey,
+    add,
+    bucket,
+    discard,
+    in_days,
+    packed,
+    remove,
+    subset_sums,
+    sum_key,
+    values,
+)
 from services.reconcile.bank.matching import (
     MAX_INVOICES_PER_CUSTOMER,
     Decision,
@@ -57,10 +70,6 @@ from services.reconcile.bank.matching import (
     sets_adding_up,
 )
 from services.reconcile.bank.statement import BankLine
-
-_SHIFT = 32
-_POSITION = (1 << _SHIFT) - 1
-SumKey = int | Decimal  # an amount as a dict key: whole cents as int (smaller, faster), else itself
 
 
 @contextmanager
@@ -74,36 +83,8 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _bucket(amount: Decimal, width: int) -> int:
-    """Whole cents (rounded down) divided by ``width``: monotone in ``amount``, exact in Decimal."""
-    return int(amount.scaleb(2).to_integral_value(rounding=ROUND_FLOOR)) // width
-
-
-def _sum_key(amount: Decimal) -> SumKey:
-    cents = amount.scaleb(2)
-    return int(cents) if cents == cents.to_integral_value() else amount
-
-
-def _subset_sums(amounts: list[Decimal]) -> set[SumKey]:
-    """Every sum of two or more of ``amounts`` (2^12 subsets at most), as ``_sum_key`` keys."""
-    keys = [_sum_key(a) for a in amounts]
-    whole = all(isinstance(k, int) for k in keys)
-    sums: list[tuple[SumKey, int]] = [(0, 0)]
-    for value in keys if whole else amounts:
-        sums += [(total + value, size + 1) for total, size in sums]
-    return {total if whole else _sum_key(Decimal(total)) for total, size in sums if size >= 2}
-
-
-def _in_days(keys: list[int], first: int, last: int) -> list[int]:
-    """Positions of the packed ``keys`` (sorted) issued from day ``first`` to day ``last``."""
-    found = keys[bisect_left(keys, first << _SHIFT):bisect_left(keys, (last + 1) << _SHIFT)]
-    return [key & _POSITION for key in found]
-
-
-def _remove(keys: list[int], key: int) -> None:
-    at = bisect_left(keys, key)
-    if at < len(keys) and keys[at] == key:
-        del keys[at]
+def _upper(text: str) -> str:
+    return text if text.isupper() else text.upper()  # the same string, not a copy, when it can
 
 
 @dataclass
@@ -130,8 +111,8 @@ class _Customers:
 class _Currency:
     """Everything about one currency's invoices; values are positions or packed keys."""
 
-    by_reference: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    by_amount: dict[Decimal, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_reference: dict[str, OneOrMore] = field(default_factory=dict)
+    by_amount: dict[Decimal, OneOrMore] = field(default_factory=dict)
     by_bucket: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     # invoices with a customer (open or not), sorted as matching.first_of_customer sorts them
     by_customer: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -145,27 +126,51 @@ class OpenItems:
         self.policy = policy
         self._items: list[OpenInvoice] = list(invoices)
         self._days: list[int] = [i.issued_on.toordinal() for i in self._items]
-        self._width = max(1, _bucket(policy.tolerance, 1))
+        self._width = max(1, bucket(policy.tolerance, 1))
         self._currencies: dict[str, _Currency] = defaultdict(_Currency)
         with _collector_paused():
             self._build()
 
     def _build(self) -> None:
+        days, width = self._days, self._width
+        shared: list[list[int]] = []  # the amounts owed by several invoices: sorted at the end
         for position, invoice in enumerate(self._items):
             index = self._currencies[invoice.currency]
-            for reference in invoice.references:
-                index.by_reference[reference].append(position)
+            voucher, order = _upper(invoice.voucher_number), _upper(invoice.order_id)
+            channel = _upper(invoice.channel_order_id or "")
+            references = ((voucher, order, channel) if voucher != order != channel != voucher
+                          else {voucher, order, channel})
+            for reference in references:
+                if reference:
+                    found = index.by_reference.get(reference)
+                    if found is None:
+                        index.by_reference[reference] = position
+                    elif isinstance(found, int):
+                        index.by_reference[reference] = [found, position]
+                    else:
+                        found.append(position)
             if invoice.customer_id:
                 index.by_customer[invoice.customer_id].append(position)
-            if invoice.outstanding > 0:
-                key = self._days[position] << _SHIFT | position
-                index.by_amount[invoice.outstanding].append(key)
-                index.by_bucket[_bucket(invoice.outstanding, self._width)].append(key)
+            owed = invoice.outstanding
+            if owed > 0:
+                key = packed(days[position], position)
+                found = index.by_amount.get(owed)
+                if found is None:
+                    index.by_amount[owed] = key
+                elif isinstance(found, int):
+                    index.by_amount[owed] = keys = [found, key]
+                    shared.append(keys)
+                else:
+                    found.append(key)
+                index.by_bucket[bucket(owed, width)].append(key)
+        for keys in shared:
+            keys.sort()
         for index in self._currencies.values():
-            for keys in (*index.by_amount.values(), *index.by_bucket.values()):
+            for keys in index.by_bucket.values():
                 keys.sort()
             for positions in index.by_customer.values():
-                if len(positions) > 1:
+                if len(positions) > 1 and not all(
+                        days[a] < days[b] for a, b in pairwise(positions)):
                     positions.sort(key=self._set_order)
 
     def __len__(self) -> int:
@@ -207,16 +212,16 @@ class OpenItems:
         index = self._currencies.get(line.currency)
         if index is None:
             return []
-        found = {p for word in words for p in index.by_reference.get(word, ())}
+        found = {p for word in words for p in values(index.by_reference.get(word))}
         return [self._items[p] for p in sorted(found)]
 
     def exact(self, line: BankLine) -> list[OpenInvoice]:
         index = self._currencies.get(line.currency)
-        keys = None if index is None else index.by_amount.get(line.amount)
+        keys = values(None if index is None else index.by_amount.get(line.amount))
         if not keys:
             return []
         first, last = self._window(line.booked_on.toordinal())
-        return [self._items[p] for p in sorted(_in_days(keys, first, last))]
+        return [self._items[p] for p in sorted(in_days(keys, first, last))]
 
     def near(self, line: BankLine) -> list[OpenInvoice]:
         index = self._currencies.get(line.currency)
@@ -225,11 +230,11 @@ class OpenItems:
         first, last = self._window(line.booked_on.toordinal())
         tolerance = self.policy.tolerance
         found: list[int] = []
-        for bucket in range(_bucket(line.amount - tolerance, self._width),
-                            _bucket(line.amount + tolerance, self._width) + 1):
-            keys = index.by_bucket.get(bucket)
+        for near in range(bucket(line.amount - tolerance, self._width),
+                          bucket(line.amount + tolerance, self._width) + 1):
+            keys = index.by_bucket.get(near)
             if keys:
-                found += [p for p in _in_days(keys, first, last)
+                found += [p for p in in_days(keys, first, last)
                           if abs(self._items[p].outstanding - line.amount) <= tolerance]
         return [self._items[p] for p in sorted(found)]
 
@@ -237,7 +242,7 @@ class OpenItems:
         index = self._currencies.get(line.currency)
         if index is None:
             return []
-        day, key = line.booked_on.toordinal(), _sum_key(line.amount)
+        day, key = line.booked_on.toordinal(), sum_key(line.amount)
         customers = self._customers(index)
         small = customers.small_by_sum.get(key, ())
         candidates = {small} if isinstance(small, str) else set(small)
@@ -254,7 +259,7 @@ class OpenItems:
         if not voucher:  # never a reference; no invoice is numbered so in practice
             return [p for p, invoice in enumerate(self._items) if invoice.voucher_number == voucher]
         return sorted(p for index in self._currencies.values()
-                      for p in index.by_reference.get(voucher.upper(), ())
+                      for p in values(index.by_reference.get(voucher.upper()))
                       if self._items[p].voucher_number == voucher)
 
     def _window(self, day: int) -> tuple[int, int]:
@@ -267,16 +272,14 @@ class OpenItems:
     def _move(self, currency: str, position: int, before: Decimal, after: Decimal) -> None:
         """Move an open invoice from what it owed to what it owes now; it leaves once paid."""
         index = self._currencies[currency]
-        key = self._days[position] << _SHIFT | position
-        _remove(index.by_amount[before], key)
-        if not index.by_amount[before]:
-            del index.by_amount[before]
-        old_bucket = _bucket(before, self._width)
-        new_bucket = _bucket(after, self._width) if after > 0 else None
+        key = packed(self._days[position], position)
+        discard(index.by_amount, before, key)
+        old_bucket = bucket(before, self._width)
+        new_bucket = bucket(after, self._width) if after > 0 else None
         if new_bucket != old_bucket:
-            _remove(index.by_bucket[old_bucket], key)
+            remove(index.by_bucket[old_bucket], key)
         if after > 0:
-            insort(index.by_amount[after], key)
+            add(index.by_amount, after, key)
             if new_bucket is not None and new_bucket != old_bucket:
                 insort(index.by_bucket[new_bucket], key)
 
@@ -298,12 +301,13 @@ class OpenItems:
             index.customers = customers = _Customers()
             with _collector_paused():
                 for customer, positions in index.by_customer.items():
-                    if len(self._open(index, customer)) > MAX_INVOICES_PER_CUSTOMER:
+                    owed = self._open(index, customer)
+                    if len(owed) > MAX_INVOICES_PER_CUSTOMER:
                         customers.big.add(customer)
                         for position in positions:
                             customers.big_by_day[self._days[position]].append(position)
-                    elif len(positions) > 1:
-                        self._learn_small(index, customers, customer)
+                    elif len(owed) > 1:
+                        self._learn_small(customers, customer, owed)
             customers.big_days = sorted(customers.big_by_day)
         return index.customers
 
@@ -312,7 +316,7 @@ class OpenItems:
         customers = self._currencies[currency].customers
         if customers is None or customer in customers.big:
             return
-        for total in _subset_sums(self._open(self._currencies[currency], customer)):
+        for total in subset_sums(self._open(self._currencies[currency], customer)):
             holders = customers.small_by_sum[total]
             if isinstance(holders, str) or len(holders) == 1:
                 del customers.small_by_sum[total]
@@ -326,12 +330,14 @@ class OpenItems:
         if customers is None:
             return
         if customer not in customers.big:
-            self._learn_small(index, customers, customer)
+            self._learn_small(customers, customer, self._open(index, customer))
         elif customers.window is not None:
             self._recompute(index, customers.window, customer)
 
-    def _learn_small(self, index: _Currency, customers: _Customers, customer: str) -> None:
-        for total in _subset_sums(self._open(index, customer)):
+    @staticmethod
+    def _learn_small(customers: _Customers, customer: str, owed: list[Decimal]) -> None:
+        """The sums of what a customer with at most 12 open invoices owes on them (``owed``)."""
+        for total in subset_sums(owed):
             holders = customers.small_by_sum.setdefault(total, customer)
             if isinstance(holders, set):
                 holders.add(customer)
@@ -369,7 +375,7 @@ class OpenItems:
                 del window.customers_by_sum[total]
         own = self._own(index, customer, window.day)
         if len(own) > 1:
-            sums = window.sums[customer] = _subset_sums([self._items[p].outstanding for p in own])
+            sums = window.sums[customer] = subset_sums([self._items[p].outstanding for p in own])
             for total in sums:
                 window.customers_by_sum[total].add(customer)
 
