@@ -128,10 +128,13 @@ async def record_orders(conn: AsyncConnection, rows: list[dict[str, Any]]) -> No
 
 
 # What an invoice still owes: its total less what billing reported paid, its credit notes and what
-# bank lines were matched to it, never below zero (worked out by PostgreSQL for every reader).
+# bank lines were matched to it, never below zero (worked out by PostgreSQL for every reader). The
+# credits are summed only where there are some: the sub-select per row, a million times, was a
+# third of reading the open items (and kept the rows from being projected in parallel).
 _OUTSTANDING = (
-    "round(greatest(bank_invoices.total - bank_invoices.paid - bank_invoices.matched - coalesce("
-    "(SELECT sum(value::numeric) FROM jsonb_each_text(bank_invoices.credits)), 0), 0), 2)")
+    "round(greatest(bank_invoices.total - bank_invoices.paid - bank_invoices.matched - CASE"
+    " WHEN bank_invoices.credits = '{}'::jsonb THEN 0 ELSE coalesce((SELECT sum(value::numeric)"
+    " FROM jsonb_each_text(bank_invoices.credits)), 0) END, 0), 2)")
 
 # The issue day is ``issued_at``'s date in the session's time zone, and the rows come as plain
 # tuples in OpenInvoice's field order: a million open items per statement import, 13 s -> a few.
