@@ -4,6 +4,7 @@ end (a consumer's batch work), hash-chained exactly as ``shared.eventstore.appen
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,14 +36,30 @@ class PendingEvents:
     async def flush(self, conn: AsyncConnection, *others: Write | None) -> None:
         """Insert the events, in the same statement as ``others`` (the batch's other writes,
         independent of the events: one round trip for all)."""
+        await self.prepared(*others).send(conn)
+
+    def prepared(self, *others: Write | None) -> PreparedEvents:
+        """What ``flush`` sends, built without the connection (a worker thread may build it);
+        the events are handed over: this batch is empty again."""
         rows, self.rows = self.rows, []
         mine = Write(INSERT_ROWS_UNLESS_TAKEN.text, as_document(rows)["rows"]) if rows else None
-        inserted = await execute_together(conn, [mine, *others])
-        if rows and len(inserted) != len(rows):
+        return PreparedEvents([mine, *others], [(r["stream_id"], r["stream_version"]) for r in rows])
+
+
+@dataclass(frozen=True)
+class PreparedEvents:
+    """Events and other writes as one statement's documents (``PendingEvents.prepared``)."""
+
+    writes: list[Write | None]
+    versions: list[tuple[str, int]]  # each event's (stream, version), in order
+
+    async def send(self, conn: AsyncConnection) -> None:
+        """One round trip; ConcurrencyError when another writer took one of the versions."""
+        inserted = await execute_together(conn, self.writes)
+        if self.versions and len(inserted) != len(self.versions):
             went_in = {(row[0], row[1]) for row in inserted}
-            taken = next(r for r in rows if (r["stream_id"], r["stream_version"]) not in went_in)
-            raise ConcurrencyError(taken["stream_id"], taken["stream_version"] - 1,
-                                   taken["stream_version"])
+            stream, version = next(v for v in self.versions if v not in went_in)
+            raise ConcurrencyError(stream, version - 1, version)
 
 
 async def stream_heads(conn: AsyncConnection, stream_ids: Sequence[str]) -> dict[str, Head]:

@@ -12,13 +12,13 @@ line writes made.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconcile.bank.matching import Decision
 from services.reconcile.bank.statement import BankLine
@@ -26,7 +26,7 @@ from services.reconcile.bank.store import bank_allocations, bank_lines
 from shared.contract.bank_events import BankLineMatched, BankLineUnmatched
 from shared.contract.envelope import Actor
 from shared.contract.payloads import Payload
-from shared.eventbatch import PendingEvents, stream_heads
+from shared.eventbatch import PendingEvents, PreparedEvents
 from shared.eventstore import Head, Meta
 from shared.rowdocs import RowsStatement, insert_rows
 
@@ -78,25 +78,27 @@ def line_row(line: BankLine, decision: Decision, *, fmt: str, now: datetime,
             "candidates": list(decision.candidates)}
 
 
-@dataclass
+Decided = tuple[BankLine, Decision, datetime]  # a line, what was decided for it and when
+
+
+def chunks(lines: list[BankLine]) -> list[list[BankLine]]:
+    """The lines, ``CHUNK`` at a time (in order)."""
+    return [lines[start:start + CHUNK] for start in range(0, len(lines), CHUNK)]
+
+
+@dataclass(frozen=True)
 class ImportWrites:
-    """The lines decided so far and not written yet (``add``; ``flush`` writes them)."""
+    """How one import writes its decided lines, a chunk at a time: ``prepared`` builds the
+    chunk's one statement (no connection needed: a worker thread may), ``PreparedEvents.send``
+    runs it."""
 
     fmt: str
     actor: Actor
     correlation_id: str
-    pending: list[tuple[BankLine, Decision, datetime]] = field(default_factory=list)
 
-    def add(self, line: BankLine, decision: Decision, now: datetime) -> bool:
-        """Keep a decided line; True when a chunk is full (time to ``flush``)."""
-        self.pending.append((line, decision, now))
-        return len(self.pending) >= CHUNK
-
-    async def flush(self, conn: AsyncConnection) -> None:
-        chunk, self.pending = self.pending, []
-        if not chunk:
-            return
-        heads = await stream_heads(conn, [stream_of(line) for line, _, _ in chunk])
+    def prepared(self, chunk: Sequence[Decided], heads: Mapping[str, Head]) -> PreparedEvents:
+        """The chunk's lines, allocations, matched amounts and events; ``heads``: each line's
+        event stream's head (``stream_heads``, read before)."""
         events = PendingEvents()
         lines: list[dict[str, Any]] = []
         allocations: list[dict[str, Any]] = []
@@ -117,6 +119,6 @@ class ImportWrites:
                                       head=head)
                 assert appended.head is not None
                 head = appended.head
-        await events.flush(conn, _LINES.write(lines), _ALLOCATIONS.write(allocations),
-                           _MATCHED.write([{"voucher_number": voucher, "applied": amount}
-                                           for voucher, amount in applied.items()]))
+        return events.prepared(_LINES.write(lines), _ALLOCATIONS.write(allocations),
+                               _MATCHED.write([{"voucher_number": voucher, "applied": amount}
+                                               for voucher, amount in applied.items()]))

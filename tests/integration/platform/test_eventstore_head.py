@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.chainverify import verify_stream
+from shared.eventbatch import PendingEvents
 from shared.eventstore import ConcurrencyError, append, read_stream
 from tests.integration.platform.test_eventstore import CLOCK, META, confirmed
 
@@ -68,3 +69,28 @@ async def test_a_head_of_another_version_is_ignored(engine: AsyncEngine) -> None
     async with engine.connect() as conn:
         assert [s.envelope.stream_version for s in await read_stream(conn, "O-3")] == [1, 2, 3, 4]
         assert await verify_stream(conn, "O-3") is None
+
+
+async def test_a_batch_prepared_on_a_stale_head_collides_and_names_the_stream(
+        engine: AsyncEngine) -> None:
+    """``PendingEvents`` built (``prepared``, as a worker thread builds a bank import's chunk)
+    after a head another writer has since moved: sending it raises ConcurrencyError for that
+    stream and version, and nothing of the batch is kept once the transaction rolls back."""
+    async with engine.begin() as conn:
+        first = await append(conn, "O-5", 0, [confirmed("O-5")], meta=META, clock=CLOCK)
+    batch = PendingEvents()
+    batch.add("O-6", [confirmed("O-6")], meta=META, key="O-6", now=CLOCK.now())
+    assert first.head is not None
+    batch.add("O-5", [confirmed("O-5", "7.00")], meta=META, key="O-5", now=CLOCK.now(),
+              head=first.head)
+    prepared = batch.prepared()
+    assert batch.rows == [] and prepared.versions == [("O-6", 1), ("O-5", 2)]
+    async with engine.begin() as conn:  # someone else moves O-5 on
+        await append(conn, "O-5", 1, [confirmed("O-5", "5.00")], meta=META, clock=CLOCK)
+    with pytest.raises(ConcurrencyError) as caught:
+        async with engine.begin() as conn:
+            await prepared.send(conn)
+    assert (caught.value.stream_id, caught.value.expected, caught.value.actual) == ("O-5", 1, 2)
+    async with engine.connect() as conn:
+        assert await read_stream(conn, "O-6") == []
+        assert [e.envelope.payload["total"] for e in await read_stream(conn, "O-5")] == ["10.00", "5.00"]
