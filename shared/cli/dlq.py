@@ -11,7 +11,9 @@ from typing import Any
 import psycopg
 import typer
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from shared.db import libpq_url
 from shared.kafka import OutgoingRecord, Publisher
@@ -150,12 +152,35 @@ def list_(service: str | None = SERVICE_OPTION,
     if not letters:
         console.print("no dead letters")
         return
-    table = Table("service", "id", "topic", "at", "key", "error", "failed at", "redriven at")
-    for x in letters:
-        table.add_row(x.service, str(x.id), x.topic, f"{x.partition}/{x.offset}", x.key or "",
-                      x.error[:120], str(x.failed_at), "" if x.redriven_at is None else str(x.redriven_at))
-    console.print(table)
+    show_letters(console, letters)
     console.print(f"{len(letters)} dead letter(s)")
+
+
+WIDE = 120  # narrower terminals get one block per letter: a table's error column would be too thin
+
+
+def _when(instant: Any) -> str:
+    return instant.strftime("%Y-%m-%d %H:%M:%S") if hasattr(instant, "strftime") else str(instant)
+
+
+def show_letters(out: Console, letters: Sequence[DeadLetter]) -> None:
+    """A table on a wide terminal; else each letter as a heading line and its error beneath,
+    wrapped at the terminal's width (an 80-column terminal squeezed the table's error column
+    into a few characters a line)."""
+    if out.width >= WIDE:
+        table = Table("service", "id", "topic", "at", "key", "error", "failed at", "redriven at")
+        for x in letters:
+            table.add_row(x.service, str(x.id), x.topic, f"{x.partition}/{x.offset}", x.key or "",
+                          x.error[:300], _when(x.failed_at),
+                          "" if x.redriven_at is None else _when(x.redriven_at))
+        out.print(table)
+        return
+    for x in letters:
+        state = "pending" if x.redriven_at is None else f"redriven {_when(x.redriven_at)}"
+        out.print(f"[bold]{x.service} #{x.id}[/bold]  {x.topic} {x.partition}/{x.offset}  "
+                  f"key {x.key or '-'}", highlight=False)
+        out.print(Padding(Text(f"failed {_when(x.failed_at)}, {state}\n{x.error[:600]}"),
+                          (0, 0, 0, 2), expand=False), highlight=False)
 
 
 @dlq_app.command("redrive")
