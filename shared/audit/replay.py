@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.audit.clocked import Instant, clocked_batch, clocked_handler, occurred_at
 from shared.audit.liveorder import LiveOrder, read_live_order
+from shared.audit.prune import REPLAY_NAME
 from shared.audit.sources import (
     Item,
     Record,
@@ -155,15 +155,12 @@ def plan_for(service: str, ctx: ServiceContext) -> ReplayPlan:
 
 # ---- the replay ------------------------------------------------------------------------------
 
-_REPLAY_NAME = re.compile(r"^oms_(?P<service>[a-z]+)_(?:replay|before_replay)_(?P<n>\d+)$")
-
-
 async def next_replay_number(server_url: str, service: str) -> int:
     async with await psycopg.AsyncConnection.connect(
             libpq_url(with_database(server_url, "postgres")), autocommit=True) as conn:
         rows = await (await conn.execute("SELECT datname FROM pg_database")).fetchall()
     numbers = [int(m["n"]) for (name,) in rows
-               if (m := _REPLAY_NAME.match(name)) and m["service"] == service]
+               if (m := REPLAY_NAME.match(name)) and m["service"] == service]
     return max(numbers, default=0) + 1
 
 

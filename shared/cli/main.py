@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shared.cli.audit",
     "shared.cli.republish",
     "shared.cli.replay",
+    "shared.cli.replays",
     "shared.cli.dlq",
     "shared.cli.bench",
 )

@@ -126,7 +126,7 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
         else:
             console.print(f"nothing swapped; `oms replay {service} --swap` with the service "
                           f"stopped makes a new replay live ({run.database} is kept for "
-                          "inspection)", highlight=False)
+                          "inspection; `oms replays prune` drops older ones)", highlight=False)
 
 
 def _replay_side_by_side(services: list[str], do_swap: bool, progress: Progress) -> list[Done]:
