@@ -67,6 +67,13 @@ def fixtures(lines: int, items: int) -> tuple[list[Any], list[Any]]:
     return bank_lines, invoices
 
 
+def statement_csv(lines: list[Any]) -> str:
+    """Bank lines as a statement in the standard format (``oms bank import``'s input)."""
+    return "transaction_id,booked_at,amount,currency,counterparty,memo\n" + "".join(
+        f"{x.transaction_id},{x.booked_on.isoformat()},{x.amount},{x.currency},{x.counterparty},"
+        f"{x.memo}\n" for x in lines)
+
+
 def match_rate(lines: int, items: int, budget: float) -> dict[str, Any]:
     """Build the index, then match lines until done or ``budget`` seconds have passed."""
     from services.reconcile.bank.index import OpenItems
@@ -168,9 +175,7 @@ def run_bank_import(report: Report, make_database: Callable[[str], str], lines: 
 
     bank_lines, invoices = fixtures(lines, items)
     url = make_database("bank")
-    csv = ("transaction_id,booked_at,amount,currency,counterparty,memo\n" + "".join(
-        f"{x.transaction_id},{x.booked_on.isoformat()},{x.amount},{x.currency},{x.counterparty},"
-        f"{x.memo}\n" for x in bank_lines)).encode()
+    csv = statement_csv(bank_lines).encode()
     del bank_lines
 
     async def schema() -> None:

@@ -24,7 +24,7 @@ from services.reconcile.bank.index import OpenItems
 from services.reconcile.bank.matching import MatchPolicy
 from services.reconcile.bank.store import bank_invoices, report_orders
 from shared.audit.verify import verify_store
-from shared.bench.bank import fixtures
+from shared.bench.bank import fixtures, statement_csv
 from shared.clock import ManualClock
 from shared.contract.envelope import Actor
 from shared.eventbatch import PreparedEvents
@@ -35,7 +35,6 @@ from tests.integration.audit.test_replay import drop
 pytestmark = pytest.mark.integration
 
 FINANCE = Actor(kind="user", id="chen.jing", role="finance")
-HEADER = "transaction_id,booked_at,amount,currency,counterparty,memo\n"
 QUERIES = {
     "lines": "SELECT transaction_id, booked_on, amount, status, rule, score, difference, flagged,"
              " reason, candidates, imported_by FROM bank_lines ORDER BY transaction_id",
@@ -51,13 +50,11 @@ def statement() -> tuple[str, str]:
     """40 lines of the bench's fixture (every rule) and two lines paying one invoice."""
     lines, invoices = fixtures(40, 400)
     rest = Decimal("3.00")  # short within the tolerance, then the rest: both match invoice 5
-    body = "".join(f"{x.transaction_id},{x.booked_on.isoformat()},{x.amount},{x.currency},"
-                   f"{x.counterparty},{x.memo}\n" for x in lines)
     day = invoices[5].issued_on.isoformat()
-    body += (f"H-1,{day},{invoices[5].outstanding - rest},CNY,halves,payment "
+    body = statement_csv(lines) + (f"H-1,{day},{invoices[5].outstanding - rest},CNY,halves,payment "
              f"{invoices[5].order_id}\n"
              f"H-2,{day},{rest},CNY,halves,payment {invoices[5].order_id}\n")
-    return HEADER + body, invoices[5].voucher_number
+    return body, invoices[5].voucher_number
 
 
 @asynccontextmanager
