@@ -18,6 +18,7 @@ from shared.audit.export import export_events, render
 from shared.audit.history import order_history
 from shared.audit.targets import TargetError, parse_instant, service_databases
 from shared.audit.verify import verify_stores
+from shared.cli.tables import print_table
 from shared.db import create_engine
 
 console = Console()
@@ -106,7 +107,7 @@ def history(order_id: str = typer.Argument(..., help="the order id"),
     for entry in found.timeline:
         table.add_row(str(entry.stream_version), entry.occurred_at.isoformat(), entry.event_type,
                       entry.actor, entry.status, entry.summary)
-    console.print(table)
+    print_table(console, table, key=3)
 
 
 async def _export(urls: dict[str, str], since: str | None, until: str | None, fmt: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.tables import print_table
 from shared.runtime.endpoints import service_url
 
 console = Console()
@@ -96,14 +98,24 @@ def rematch(api_key: str = ApiKey) -> None:
 
 
 @bank_app.command("lines")
-def lines(status: str = typer.Option(None, help="matched | unmatched"), api_key: str = ApiKey,
-          as_json: bool = AS_JSON) -> None:
-    """Bank lines imported, with the rule, score and tolerance of each match."""
-    body = _request("GET", "/bank/lines", api_key, params={"status": status} if status else {})
+def lines(status: str = typer.Option(None, help="matched | unmatched"),
+          start: datetime = typer.Option(None, "--from", formats=["%Y-%m-%d"],
+                                         help="first booking day"),
+          end: datetime = typer.Option(None, "--to", formats=["%Y-%m-%d"],
+                                       help="last booking day"),
+          limit: int = typer.Option(1000, min=1, max=10000, help="at most this many lines"),
+          api_key: str = ApiKey, as_json: bool = AS_JSON) -> None:
+    """Bank lines imported, oldest booking day first, with the rule, score and tolerance of each
+    match."""
+    wanted = {"status": status, "limit": limit, "from": start and start.date().isoformat(),
+              "to": end and end.date().isoformat()}
+    body = _request("GET", "/bank/lines", api_key,
+                    params={k: v for k, v in wanted.items() if v is not None})
     if as_json:
         typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"bank lines ({body['count']})")
+    more = f"; the first {limit}, --limit for more" if body["count"] >= limit else ""
+    table = Table(title=f"bank lines ({body['count']}{more})")
     for column in ("transaction", "booked", "amount", "status", "rule", "score", "difference",
                    "invoices", "reason"):
         table.add_column(column, overflow="fold")
@@ -112,7 +124,7 @@ def lines(status: str = typer.Option(None, help="matched | unmatched"), api_key:
                       line["status"] + (" (flagged)" if line["flagged"] else ""), line["rule"],
                       line["score"], line["difference"],
                       ", ".join(a["voucher_number"] for a in line["allocations"]), line["reason"])
-    console.print(table)
+    print_table(console, table)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.tables import print_table
 from shared.settings import OmsSettings
 
 console = Console()
@@ -53,7 +54,7 @@ def _table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
+    print_table(console, table)
 
 
 INVOICE_COLUMNS = ["voucher_number", "kind", "order_id", "issued_at", "due_date", "currency",

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import ProgrammingError, SQLAlchemyError
 
+from shared.cli.tables import print_table
 from shared.runtime import endpoints
 
 console = Console()
@@ -125,7 +126,7 @@ def show(sku: str | None = typer.Argument(None, help="one SKU, any spelling; all
         table.add_row(str(row["sku"]), str(row["name"]), str(row["category"]), str(row["tax_rate"]),
                       " | ".join(map(str, aliases)), str(row["low_stock_threshold"]),
                       "yes" if row["active"] else "no")
-    console.print(table)
+    print_table(console, table)
 
 
 def register(app: typer.Typer) -> None:

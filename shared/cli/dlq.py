@@ -11,10 +11,9 @@ from typing import Any
 import psycopg
 import typer
 from rich.console import Console
-from rich.padding import Padding
 from rich.table import Table
-from rich.text import Text
 
+from shared.cli.tables import print_indented
 from shared.db import libpq_url
 from shared.kafka import OutgoingRecord, Publisher
 from shared.runtime.endpoints import database_url, endpoints_file
@@ -179,8 +178,8 @@ def show_letters(out: Console, letters: Sequence[DeadLetter]) -> None:
         state = "pending" if x.redriven_at is None else f"redriven {_when(x.redriven_at)}"
         out.print(f"[bold]{x.service} #{x.id}[/bold]  {x.topic} {x.partition}/{x.offset}  "
                   f"key {x.key or '-'}", highlight=False)
-        out.print(Padding(Text(f"failed {_when(x.failed_at)}, {state}\n{x.error[:600]}"),
-                          (0, 0, 0, 2), expand=False), highlight=False)
+        print_indented(out, f"failed {_when(x.failed_at)}, {state}")
+        print_indented(out, x.error[:600])
 
 
 @dlq_app.command("redrive")

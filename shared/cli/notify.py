@@ -12,6 +12,7 @@ from rich.table import Table
 
 from services.notify.config import NotifyConfig, load_rules
 from services.notify.domain import EVENTS, RulesError, allowed_fields
+from shared.cli.tables import print_table
 
 notify_app = typer.Typer(help="Notifications: check a rules file, list template fields.",
                          no_args_is_help=True)
@@ -44,7 +45,7 @@ def check(
         here = "; ".join(missing) + " -> inbox" if missing else "as written"
         table.add_row(rule.name, rule.event_type, ", ".join(rule.recipients),
                       ", ".join(rule.channels), escape(here))
-    out.print(table)
+    print_table(out, table)
     out.print(f"{len(rules.rules)} rules OK")
 
 
@@ -58,4 +59,4 @@ def fields() -> None:
     for event_type in EVENTS:
         table.add_row(event_type, ", ".join(sorted(allowed_fields(event_type, for_customer=True))),
                       ", ".join(sorted(allowed_fields(event_type, for_customer=False))))
-    out.print(table)
+    print_table(out, table)

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.tables import print_table
 from shared.settings import OmsSettings
 
 console = Console()
@@ -81,7 +82,7 @@ def status(order_id: str, api_key: str = API_KEY, as_json: bool = AS_JSON) -> No
         console.print(f"  [yellow]{label}[/yellow] {finding['kind']}: {finding['reason']} "
                       f"(since {finding['since']})", highlight=False)
     if body["open_discrepancies"]:
-        console.print(_discrepancy_table(body["open_discrepancies"], "Open discrepancies"))
+        print_table(console, _discrepancy_table(body["open_discrepancies"], "Open discrepancies"))
 
 
 @reconcile_app.command("discrepancies")
@@ -98,7 +99,7 @@ def discrepancies(show_all: bool = typer.Option(False, "--all", help="resolved o
         return
     rows = body["discrepancies"]
     title = f"{'All' if show_all else 'Open'} discrepancies ({len(rows)}; grace {body['grace_seconds']:g}s)"
-    console.print(_discrepancy_table(rows, title))
+    print_table(console, _discrepancy_table(rows, title))
 
 
 @reconcile_app.command("summary")
@@ -114,7 +115,7 @@ def summary(api_key: str = API_KEY, as_json: bool = AS_JSON) -> None:
         table = Table("kind", "open")
         for kind, count in body["by_kind"].items():
             table.add_row(kind, str(count))
-        console.print(table)
+        print_table(console, table)
     for item in body["pending_orders"]:
         console.print(f"  [yellow]pending[/yellow] {item['order_id']}: {'; '.join(item['reasons'])}",
                       highlight=False)
@@ -156,7 +157,7 @@ def report(by: str = typer.Option("day", "--by", help="day | channel | customer 
     table = Table(*columns, title=f"report per {body['dimension']}")
     for row in body["rows"]:
         table.add_row(*(str(row[c]) for c in columns))
-    console.print(table)
+    print_table(console, table)
 
 
 def register(app: typer.Typer) -> None:

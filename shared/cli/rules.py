@@ -27,6 +27,7 @@ from services.order.domain.approval import (
     evaluate,
 )
 from services.order.domain.rules_file import load_rules
+from shared.cli.tables import print_table
 from shared.contract.payloads import OrderPlaced
 from shared.db import create_engine
 from shared.runtime import endpoints
@@ -78,7 +79,7 @@ def check(file: Annotated[Path, typer.Argument(help="The rules file (TOML).")]) 
         _row(table, str(number), rule.id, "\n".join(rule.describe_conditions()),
              describe_route(rule.levels), ", ".join(dict.fromkeys(lvl.escalate_to for lvl in rule.levels)),
              rule.description)
-    out.print(table)
+    print_table(out, table, key=2)
 
 
 @dataclass
@@ -193,7 +194,7 @@ def report(out: Console, file: Path, rules: RuleSet, summary: TrialSummary) -> N
         else:
             _row(table, trial.order_id, trial.channel, trial.total, plan.rule_id,
                  describe_route(plan.levels), "; ".join(plan.reasons))
-    out.print(table)
+    print_table(out, table)
     orders, needing = len(summary.trials), summary.needing_approval
     counts = summary.per_rule()
     per_rule = ", ".join(f"{rule.id} {counts[rule.id]}" for rule in rules.rules if counts[rule.id])

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.auth import keys_file, load_api_keys
+from shared.cli.tables import print_table
 from shared.logging import configure_logging
 from shared.runtime.datadir import DataDirInUse
 from shared.runtime.plan import command_from_template, parse_services
@@ -118,7 +119,7 @@ def print_started(console: Console, runtime: Runtime, info: RuntimeInfo) -> None
     for name, service in info.services.items():
         table.add_row(name, service.url, "[green]ok[/green]" if health.get(name) else "[red]down[/red]",
                       str(runtime.pid(name) or "-"))
-    console.print(table)
+    print_table(console, table)
     broker = "embedded Tansu" if info.embedded_kafka else "configured"
     console.print(f"Kafka bootstrap: {info.kafka_bootstrap} ({broker})")
     if info.embedded_postgres:
@@ -143,7 +144,7 @@ def print_api_keys(console: Console) -> None:
     table.add_column("role")
     for key, principal in keys.items():
         table.add_row(key, principal.user, principal.role)
-    console.print(table)
+    print_table(console, table)
 
 
 if __name__ == "__main__":  # ``python -m shared.cli.run``: the same command without the oms group

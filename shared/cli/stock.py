@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.tables import print_table
 from shared.settings import OmsSettings
 
 console = Console()
@@ -60,7 +61,7 @@ def show(sku: str = typer.Argument(None, help="one SKU; all when omitted"),
     for row in rows if isinstance(rows, list) else []:
         table.add_row(str(row.get("sku")), str(row.get("warehouse")), str(row.get("on_hand")),
                       str(row.get("reserved")), str(row.get("available")))
-    console.print(table)
+    print_table(console, table)
 
 
 @stock_app.command("adjust", context_settings={"ignore_unknown_options": True})
@@ -91,7 +92,7 @@ def ledger(sku: str, limit: int = typer.Option(50, min=1, max=10_000, help="newe
                       str(e.get("kind")), str(e.get("quantity")), e.get("order_id") or "",
                       e.get("reason") or "", e.get("actor") or "")
     console.print(f"ledger of {body.get('sku', sku)} (newest first)")
-    console.print(table)
+    print_table(console, table, key=2)
 
 
 @stock_app.command("warehouses")
@@ -100,7 +101,7 @@ def warehouses(api_key: str = typer.Option("demo-warehouse", envvar="OMS_API_KEY
     table = Table("warehouse", "priority", "since")
     for w in _call("GET", "/warehouses", api_key):
         table.add_row(str(w.get("code")), str(w.get("priority")), str(w.get("created_at")))
-    console.print(table)
+    print_table(console, table)
 
 
 @stock_app.command("priority")
@@ -124,7 +125,7 @@ def backorders(api_key: str = typer.Option("demo-warehouse", envvar="OMS_API_KEY
         wanted = ", ".join(f"{w['sku']} x{w['quantity']}" for w in b.get("wanted", []))
         table.add_row(str(b.get("position")), str(b.get("order_id")), str(b.get("kind")), wanted,
                       str(b.get("short_since")))
-    console.print(table)
+    print_table(console, table, key=2)
 
 
 def register(app: typer.Typer) -> None:

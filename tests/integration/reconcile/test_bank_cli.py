@@ -61,6 +61,16 @@ async def test_bank_import_and_report_commands(fresh_kafka, database_url, tmp_pa
         assert '"already_imported": 1' in again.output and '"imported": 0' in again.output
         lines = await cli(url, "bank", "lines")
         assert lines.exit_code == 0 and "ICBC-1" in lines.output and "INV-2026-000201" in lines.output
+        narrow = await asyncio.to_thread(CliRunner().invoke, oms(), ["bank", "lines", "--limit", "1"],
+                                         env={"OMS_RECONCILE_URL": url, "COLUMNS": "80"})
+        assert narrow.exit_code == 0, narrow.output
+        assert narrow.output.splitlines()[:2] == ["bank lines (1; the first 1, --limit for more)",
+                                                  "ICBC-1"]  # a record, nothing cut at 80 columns
+        assert "INV-2026-000201" in narrow.output and "…" not in narrow.output
+        none = await cli(url, "bank", "lines", "--from", "2026-11-23")
+        assert none.exit_code == 0 and "bank lines (0)" in none.output
+        bad = await cli(url, "bank", "lines", "--from", "2026-13-01")
+        assert bad.exit_code == 2 and "--from" in bad.output
         report = await cli(url, "reconcile", "report", "--by", "channel", "--format", "csv")
         assert report.exit_code == 0
         assert report.output.splitlines()[1] == "tmall,CNY,1,395.00,395.00,0.00,395.00,0"
