@@ -28,15 +28,25 @@ def reconcile_url() -> str:
     return service_url("reconcile").rstrip("/")
 
 
+IMPORT_SECONDS = 1800.0  # a statement of hundreds of thousands of lines takes minutes
+
+
 def _request(method: str, path: str, api_key: str, content_type: str | None = None,
-             **kwargs: Any) -> Any:
+             seconds: float = 120.0, **kwargs: Any) -> Any:
     url = reconcile_url() + path
     headers = {"X-API-Key": api_key, **({"Content-Type": content_type} if content_type else {})}
     try:
-        response = httpx.request(method, url, headers=headers, timeout=120, **kwargs)
+        response = httpx.request(method, url, headers=headers,
+                                 timeout=httpx.Timeout(seconds, connect=10.0), **kwargs)
     except httpx.ConnectError:
         console.print(f"[red]cannot reach the reconcile service at {url}: is `oms run` running?[/red]")
         raise typer.Exit(2) from None
+    except httpx.TimeoutException:
+        console.print(f"[red]no answer from the reconcile service within {seconds:g} s[/red] "
+                      f"({method} {path}). An import still running there is committed or rolled "
+                      "back as a whole: `oms bank lines` shows what is in, and importing the same "
+                      "file again is safe (lines already imported are skipped).", highlight=False)
+        raise typer.Exit(1) from None
     if response.status_code >= 400:
         console.print(f"[red]{response.status_code}[/red] {response.text}", highlight=False)
         raise typer.Exit(1)
@@ -50,6 +60,8 @@ def import_statement(
     fmt: str = typer.Option("standard", "--format", help="standard | icbc"),
     window_days: int = typer.Option(None, "--window-days", help="date window (default: the service's)"),
     tolerance: str = typer.Option(None, "--tolerance", help="partial/overpayment tolerance amount"),
+    show: int = typer.Option(20, "--show", min=0, help="unmatched and flagged lines listed "
+                             "(the rest: `oms bank lines --status unmatched`, or --json)"),
     api_key: str = ApiKey, as_json: bool = AS_JSON,
 ) -> None:
     """Import FILE: each bad row refused with its line, column and rule; the rest matched.
@@ -65,7 +77,7 @@ def import_statement(
     if tolerance is not None:
         params["tolerance"] = tolerance
     body = _request("POST", "/bank/statements", api_key, params=params, content=file.read_bytes(),
-                    content_type="text/csv")
+                    content_type="text/csv", seconds=IMPORT_SECONDS)
     if as_json:
         typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
         return
@@ -77,11 +89,14 @@ def import_statement(
     for error in body["errors"]:
         console.print(f"  [red]line {error['line']}[/red] {error['column']}: {error['rule']}",
                       highlight=False)
-    for decision in body["decisions"]:
-        if decision["flagged"] or not decision["matched"]:
-            label = "flagged" if decision["matched"] else "unmatched"
-            console.print(f"  [yellow]{label}[/yellow] {decision['transaction_id']}: "
-                          f"{decision['reason']}", highlight=False)
+    noted = [d for d in body["decisions"] if d["flagged"] or not d["matched"]]
+    for decision in noted[:show]:
+        label = "flagged" if decision["matched"] else "unmatched"
+        console.print(f"  [yellow]{label}[/yellow] {decision['transaction_id']}: "
+                      f"{decision['reason']}", highlight=False)
+    if len(noted) > show:
+        console.print(f"  ... and {len(noted) - show:,} more unmatched or flagged: `oms bank lines "
+                      "--status unmatched`, or --show N", highlight=False)
     if body["errors"]:
         raise typer.Exit(1)
 

@@ -1,0 +1,84 @@
+"""`oms bank import` says what happened even for a statement too big to list or to answer in
+time: the first unmatched lines and how many more, and a timeout explained, not a traceback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from shared.cli import bank as bank_cli
+
+
+def oms() -> typer.Typer:
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    bank_cli.register(app)
+    return app
+
+
+def answer(unmatched: int) -> dict[str, Any]:
+    decisions = [{"transaction_id": f"TX-{n}", "line": n + 2, "matched": False, "rule": "none",
+                  "flagged": False, "reason": "no open invoice"} for n in range(unmatched)]
+    return {"rows_read": unmatched, "imported": unmatched, "already_imported": 0, "refused": 0,
+            "matched": 0, "flagged": 0, "unmatched": unmatched, "window_days": 7,
+            "tolerance": "5.00", "errors": [], "decisions": decisions}
+
+
+def test_a_big_statement_lists_the_first_unmatched_lines_and_counts_the_rest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bank_cli, "_request", lambda *args, **kwargs: answer(25))
+    file = tmp_path / "s.csv"
+    file.write_text("transaction_id,booked_at,amount,currency\n")
+    result = CliRunner().invoke(oms(), ["bank", "import", str(file)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "TX-19:" in said and "TX-20:" not in said
+    assert "... and 5 more unmatched or flagged" in said
+    every = CliRunner().invoke(oms(), ["bank", "import", str(file), "--show", "100"],
+                               env={"COLUMNS": "200"})
+    assert "TX-24:" in every.output and "more unmatched" not in every.output
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_no_answer_in_time_is_explained(silent_server: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bank_cli, "IMPORT_SECONDS", 0.5)
+    file = tmp_path / "s.csv"
+    file.write_text("transaction_id,booked_at,amount,currency\n")
+    result = CliRunner().invoke(oms(), ["bank", "import", str(file)],
+                                env={"OMS_RECONCILE_URL": silent_server, "COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "no answer from the reconcile service within 0.5 s" in said
+    assert "importing the same file again is safe" in said
