@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.schemaupgrade import create_or_upgrade
+
 metadata = MetaData()
 Money = Numeric(asdecimal=True)  # unconstrained: amounts arrive quantised to their currency
 
@@ -198,7 +200,7 @@ refunds = Table(
 
 
 async def create_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
+    await create_or_upgrade(conn, metadata)
 
 
 # ---- vouchers ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify.domain import OrderCustomer, PlannedNotification
 from shared.rowdocs import Write, insert_rows
+from shared.schemaupgrade import create_or_upgrade
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 RETRY = "retry"  # an attempt that failed and will be tried again
@@ -90,22 +91,10 @@ delivery_attempts = Table(
     Index("delivery_attempts_by_notification", "notification_id", "attempt"),
 )
 
-# Databases made before notifications were delivered by a background sender.
-_UPGRADE = [
-    "ALTER TABLE order_customers ADD COLUMN IF NOT EXISTS address text",
-    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS correlation_id text",
-    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS target text",
-    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS html_body text",
-    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0",
-    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz",
-    "ALTER TABLE notifications ADD COLUMN IF NOT EXISTS finished_at timestamptz",
-]
-
-
 async def create_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
-    for statement in _UPGRADE:
-        await conn.execute(text(statement))
+    # a database made before notifications were delivered by a background sender gains the
+    # delivery columns (address, correlation_id, target, html_body, attempts, ...)
+    await create_or_upgrade(conn, metadata)
 
 
 # Statements of the consumer's hot path, built once; each takes a batch's rows (or one row) as

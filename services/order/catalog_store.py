@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.order.domain.catalog import Catalog, CatalogItem, CatalogRef
 from shared.logging import get_logger
+from shared.schemaupgrade import create_or_upgrade
 
 log = get_logger(__name__)
 metadata = MetaData()
@@ -34,7 +35,7 @@ _FIELDS = ("name", "category", "tax_rate", "aliases", "low_stock_threshold", "ac
 
 
 async def create_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
+    await create_or_upgrade(conn, metadata)
 
 
 async def lock_catalog(conn: AsyncConnection) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain.duplicates import DuplicateSuspicion, likely_duplicates
 from shared.rowdocs import Write, excluded, upsert_rows
+from shared.schemaupgrade import create_or_upgrade
 
 metadata = MetaData()
 
@@ -40,7 +41,7 @@ order_fingerprints = Table(
 
 
 async def create_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
+    await create_or_upgrade(conn, metadata)
 
 
 # Again: no effect; after an amendment: the new goods (the order's channel and instant stay).

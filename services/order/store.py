@@ -36,6 +36,7 @@ from services.order.duplicate_store import BatchFingerprints
 from shared import eventstore
 from shared.eventbatch import PendingEvents
 from shared.rowdocs import Write, excluded, upsert_rows
+from shared.schemaupgrade import create_or_upgrade
 
 metadata = MetaData()
 
@@ -92,7 +93,7 @@ group_members = Table(
 
 
 async def create_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
+    await create_or_upgrade(conn, metadata)
 
 
 @dataclass

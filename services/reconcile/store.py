@@ -34,6 +34,7 @@ from services.reconcile.domain import (
 )
 from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved
 from shared.rowdocs import update_rows
+from shared.schemaupgrade import create_or_upgrade
 
 metadata = MetaData()
 
@@ -84,15 +85,8 @@ discrepancies = Table(
 
 
 async def create_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
-    # A sheet table made before the revision column existed gets it (every sheet then unsaved);
-    # looked up first: an ALTER TABLE locks the table even when there is nothing to add.
-    found = await conn.execute(text(
-        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
-        " AND table_name = 'order_fact_sheets' AND column_name = 'revision'"))
-    if found.first() is None:
-        await conn.execute(text("ALTER TABLE order_fact_sheets ADD COLUMN revision bigint "
-                                "NOT NULL DEFAULT 0"))
+    # a sheet table made before the revision column existed gains it (0: every sheet unsaved)
+    await create_or_upgrade(conn, metadata)
     await bank_store.create_schema(conn)  # bank matching's and the reports' tables
 
 

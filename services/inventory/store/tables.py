@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory.domain import DEFAULT_WAREHOUSE_PRIORITY, LEDGER_KINDS
+from shared.schemaupgrade import create_or_upgrade
 
 metadata = MetaData()
 
@@ -133,4 +134,4 @@ low_stock = Table(
 
 
 async def create_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
+    await create_or_upgrade(conn, metadata)

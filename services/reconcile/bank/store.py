@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconcile.bank.matching import Decision, OpenInvoice
 from services.reconcile.bank.statement import BankLine
+from shared.schemaupgrade import create_or_upgrade
 
 metadata = MetaData()
 Money = Numeric(18, 2)
@@ -103,7 +104,7 @@ bank_allocations = Table(
 
 
 async def create_schema(conn: AsyncConnection) -> None:
-    await conn.run_sync(metadata.create_all)
+    await create_or_upgrade(conn, metadata)
 
 
 # ---- open items from order and billing events ------------------------------------------------
