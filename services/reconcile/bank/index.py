@@ -32,7 +32,9 @@ by ``matching.apply`` line after line (a property test compares them):
 
 Every list the rules see is in the order the invoices were given (their position), as in the scan.
 Positions and issue days are packed in one int (``day << 32 | position``) so that sorted lists of
-plain ints can be bisected by day. Building allocates millions of objects and no reference cycles,
+plain ints can be bisected by day. A reference or an amount owned by one invoice is kept as the
+value itself, not a one-element list (``keys``; the build inlines ``keys.add`` for speed).
+Building allocates millions of objects and no reference cycles,
 so the cyclic garbage collector is paused meanwhile (it would re-scan the growing heap again and
 again: half the build time at 1,000,000 items).
 """
