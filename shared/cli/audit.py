@@ -16,7 +16,8 @@ from rich.table import Table
 
 from shared.audit.export import export_events, render
 from shared.audit.history import order_history
-from shared.audit.targets import TargetError, parse_instant, service_databases
+from shared.audit.stored import audit_databases
+from shared.audit.targets import TargetError, parse_instant
 from shared.audit.verify import verify_stores
 from shared.cli.tables import print_table
 from shared.db import create_engine
@@ -35,12 +36,22 @@ def operator_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+DATA_DIR = typer.Option(None, "--data-dir", help="with no `oms run` running (nor database URLs "
+                        "set): read this data directory's PostgreSQL, started for the command "
+                        "alone (default: OMS_DATA_DIR)")
+
+
+def _note(text: str) -> None:
+    Console(stderr=True).print(f"[dim]{text}[/dim]", highlight=False)
+
+
 @audit_app.command("verify")
 def verify(service: str = typer.Option("all", help="order|inventory|billing|notify|reconcile|all"),
-           as_json: bool = typer.Option(False, "--json")) -> None:
+           as_json: bool = typer.Option(False, "--json"),
+           data_dir: Path | None = DATA_DIR) -> None:
     """Recompute every stream's hash chain and check the global order; exit 1 on the first break."""
-    with operator_errors():
-        results = asyncio.run(verify_stores(service_databases(service)))
+    with operator_errors(), audit_databases(service, data_dir, _note) as urls:
+        results = asyncio.run(verify_stores(urls))
     broken = False
     document: dict[str, Any] = {}
     table = Table(title="event store verification")
@@ -85,11 +96,11 @@ async def _history(url: str, order_id: str, as_of_text: str | None) -> Any:
 def history(order_id: str = typer.Argument(..., help="the order id"),
             as_of: str | None = typer.Option(None, "--as-of",
                                              help="ISO 8601 instant (UTC when no offset)"),
-            as_json: bool = typer.Option(False, "--json")) -> None:
+            as_json: bool = typer.Option(False, "--json"),
+            data_dir: Path | None = DATA_DIR) -> None:
     """The order's status and timeline as they were at --as-of (default: now), from its log."""
-    with operator_errors():
-        url = service_databases("order")["order"]
-        found, exists = asyncio.run(_history(url, order_id, as_of))
+    with operator_errors(), audit_databases("order", data_dir, _note) as urls:
+        found, exists = asyncio.run(_history(urls["order"], order_id, as_of))
     if not exists:
         console.print(f"[yellow]no events for order {order_id}[/yellow]")
         raise typer.Exit(1)
@@ -146,13 +157,12 @@ def export(since: str | None = typer.Option(None, "--since", help="occurred_at >
            fmt: str = typer.Option("jsonl", "--format", help="jsonl|csv"),
            service: str = typer.Option("all", help="a service or all"),
            output: Path | None = typer.Option(None, "--output", "-o", help="file (default stdout)"),
-           ) -> None:
+           data_dir: Path | None = DATA_DIR) -> None:
     """Events with their hashes and previous hashes; re-verify with shared/audit/verify_export.py."""
     if fmt not in ("jsonl", "csv"):
         console.print(f"[red]--format: {fmt!r} is not jsonl or csv[/red]")
         raise typer.Exit(2)
-    with operator_errors():
-        urls = service_databases(service)
+    with operator_errors(), audit_databases(service, data_dir, _note) as urls:
         if output is None:
             count = asyncio.run(_export(urls, since, until, fmt, sys.stdout))
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+import structlog
 import typer
 
 app = typer.Typer(help="Event-sourced order-management system: operator commands.",
@@ -11,9 +12,20 @@ app = typer.Typer(help="Event-sourced order-management system: operator commands
 
 
 
+# These set up logging themselves (a run's services log at OMS_LOG_LEVEL).
+_OWN_LOGGING = frozenset({"run", "demo", "bench"})
+
+
 @app.callback()
-def main() -> None:
+def main(ctx: typer.Context) -> None:
     """Event-sourced order-management system: operator commands."""
+    if ctx.invoked_subcommand not in _OWN_LOGGING and not structlog.is_configured():
+        # Warnings and errors only, on stderr: stdout is the command's answer (an export, JSON),
+        # and structlog's default would print every info line there.
+        from shared.logging import configure_logging
+        from shared.settings import OmsSettings
+
+        configure_logging(OmsSettings().log_format, "WARNING")
 
 
 # Each module exposes register(app: typer.Typer) -> None.

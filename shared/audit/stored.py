@@ -1,0 +1,63 @@
+"""The databases an audit command reads, even with nothing running.
+
+``oms audit verify|history|export`` find the service databases through the environment
+(``OMS_DATABASE_URL``, ``OMS_<SERVICE>_DATABASE_URL``) or the running ``oms run``'s record. An
+auditor handed a copy of a data directory has neither: without them, the data directory's
+embedded PostgreSQL (``<data-dir>/pg``) is started for the command alone, its ``oms_<service>``
+databases read, and the server stopped again. No broker, no service: nothing is consumed or
+published, so nothing in the history changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from shared.audit.targets import TargetError, service_databases
+from shared.db import libpq_url
+from shared.runtime.datadir import DataDir
+from shared.runtime.embedded import EmbeddedPostgres
+from shared.settings import SERVICES, OmsSettings, with_database
+
+
+@contextmanager
+def audit_databases(service: str, data_dir: Path | None = None,
+                    told: Callable[[str], None] = lambda _: None) -> Iterator[dict[str, str]]:
+    """service -> database URL (``service`` or ``all``); ``told`` hears when the data
+    directory's server is started for the command."""
+    try:
+        found = service_databases(service)
+    except TargetError as error:
+        pg = DataDir(data_dir or OmsSettings().data_dir).pg
+        if not (pg / "PG_VERSION").is_file():
+            raise TargetError(f"{error}; or name a stopped `oms run`'s --data-dir ({pg.parent} "
+                              "holds no PostgreSQL data)") from None
+        found = None
+    if found is not None:
+        yield found
+        return
+    server = EmbeddedPostgres(pg)
+    url = server.start()
+    told(f"no running `oms run`: the PostgreSQL of {pg.parent} started for this command")
+    try:
+        yield _stored(url, service)
+    finally:
+        server.stop()
+
+
+def _stored(server_url: str, service: str) -> dict[str, str]:
+    names = SERVICES if service == "all" else (service,)
+    if service != "all" and service not in SERVICES:
+        raise TargetError(f"unknown service {service!r}: choose one of {', '.join(SERVICES)} or all")
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        present = {row[0] for row in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+            ([f"oms_{name}" for name in names],))}
+    found = {name: with_database(server_url, f"oms_{name}") for name in names
+             if f"oms_{name}" in present}
+    if not found:
+        raise TargetError(f"the data directory's PostgreSQL holds no database of {service}")
+    return found
