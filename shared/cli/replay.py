@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -13,8 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from shared import gctune
 from shared.audit.replay import ReplayError, ReplayRun
 from shared.audit.replay_many import REPLAYABLE, replay_and_compare, replay_many
+from shared.audit.stored import audit_databases
 from shared.audit.swap import SwapRefused, TableComparison, other_sessions, swap
-from shared.audit.targets import TargetError, service_databases
+from shared.audit.targets import TargetError
 from shared.audit.verify import verify_stores
 from shared.db import database_name
 from shared.settings import SERVICES, OmsSettings
@@ -43,11 +46,10 @@ async def _refuse_if_tampered(urls: dict[str, str]) -> None:
                 "that fails. Nothing was created")
 
 
-def _live_databases(services: list[str], do_swap: bool) -> dict[str, str]:
-    """Every service's database; refused when one of ``services`` has none, or (to swap) while
-    one of them looks running or any event store fails verification: before the work, not only
-    after it."""
-    urls = service_databases("all")
+def _live_databases(services: list[str], do_swap: bool, urls: dict[str, str]) -> dict[str, str]:
+    """Every service's database (``urls``); refused when one of ``services`` has none, or (to
+    swap) while one of them looks running or any event store fails verification: before the
+    work, not only after it."""
     missing = [s for s in services if s not in urls]
     if missing:
         raise TargetError(f"no database for {', '.join(missing)}")
@@ -62,8 +64,8 @@ def _live_databases(services: list[str], do_swap: bool) -> dict[str, str]:
 Done = tuple[str, str, ReplayRun, list[TableComparison]]  # service, live url, run, comparison
 
 
-def _replay(service: str, do_swap: bool, progress: Progress) -> Done:
-    urls = _live_databases([service], do_swap)
+def _replay(service: str, do_swap: bool, progress: Progress, found: dict[str, str]) -> Done:
+    urls = _live_databases([service], do_swap, found)
     task = progress.add_task(f"replaying {service}", total=None)
 
     def advance(done: int, total: int) -> None:
@@ -80,7 +82,11 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
                                                 help=" | ".join(SERVICES) + " | all"),
             do_swap: bool = typer.Option(False, "--swap", help="make the replay the live database "
                                          "(only while the service is stopped; the replay then "
-                                         "stops where the live database stands)")) -> None:
+                                         "stops where the live database stands)"),
+            data_dir: Path | None = typer.Option(None, "--data-dir", help="with nothing running: "
+                                                 "a stopped `oms run`'s data directory, its "
+                                                 "PostgreSQL started for the command alone")
+            ) -> None:
     """Rebuild SERVICE's projections from the event history into a fresh database, compare
     checksums with the live one, and swap only when asked. Replays never send notifications.
 
@@ -101,9 +107,17 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
         raise typer.Exit(2)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, transient=False)
+    with contextlib.ExitStack() as server:  # a data directory's PostgreSQL runs until the end
+        _replay_and_report(chosen, do_swap, progress, server, data_dir)
+
+
+def _replay_and_report(chosen: list[str], do_swap: bool, progress: Progress,
+                       server: contextlib.ExitStack, data_dir: Path | None) -> None:
     try:
-        done = ([_replay(chosen[0], do_swap, progress)] if len(chosen) == 1
-                else _replay_side_by_side(chosen, do_swap, progress))
+        found = server.enter_context(audit_databases(
+            "all", data_dir, lambda note: console.print(f"[dim]{note}[/dim]", highlight=False)))
+        done = ([_replay(chosen[0], do_swap, progress, found)] if len(chosen) == 1
+                else _replay_side_by_side(chosen, do_swap, progress, found))
     except (TargetError, ReplayError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
@@ -129,8 +143,9 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
                           "inspection; `oms replays prune` drops older ones)", highlight=False)
 
 
-def _replay_side_by_side(services: list[str], do_swap: bool, progress: Progress) -> list[Done]:
-    urls = _live_databases(services, do_swap)
+def _replay_side_by_side(services: list[str], do_swap: bool, progress: Progress,
+                         found: dict[str, str]) -> list[Done]:
+    urls = _live_databases(services, do_swap, found)
     tasks = {s: progress.add_task(f"replaying {s}", total=None) for s in services}
 
     def advance(service: str, done: int, total: int) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from psycopg import Error as DatabaseError
@@ -11,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.audit.prune import KeptDatabase, kept_databases, prune, to_prune
-from shared.audit.targets import TargetError, service_databases
+from shared.audit.stored import audit_databases
+from shared.audit.targets import TargetError
 from shared.db import database_name
 from shared.settings import SERVICES, with_database
 
@@ -21,18 +25,35 @@ replays_app = typer.Typer(help="The databases `oms replay` kept (replays, and li
                           no_args_is_help=True)
 
 SERVICE_OPTION = typer.Option("all", "--service", "-s", help="|".join((*SERVICES, "all")))
+DATA_DIR = typer.Option(None, "--data-dir", help="with nothing running: a stopped `oms run`'s "
+                        "data directory, its PostgreSQL started for the command alone")
 
 
-def _found(service: str) -> tuple[dict[str, list[KeptDatabase]], set[str]]:
-    """server URL -> the kept databases on it, and the names of every live database."""
+@contextmanager
+def _databases(data_dir: Path | None) -> Iterator[dict[str, str]]:
+    """Every service's database (a stopped `oms run`'s data directory's server started for the
+    command when nothing runs)."""
     try:
-        urls = service_databases(service)
+        with audit_databases("all", data_dir, lambda note: console.print(
+                f"[dim]{note}[/dim]", highlight=False)) as urls:
+            yield urls
     except TargetError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
-    live = {database_name(url) for url in urls.values()}
-    if service != "all":  # never drop a database another service uses live either
-        live |= {database_name(url) for url in service_databases("all").values()}
+
+
+def _found(service: str, every: dict[str, str]) -> tuple[dict[str, list[KeptDatabase]], set[str]]:
+    """server URL -> the kept databases on it, and the names of every live database (another
+    service's live database is never dropped either)."""
+    if service != "all" and service not in SERVICES:
+        console.print(f"[red]unknown service {service!r}: choose one of {', '.join(SERVICES)} "
+                      "or all[/red]")
+        raise typer.Exit(2)
+    urls = every if service == "all" else {n: u for n, u in every.items() if n == service}
+    if not urls:
+        console.print(f"[red]no database for {service}[/red]")
+        raise typer.Exit(2)
+    live = {database_name(url) for url in every.values()}
     servers: dict[str, set[str]] = defaultdict(set)
     for name, url in urls.items():
         servers[with_database(url, "postgres")].add(name)
@@ -65,10 +86,15 @@ def _table(databases: list[KeptDatabase], title: str) -> Table:
 
 
 @replays_app.command("list")
-def list_(service: str = SERVICE_OPTION) -> None:
+def list_(service: str = SERVICE_OPTION, data_dir: Path | None = DATA_DIR) -> None:
     """Every replay database and every live database a swap replaced (pre-swap), with its size
     and the sessions open on it."""
-    servers, _ = _found(service)
+    with _databases(data_dir) as every:
+        _list(service, every)
+
+
+def _list(service: str, every: dict[str, str]) -> None:
+    servers, _ = _found(service, every)
     kept = [d for databases in servers.values() for d in databases]
     if not kept:
         console.print("no replay databases")
@@ -81,12 +107,17 @@ def list_(service: str = SERVICE_OPTION) -> None:
 def prune_(service: str = SERVICE_OPTION,
            keep: int = typer.Option(1, "--keep", min=0, help="the newest replays (and pre-swap "
                                     "databases) of each service to keep"),
-           dry_run: bool = typer.Option(False, "--dry-run", help="show what would be dropped")
-           ) -> None:
+           dry_run: bool = typer.Option(False, "--dry-run", help="show what would be dropped"),
+           data_dir: Path | None = DATA_DIR) -> None:
     """Drop all but the newest KEEP replay databases (and pre-swap databases) of each service.
     A live database, or one with a session open on it (a replay still running), is never
     dropped."""
-    servers, live = _found(service)
+    with _databases(data_dir) as every:
+        _prune(service, keep, dry_run, every)
+
+
+def _prune(service: str, keep: int, dry_run: bool, every: dict[str, str]) -> None:
+    servers, live = _found(service, every)
     dropped = 0
     freed = 0
     for server, kept in servers.items():

@@ -65,6 +65,11 @@ async def test_verify_history_and_export_read_a_stopped_data_directory(
     events = [json.loads(line) for line in exported.stdout.splitlines()]  # nothing else on stdout
     assert [e["event_type"] for e in events] == ["order.placed", "order.confirmed", "order.paid"]
     assert postmaster_pid(stopped_data_dir / "pg") is None
+    kept = await invoke(AUDIT, ["replays", "list", "--data-dir", str(stopped_data_dir)], env)
+    assert kept.exit_code == 0 and "no replay databases" in kept.output, kept.output
+    refused = await invoke(AUDIT, ["replay", "notify", "--data-dir", str(stopped_data_dir)], env)
+    assert refused.exit_code == 2 and "no database for notify" in refused.output, refused.output
+    assert postmaster_pid(stopped_data_dir / "pg") is None
 
 
 async def test_a_directory_without_postgresql_data_is_named(tmp_path: Path) -> None:
