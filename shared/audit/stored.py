@@ -19,33 +19,44 @@ import psycopg
 from shared.audit.targets import TargetError, service_databases
 from shared.db import libpq_url
 from shared.runtime.datadir import DataDir
-from shared.runtime.embedded import EmbeddedPostgres
+from shared.runtime.embedded import EmbeddedPostgres, postmaster_pid
 from shared.settings import SERVICES, OmsSettings, with_database
 
 
 @contextmanager
 def audit_databases(service: str, data_dir: Path | None = None,
                     told: Callable[[str], None] = lambda _: None) -> Iterator[dict[str, str]]:
-    """service -> database URL (``service`` or ``all``); ``told`` hears when the data
-    directory's server is started for the command."""
-    try:
-        found = service_databases(service)
-    except TargetError as error:
-        pg = DataDir(data_dir or OmsSettings().data_dir).pg
+    """service -> database URL (``service`` or ``all``); ``told`` hears which server is read
+    when it is a data directory's.
+
+    Without ``data_dir``: the configured or recorded databases, else OMS_DATA_DIR's PostgreSQL.
+    With ``data_dir`` (the operator named it): that directory's PostgreSQL and nothing else,
+    attached to while its `oms run` runs, else started for the command alone."""
+    if data_dir is None:
+        try:
+            found = service_databases(service)
+        except TargetError as error:
+            pg = DataDir(OmsSettings().data_dir).pg
+            if not (pg / "PG_VERSION").is_file():
+                raise TargetError(f"{error}; or name a stopped `oms run`'s --data-dir ({pg.parent} "
+                                  "holds no PostgreSQL data)") from None
+        else:
+            yield found
+            return
+    else:
+        pg = DataDir(data_dir).pg
         if not (pg / "PG_VERSION").is_file():
-            raise TargetError(f"{error}; or name a stopped `oms run`'s --data-dir ({pg.parent} "
-                              "holds no PostgreSQL data)") from None
-        found = None
-    if found is not None:
-        yield found
-        return
+            raise TargetError(f"{pg.parent} holds no PostgreSQL data (`oms run --data-dir` makes "
+                              "it)")
+    running = postmaster_pid(pg) is not None
     server = EmbeddedPostgres(pg)
     url = server.start()
-    told(f"no running `oms run`: the PostgreSQL of {pg.parent} started for this command")
+    told(f"reading the databases of {pg.parent}: " + (
+        "its running PostgreSQL" if running else "its PostgreSQL, started for this command alone"))
     try:
         yield _stored(url, service)
     finally:
-        server.stop()
+        server.stop()  # stops it only if this command started it (pgserver counts its users)
 
 
 def _stored(server_url: str, service: str) -> dict[str, str]:

@@ -77,3 +77,14 @@ async def test_a_directory_without_postgresql_data_is_named(tmp_path: Path) -> N
     result = await invoke(AUDIT, ["audit", "verify", "--data-dir", str(tmp_path / "none")], env)
     assert result.exit_code == 2
     assert "holds no PostgreSQL data" in " ".join(result.output.split())
+
+
+async def test_a_named_data_directory_wins_over_configured_databases(
+        stopped_data_dir: Path, tmp_path: Path, database_url: str) -> None:
+    """The operator named the directory: its history is read, not the database OMS_DATABASE_URL
+    (or a running `oms run` elsewhere) points at."""
+    env = database_env(tmp_path / "elsewhere", order=database_url)  # an empty database
+    result = await invoke(AUDIT, ["audit", "history", "O-AUDIT-1", "--data-dir",
+                                  str(stopped_data_dir)], env)
+    assert result.exit_code == 0, result.output
+    assert "O-AUDIT-1" in result.output and "paid" in result.output
