@@ -19,13 +19,15 @@ from sqlalchemy import (
     Numeric,
     Table,
     Text,
+    any_,
     bindparam,
     func,
+    literal,
     literal_column,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconcile.bank.matching import Decision, OpenInvoice
@@ -220,8 +222,9 @@ async def list_lines(conn: AsyncConnection, *, status: str | None = None, start:
     rows = list(await conn.execute(query))
     allocations: dict[str, list[dict[str, str]]] = {}
     if rows:
-        found = await conn.execute(select(bank_allocations).where(
-            bank_allocations.c.transaction_id.in_([r.transaction_id for r in rows]))
+        found = await conn.execute(select(bank_allocations).where(  # one array parameter
+            bank_allocations.c.transaction_id == any_(
+                literal([r.transaction_id for r in rows], ARRAY(Text))))
             .order_by(bank_allocations.c.id))
         for a in found:
             allocations.setdefault(a.transaction_id, []).append(
