@@ -4,8 +4,10 @@
 (``OMS_DATABASE_URL``, ``OMS_<SERVICE>_DATABASE_URL``) or the running ``oms run``'s record. An
 auditor handed a copy of a data directory has neither: without them, the data directory's
 embedded PostgreSQL (``<data-dir>/pg``) is started for the command alone, its ``oms_<service>``
-databases read, and the server stopped again. No broker, no service: nothing is consumed or
-published, so nothing in the history changes.
+databases read, and the server stopped again. A data directory the operator names
+(``--data-dir``) is read whatever else is configured: its server attached to while its ``oms
+run`` runs, else started the same way. No broker, no service: nothing is consumed or published,
+so nothing in the history changes.
 """
 
 from __future__ import annotations
@@ -14,13 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
-
 from shared.audit.targets import TargetError, service_databases
-from shared.db import libpq_url
 from shared.runtime.datadir import DataDir
 from shared.runtime.embedded import EmbeddedPostgres, postmaster_pid
-from shared.settings import SERVICES, OmsSettings, with_database
+from shared.runtime.endpoints import databases_on
+from shared.settings import SERVICES, OmsSettings
 
 
 @contextmanager
@@ -63,12 +63,7 @@ def _stored(server_url: str, service: str) -> dict[str, str]:
     names = SERVICES if service == "all" else (service,)
     if service != "all" and service not in SERVICES:
         raise TargetError(f"unknown service {service!r}: choose one of {', '.join(SERVICES)} or all")
-    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
-        present = {row[0] for row in conn.execute(
-            "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
-            ([f"oms_{name}" for name in names],))}
-    found = {name: with_database(server_url, f"oms_{name}") for name in names
-             if f"oms_{name}" in present}
+    found = databases_on(server_url, names)
     if not found:
         raise TargetError(f"the data directory's PostgreSQL holds no database of {service}")
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,20 @@ def stopped_databases(info: RuntimeInfo) -> dict[str, str]:
     if info.postgres_url is None or not stopped:
         return {}
     try:
-        with psycopg.connect(libpq_url(info.postgres_url), autocommit=True) as conn:
-            names = {row[0] for row in conn.execute(
-                "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
-                ([f"oms_{name}" for name in stopped],))}
+        return databases_on(info.postgres_url, stopped)
     except psycopg.Error:
         return {}
-    return {name: with_database(info.postgres_url, f"oms_{name}")
-            for name in stopped if f"oms_{name}" in names}
+
+
+def databases_on(server_url: str, services: Sequence[str]) -> dict[str, str]:
+    """service -> URL of its ``oms_<service>`` database on ``server_url``'s server, for those of
+    ``services`` whose database exists there."""
+    with psycopg.connect(libpq_url(server_url), autocommit=True) as conn:
+        names = {row[0] for row in conn.execute(
+            "SELECT datname FROM pg_database WHERE datname = ANY(%s)",
+            ([f"oms_{name}" for name in services],))}
+    return {name: with_database(server_url, f"oms_{name}")
+            for name in services if f"oms_{name}" in names}
 
 
 def write_endpoints(info: RuntimeInfo) -> None:
