@@ -36,9 +36,11 @@ def operator_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-DATA_DIR = typer.Option(None, "--data-dir", help="with no `oms run` running (nor database URLs "
-                        "set): read this data directory's PostgreSQL, started for the command "
-                        "alone (default: OMS_DATA_DIR)")
+# The one --data-dir of the commands that read the stores (audit, replay, replays): stored.py.
+DATA_DIR = typer.Option(None, "--data-dir", help="read this data directory's PostgreSQL, whatever "
+                        "else is configured: attached to while its `oms run` runs, else started "
+                        "for the command alone (without it: the configured or running databases, "
+                        "else OMS_DATA_DIR's)")
 
 
 def _note(text: str) -> None:

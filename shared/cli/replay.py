@@ -19,6 +19,7 @@ from shared.audit.stored import audit_databases
 from shared.audit.swap import SwapRefused, TableComparison, other_sessions, swap
 from shared.audit.targets import TargetError
 from shared.audit.verify import verify_stores
+from shared.cli.audit import DATA_DIR
 from shared.db import database_name
 from shared.settings import SERVICES, OmsSettings
 
@@ -83,10 +84,7 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
             do_swap: bool = typer.Option(False, "--swap", help="make the replay the live database "
                                          "(only while the service is stopped; the replay then "
                                          "stops where the live database stands)"),
-            data_dir: Path | None = typer.Option(None, "--data-dir", help="with nothing running: "
-                                                 "a stopped `oms run`'s data directory, its "
-                                                 "PostgreSQL started for the command alone")
-            ) -> None:
+            data_dir: Path | None = DATA_DIR) -> None:
     """Rebuild SERVICE's projections from the event history into a fresh database, compare
     checksums with the live one, and swap only when asked. Replays never send notifications.
 

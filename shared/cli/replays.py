@@ -16,6 +16,7 @@ from rich.table import Table
 from shared.audit.prune import KeptDatabase, kept_databases, prune, to_prune
 from shared.audit.stored import audit_databases
 from shared.audit.targets import TargetError
+from shared.cli.audit import DATA_DIR
 from shared.db import database_name
 from shared.settings import SERVICES, with_database
 
@@ -25,8 +26,6 @@ replays_app = typer.Typer(help="The databases `oms replay` kept (replays, and li
                           no_args_is_help=True)
 
 SERVICE_OPTION = typer.Option("all", "--service", "-s", help="|".join((*SERVICES, "all")))
-DATA_DIR = typer.Option(None, "--data-dir", help="with nothing running: a stopped `oms run`'s "
-                        "data directory, its PostgreSQL started for the command alone")
 
 
 @contextmanager

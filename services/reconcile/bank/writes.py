@@ -4,7 +4,8 @@ Line by line the import made five round trips per matched line (the line, its al
 invoice's matched amount, the event stream's head, the event): 25 s for 10,000 lines against
 100,000 open items, where matching them in memory takes a fraction of a second. Now each chunk's
 lines, allocations, matched amounts and events go in one statement (``shared.rowdocs``,
-``shared.eventbatch``), after one read of the chunk's stream heads; the rows, their order (and
+``shared.eventbatch``), the lines' stream heads read once for the whole statement beforehand
+(``handlers``); the rows, their order (and
 so the allocation ids and the events' positions) and the events' hash chains are what the line by
 line writes made.
 """
