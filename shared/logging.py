@@ -54,7 +54,8 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(fmt: str = "console", level: str = "INFO", service: str | None = None) -> None:
+def configure_logging(fmt: str = "console", level: str = "INFO", service: str | None = None,
+                      instance: str | None = None) -> None:
     renderer: Any
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer()
@@ -78,6 +79,8 @@ def configure_logging(fmt: str = "console", level: str = "INFO", service: str | 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
     if service:
         structlog.contextvars.bind_contextvars(service=service)
+    if instance and instance != service:
+        structlog.contextvars.bind_contextvars(instance=instance)
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -111,7 +111,8 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
     from the environment (OMS_*), the system clock and OMS_<SERVICE>_DATABASE_URL.
     """
     settings = settings or OmsSettings()
-    configure_logging(settings.log_format, settings.log_level, service=name)
+    configure_logging(settings.log_format, settings.log_level, service=name,
+                      instance=settings.instance)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

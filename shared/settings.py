@@ -47,6 +47,9 @@ class OmsSettings(BaseSettings):
     log_level: str = "INFO"
     data_dir: Path = Path(".oms")
     http_host: str = "127.0.0.1"
+    # Which instance of its service a process is (``order-2``; set by ``oms run --scale``): in
+    # every log line. The instances of a service share its database and consumer group.
+    instance: str | None = None
     # Set by the embedded runtime: Tansu keeps topics in memory, so each start republishes.
     republish_on_start: bool = False
     relay_poll_seconds: float = Field(default=1.0, gt=0)

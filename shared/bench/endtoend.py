@@ -91,15 +91,18 @@ async def publish_all(bootstrap: str, messages: list[tuple[bytes, bytes]]) -> fl
     return time.perf_counter() - started
 
 
-def start_runtime(urls: Mapping[str, str], bootstrap: str, root: Path) -> Runtime:
-    """All five services on ``urls`` (fresh databases of the bench's server), on its broker."""
+def start_runtime(urls: Mapping[str, str], bootstrap: str, root: Path,
+                  scale: Mapping[str, int] | None = None) -> Runtime:
+    """All five services on ``urls`` (fresh databases of the bench's server), on its broker;
+    ``scale``: instances per service, as ``oms run --scale``."""
     environ = {env_name(name, "DATABASE_URL"): urls[name] for name in SERVICES}
     runtime = Runtime(data_dir=root, fresh=True, auto_ports=True, kafka_bootstrap=bootstrap,
                       environ={**os.environ, **environ},
                       extra_env={"OMS_LOG_LEVEL": "WARNING", "OMS_SCHEDULER_SECONDS": "5",
                                  # the bench's broker is an embedded Tansu, passed as configured
                                  "OMS_KAFKA_IDEMPOTENCE": "false",
-                                 "OMS_KAFKA_FETCH_MAX_WAIT_MS": TANSU_FETCH_MAX_WAIT_MS})
+                                 "OMS_KAFKA_FETCH_MAX_WAIT_MS": TANSU_FETCH_MAX_WAIT_MS},
+                      scale=scale)
     runtime.start()
     return runtime
 
@@ -184,13 +187,15 @@ def run_end_to_end(report: Report, info: RuntimeInfo, orders: int, timeout: floa
 
 
 def statements(info: RuntimeInfo) -> dict[str, float]:
-    """Each service's count of statements sent to PostgreSQL so far (its ``/metrics``)."""
+    """Each service's count of statements sent to PostgreSQL so far (its ``/metrics``, all its
+    instances added up)."""
     found: dict[str, float] = {}
     with httpx.Client(timeout=30) as client:
         for name in info.services:
-            for line in client.get(f"{info.url(name)}/metrics").text.splitlines():
-                if line.startswith("oms_db_statements_total "):
-                    found[name] = float(line.split()[1])
+            for instance in info.instances_of(name):
+                for line in client.get(f"{instance.url}/metrics").text.splitlines():
+                    if line.startswith("oms_db_statements_total "):
+                        found[name] = found.get(name, 0.0) + float(line.split()[1])
     return found
 
 

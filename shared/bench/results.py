@@ -30,6 +30,7 @@ class Sizes:
     bank_lines: int = 100_000  # the target itself: 100,000 lines against 1,000,000 open items
     bank_items: int = 1_000_000
     bank_budget: float = 60.0  # seconds of matching; the rest is extrapolated (linearly in lines)
+    scale: tuple[tuple[str, int], ...] = ()  # benches 3-4: instances per service (``--scale``)
 
     @classmethod
     def quick(cls) -> Sizes:

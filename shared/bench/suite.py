@@ -11,7 +11,7 @@ from shared.bench.appends import run_appends, run_batches
 from shared.bench.bank import run_bank, run_bank_import
 from shared.bench.infra import BenchInfra
 from shared.bench.replay import run_replay
-from shared.bench.results import Report, Sizes, machine, utc_stamp
+from shared.bench.results import Report, Row, Sizes, machine, utc_stamp
 from shared.settings import SERVICES
 
 BENCHES: tuple[str, ...] = ("appends", "batches", "e2e", "latency", "replay", "bank")
@@ -66,14 +66,17 @@ def _services(report: Report, infra: BenchInfra, sizes: Sizes, chosen: list[str]
     log("starting the five services on the bench's PostgreSQL and broker")
     root = runtime_root()
     urls = {name: infra.create_database(name) for name in SERVICES}
-    runtime = start_runtime(urls, infra.bootstrap, root)
+    runtime = start_runtime(urls, infra.bootstrap, root, dict(sizes.scale))
+    if sizes.scale:
+        report.add(Row("3 end-to-end", "instances per service (--scale)",
+                       None, "", note=", ".join(f"{k}={v}" for k, v in sizes.scale)))
     stopped = False
     try:
         total_orders = sizes.e2e_orders + int(sizes.latency_rate * sizes.latency_seconds) + 10
         seed_stock(runtime.info, units_per_sku=12 * total_orders + 100)
         if "e2e" in chosen or "replay" in chosen:  # the replay needs a history
             log(f"bench 3: {sizes.e2e_orders} orders end to end")
-            processes = {name: runtime.pid(name) for name in runtime.info.services}
+            processes = {name: runtime.pid(name) for name in runtime.instances}
             processes["postgresql"] = infra.postgres_pid
             processes["broker"] = infra.broker_pid
             run_end_to_end(report, runtime.info, sizes.e2e_orders, log=log, processes=processes)

@@ -13,7 +13,8 @@ from rich.console import Console
 from shared.bench.results import Sizes
 from shared.bench.suite import BENCHES, run
 from shared.logging import configure_logging
-from shared.settings import OmsSettings
+from shared.runtime.plan import parse_scale
+from shared.settings import SERVICES, OmsSettings
 
 console = Console()
 
@@ -32,6 +33,9 @@ def bench(
     orders: Annotated[int | None, typer.Option(
         "--orders", min=1, help="Orders through bench 3 (default 600): also the history bench 5 "
         "replays, about 9 stored events per order (111,000 orders: a million events).")] = None,
+    scale: Annotated[str | None, typer.Option(
+        "--scale", help="Benches 3-4: instances per service, as `oms run --scale` (order=2,...)."
+    )] = None,
 ) -> None:
     """Measure the OMS against the eventsourcing library and raw PostgreSQL, in one run."""
     if only is not None and only not in BENCHES:
@@ -40,6 +44,11 @@ def bench(
     sizes = Sizes.quick() if quick else Sizes()
     if orders is not None:
         sizes = replace(sizes, e2e_orders=orders)
+    try:
+        scaled = parse_scale(scale, SERVICES)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--scale") from None
+    sizes = replace(sizes, scale=tuple(scaled.items()))
     report = run(sizes, only=only, quick=quick,
                  log=lambda line: console.print(line, highlight=False))
     json_path, md_path = report.write(out)

@@ -16,7 +16,7 @@ from shared.auth import keys_file, load_api_keys
 from shared.cli.tables import print_table
 from shared.logging import configure_logging
 from shared.runtime.datadir import DataDirInUse
-from shared.runtime.plan import command_from_template, parse_services
+from shared.runtime.plan import command_from_template, parse_scale, parse_services
 from shared.runtime.supervisor import Runtime, RuntimeInfo, RuntimeStartError
 from shared.settings import OmsSettings
 
@@ -39,6 +39,12 @@ def run(
     services: Annotated[str | None, typer.Option(
         "--services", help="Comma-separated subset to run, e.g. order,inventory [default: all five]",
     )] = None,
+    scale: Annotated[str | None, typer.Option(
+        "--scale", envvar="OMS_SCALE",
+        help="Instances per service, e.g. order=2,inventory=2 (one consumer group: the topics' "
+             "partitions are shared out; the extra instances on free ports, logging to "
+             "<data-dir>/logs/<service>-<n>.log) [default: one of each]",
+    )] = None,
     free_ports: Annotated[bool, typer.Option(
         "--free-ports", help="Pick free HTTP ports instead of the defaults 8101-8105.",
     )] = False,
@@ -60,7 +66,7 @@ def run(
         chosen = parse_services(services)
         runtime = Runtime(
             data_dir=data_dir, services=chosen, auto_ports=free_ports, echo=echo, fresh=fresh,
-            settings=settings,
+            settings=settings, scale=parse_scale(scale, chosen),
             command=command_from_template(service_command) if service_command else None,
         )
     except ValueError as error:
@@ -116,7 +122,7 @@ def print_started(console: Console, runtime: Runtime, info: RuntimeInfo) -> None
     table.add_column("URL")
     table.add_column("health")
     table.add_column("pid", justify="right")
-    for name, service in info.services.items():
+    for name, service in info.all_instances.items():
         table.add_row(name, service.url, "[green]ok[/green]" if health.get(name) else "[red]down[/red]",
                       str(runtime.pid(name) or "-"))
     print_table(console, table)

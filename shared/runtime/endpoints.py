@@ -48,6 +48,8 @@ def write_endpoints(info: RuntimeInfo) -> None:
     document = {"kafka_bootstrap": info.kafka_bootstrap,
                 "services": {name: {"url": s.url, "database_url": s.database_url}
                              for name, s in info.services.items()},
+                # every instance's URL (``oms run --scale``); the first is ``services``' own
+                "instances": {name: [i.url for i in info.instances_of(name)] for name in info.services},
                 "stopped_databases": stopped_databases(info)}
     target = endpoints_file(info.data_dir)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,46 @@ def check_services(names: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
+MAX_INSTANCES = 8
+
+
+def parse_scale(text: str | None, services: Sequence[str]) -> dict[str, int]:
+    """``"order=2,billing=3"`` -> {"order": 2, "billing": 3}: how many instances of a service run
+    (one consumer group, the topics' partitions shared between them); unnamed services run one."""
+    scale: dict[str, int] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, count = (piece.strip() for piece in part.partition("="))
+        if not sep or not name or not count:
+            raise ValueError(f"--scale {part.strip()!r}: write SERVICE=N, e.g. order=2")
+        check_services([name])
+        if name not in services:
+            raise ValueError(f"--scale {name}: {name} is not among the services run "
+                             f"({', '.join(services)})")
+        if name in scale:
+            raise ValueError(f"--scale names {name} twice")
+        if not count.isdigit() or not 1 <= int(count) <= MAX_INSTANCES:
+            raise ValueError(f"--scale {name}={count}: the number of instances must be a whole "
+                             f"number from 1 to {MAX_INSTANCES}")
+        scale[name] = int(count)
+    return scale
+
+
+def first_instance(name: str, known: Iterable[str]) -> str:
+    """``order-1`` names the first instance of ``order`` (which is called ``order``) when
+    ``order-1`` itself is not known; any other name is kept."""
+    stem, _, number = name.rpartition("-")
+    known = set(known)
+    return stem if number == "1" and name not in known and stem in known else name
+
+
+def instance_names(service: str, count: int) -> list[str]:
+    """The instances of a service: the first keeps the service's name (its port, log and URL),
+    the others are ``<service>-2``, ``<service>-3``, ..."""
+    return [service, *(f"{service}-{n}" for n in range(2, count + 1))]
+
+
 def env_name(service: str, suffix: str) -> str:
     """``env_name("order", "HTTP_PORT")`` -> ``OMS_ORDER_HTTP_PORT``."""
     return f"OMS_{service.upper()}_{suffix}"

@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import signal
-import socket
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
 
 import httpx
 
 from shared.contract.topics import ALL_TOPICS
-from shared.db import ensure_database
 from shared.logging import get_logger
 from shared.runtime.datadir import DataDir
 from shared.runtime.embedded import EmbeddedKafka, EmbeddedPostgres, create_topics, free_port
 from shared.runtime.endpoints import remove_endpoints, write_endpoints
+from shared.runtime.hostwork import ensure_databases, port_free, run_coroutine, tail
 from shared.runtime.info import RuntimeInfo, ServiceInfo, ServiceStatus
 from shared.runtime.plan import (
     CommandFactory,
     RestartPolicy,
     check_services,
     database_overrides,
+    first_instance,
     health_host,
+    instance_names,
     needs_server,
     resolve_database_urls,
     resolve_http_ports,
@@ -39,45 +38,12 @@ from shared.runtime.process import ServiceProcess
 from shared.settings import SERVICES, OmsSettings
 
 log = get_logger(__name__)
-T = TypeVar("T")
 
 __all__ = ["Runtime", "RuntimeInfo", "RuntimeStartError", "ServiceInfo", "ServiceStatus", "run_coroutine"]
 
 
 class RuntimeStartError(RuntimeError):
     """The runtime could not start (a port taken, a service never healthy, ...)."""
-
-
-def run_coroutine(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run async set-up code from sync code, also when called inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
-async def _ensure_databases(urls: Iterable[str]) -> None:
-    for url in urls:
-        await ensure_database(url)
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 class Runtime:
@@ -87,7 +53,9 @@ class Runtime:
     are given, PostgreSQL (data in ``<data_dir>/pg``) and the Tansu broker are embedded.
     ``auto_ports`` picks free HTTP ports (tests next to a running ``oms run``); ``command`` makes
     the child command configurable (default ``python -m services.<name>``); ``extra_env`` goes to
-    every child; ``environ`` (default os.environ) is what children inherit and where
+    every child; ``scale`` runs several instances of a service (``{"order": 2}``: ``order`` and
+    ``order-2``, one consumer group; the extra ones on free ports, each with its own log);
+    ``environ`` (default os.environ) is what children inherit and where
     OMS_<SERVICE>_DATABASE_URL / OMS_<SERVICE>_HTTP_PORT are looked up.
     """
 
@@ -98,7 +66,8 @@ class Runtime:
                  environ: Mapping[str, str] | None = None, command: CommandFactory | None = None,
                  cwd: Path | None = None, echo: bool = False, fresh: bool = False,
                  settings: OmsSettings | None = None, restart_policy: RestartPolicy | None = None,
-                 stop_timeout: float = 10.0, start_timeout: float = 120.0) -> None:
+                 stop_timeout: float = 10.0, start_timeout: float = 120.0,
+                 scale: Mapping[str, int] | None = None) -> None:
         self.settings = settings or OmsSettings()
         self.data_dir = DataDir(Path(data_dir) if data_dir is not None else self.settings.data_dir)
         self.services = check_services(SERVICES if services is None else services)
@@ -115,6 +84,10 @@ class Runtime:
         self.policy = restart_policy or RestartPolicy()
         self.stop_timeout = stop_timeout
         self.start_timeout = start_timeout
+        self.scale = {name: count for name, count in (scale or {}).items() if count > 1}
+        check_services(self.scale)
+        if unrun := [name for name in self.scale if name not in self.services]:
+            raise ValueError(f"cannot scale {', '.join(unrun)}: not among the services run")
         self._ports = resolve_http_ports(self.services, explicit=http_ports, auto=auto_ports,
                                          environ=self.environ, free_port=free_port)
         self.postgres: EmbeddedPostgres | None = None
@@ -166,7 +139,7 @@ class Runtime:
             self.postgres = EmbeddedPostgres(self.data_dir.pg)
             server_url = self.postgres.start()
         database_urls = resolve_database_urls(self.services, server_url, overrides)
-        run_coroutine(lambda: _ensure_databases(database_urls.values()))
+        run_coroutine(lambda: ensure_databases(database_urls.values()))
         bootstrap = self.kafka_bootstrap
         if bootstrap is None:
             self.kafka = EmbeddedKafka(port=self.kafka_port, log_file=self.data_dir.logs / "tansu.log")
@@ -175,32 +148,43 @@ class Runtime:
         partitions = self.settings.topic_partitions
         run_coroutine(lambda: create_topics(bootstrap, ALL_TOPICS, partitions))
         host = health_host(self.http_host)
-        services = {
-            name: ServiceInfo(name, f"http://{host}:{self._ports[name]}", self._ports[name],
-                              database_urls[name], self.data_dir.logs / f"{name}.log")
-            for name in self.services
-        }
+        instances = {name: tuple(self._instance(instance, host, database_urls[name])
+                                 for instance in instance_names(name, self.scale.get(name, 1)))
+                     for name in self.services}
         return RuntimeInfo(self.data_dir.root, self.data_dir.logs, bootstrap, self.kafka is not None,
-                           server_url, self.postgres is not None, services)
+                           server_url, self.postgres is not None,
+                           {name: found[0] for name, found in instances.items()}, instances)
+
+    def _instance(self, instance: str, host: str, database_url: str) -> ServiceInfo:
+        """Where one instance listens and logs: a service's first instance on the service's port,
+        the others on free ports."""
+        port = self._ports.get(instance) or free_port()
+        return ServiceInfo(instance, f"http://{host}:{port}", port, database_url,
+                           self.data_dir.logs / f"{instance}.log")
 
     def _spawn_services(self, info: RuntimeInfo) -> None:
-        taken = [f"{name} ({service.http_port})" for name, service in info.services.items()
-                 if not _port_free(self.http_host, service.http_port)]
+        taken = [f"{name} ({service.http_port})" for name, service in info.all_instances.items()
+                 if not port_free(self.http_host, service.http_port)]
         if taken:
             raise RuntimeStartError(
                 f"HTTP port(s) already in use: {', '.join(taken)}. Is another `oms run` running? "
                 "Set OMS_<SERVICE>_HTTP_PORT or let the runtime pick free ports."
             )
         with self._lock:
-            for name, service in info.services.items():
-                env = service_env(name, base=self.environ, extra=self.extra_env,
-                                  kafka_bootstrap=info.kafka_bootstrap,
-                                  database_url=service.database_url, http_port=service.http_port,
-                                  data_dir=self.data_dir.root, embedded_kafka=info.embedded_kafka)
-                proc = ServiceProcess(name, self.command(name), env, service.log_file, cwd=self.cwd,
-                                      echo=self.echo)
-                self._procs[name] = proc
-                proc.spawn()
+            for name in info.services:
+                for n, service in enumerate(info.instances_of(name)):
+                    env = service_env(name, base=self.environ, extra=self.extra_env,
+                                      kafka_bootstrap=info.kafka_bootstrap,
+                                      database_url=service.database_url,
+                                      http_port=service.http_port, data_dir=self.data_dir.root,
+                                      embedded_kafka=info.embedded_kafka)
+                    env["OMS_INSTANCE"] = service.name
+                    if n:  # the history is sent again once per start of the service, not per instance
+                        env["OMS_REPUBLISH_ON_START"] = "false"
+                    proc = ServiceProcess(service.name, self.command(name), env, service.log_file,
+                                          cwd=self.cwd, echo=self.echo)
+                    self._procs[service.name] = proc
+                    proc.spawn()
             self._record()
 
     def stop(self) -> None:
@@ -320,27 +304,47 @@ class Runtime:
                     for name, proc in self._procs.items()}
 
     def restarts(self, service: str) -> int:
-        return self._proc(service).restarts
+        """Restarts of an instance, or of all the instances of a service added up."""
+        return sum(proc.restarts for proc in self._selected(service))
 
     def pid(self, service: str) -> int | None:
+        """The process of an instance (a service's name: its first instance) while it runs."""
         proc = self._proc(service)
         return proc.pid if proc.running() else None
 
+    @property
+    def instances(self) -> list[str]:
+        """Every instance's name (a service's first instance has the service's name)."""
+        return list(self._procs)
+
     def health(self, services: Iterable[str] | None = None) -> dict[str, bool]:
-        """GET /health of each service: True when it answered 200."""
-        names = list(self.info.services if services is None else services)
+        """GET /health of each instance (of the named services or instances; default all): True
+        when it answered 200."""
+        names = self._expand(services)
         with httpx.Client(timeout=2.0) as client:
             return {name: self._healthy(client, name) for name in names}
 
     def _healthy(self, client: httpx.Client, name: str) -> bool:
         try:
-            return client.get(f"{self.info.url(name)}/health").status_code == 200
+            return client.get(f"{self.info.all_instances[name].url}/health").status_code == 200
         except httpx.HTTPError:
             return False
 
+    def _expand(self, names: Iterable[str] | None) -> list[str]:
+        """Services named -> their instances; instance names kept; None -> every instance."""
+        every = self.info.all_instances
+        if names is None:
+            return list(every)
+        found: list[str] = []
+        for name in names:
+            found += ([i.name for i in self.info.instances_of(name)] if name in self.info.services
+                      else [first_instance(name, every)])
+        return found
+
     def wait_healthy(self, timeout: float = 120.0, services: Iterable[str] | None = None) -> None:
-        """Block until every (named) service answers /health with 200; RuntimeStartError if not."""
-        pending = list(self.info.services if services is None else services)
+        """Block until every instance (of the named services) answers /health with 200;
+        RuntimeStartError if not."""
+        pending = self._expand(services)
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=2.0) as client:
             while pending:
@@ -357,28 +361,38 @@ class Runtime:
         for name in names:
             proc = self._proc(name)
             parts.append(f"--- {name}: restarts={proc.restarts} exit codes={proc.exit_codes}; "
-                         f"last lines of {proc.log_file}:\n{_tail(proc.log_file)}")
+                         f"last lines of {proc.log_file}:\n{tail(proc.log_file)}")
         return "\n".join(parts)
 
     def kill_service(self, service: str, sig: signal.Signals = signal.SIGKILL) -> None:
-        """Signal a service as a crash would; the supervisor restarts it."""
-        self._proc(service).send(sig)
+        """Signal a service (every instance of it) or one instance as a crash would; the
+        supervisor restarts it."""
+        for proc in self._selected(service):
+            proc.send(sig)
 
     def stop_service(self, service: str) -> None:
-        """Stop a service on purpose; it stays down until ``start_service``."""
+        """Stop a service (every instance) or one instance on purpose; it stays down until
+        ``start_service``."""
         with self._lock:
-            proc = self._proc(service)
-            proc.held = True
-            self._terminate([proc])
+            procs = self._selected(service)
+            for proc in procs:
+                proc.held = True
+            self._terminate(procs)
             self._record()
 
     def start_service(self, service: str) -> None:
         with self._lock:
-            proc = self._proc(service)
-            if not proc.running():
-                proc.spawn()
-            proc.held = False
+            for proc in self._selected(service):
+                if not proc.running():
+                    proc.spawn()
+                proc.held = False
             self._record()
+
+    def _selected(self, name: str) -> list[ServiceProcess]:
+        """An instance by its name, or every instance of a service."""
+        if name in self.scale:
+            return [self._procs[instance] for instance in self._expand([name])]
+        return [self._proc(first_instance(name, self._procs))]
 
     def _proc(self, service: str) -> ServiceProcess:
         try:

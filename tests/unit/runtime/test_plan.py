@@ -12,8 +12,11 @@ from shared.runtime.plan import (
     RestartPolicy,
     command_from_template,
     database_overrides,
+    first_instance,
     health_host,
+    instance_names,
     needs_server,
+    parse_scale,
     parse_services,
     resolve_database_urls,
     resolve_http_ports,
@@ -143,3 +146,38 @@ def test_backoff_doubles_up_to_the_cap_and_is_forgiven_after_a_stable_run() -> N
 def test_health_is_checked_on_loopback_when_bound_to_all_interfaces() -> None:
     assert health_host("0.0.0.0") == "127.0.0.1"
     assert health_host("10.0.0.5") == "10.0.0.5"
+
+
+def test_scale_names_instances_per_service() -> None:
+    assert parse_scale("order=2, billing=3", SERVICES) == {"order": 2, "billing": 3}
+    assert parse_scale(None, SERVICES) == {} and parse_scale(" ", SERVICES) == {}
+    assert instance_names("order", 1) == ["order"]
+    assert instance_names("order", 3) == ["order", "order-2", "order-3"]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("order", "write SERVICE=N"),
+    ("order=", "write SERVICE=N"),
+    ("shipping=2", r"unknown service\(s\) shipping; known: order"),
+    ("order=0", "from 1 to 8"),
+    ("order=9", "from 1 to 8"),
+    ("order=two", "from 1 to 8"),
+    ("order=-1", "from 1 to 8"),
+    ("order=2,order=3", "names order twice"),
+])
+def test_a_bad_scale_is_refused_naming_what_is_accepted(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_scale(text, SERVICES)
+
+
+def test_a_service_not_run_cannot_be_scaled() -> None:
+    with pytest.raises(ValueError, match="billing is not among the services run"):
+        parse_scale("billing=2", ("order", "inventory"))
+
+
+def test_the_first_instance_can_be_named_with_its_number() -> None:
+    known = ["order", "order-2", "billing"]
+    assert first_instance("order-1", known) == "order"
+    assert first_instance("order-2", known) == "order-2"
+    assert first_instance("billing-1", ["billing"]) == "billing"
+    assert first_instance("shipping-1", known) == "shipping-1"

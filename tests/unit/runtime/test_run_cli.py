@@ -26,6 +26,15 @@ def test_an_unknown_service_is_refused_before_anything_starts() -> None:
     assert "unknown service(s) shipping" in result.output
 
 
+def test_a_bad_scale_is_refused_before_anything_starts() -> None:
+    result = CliRunner().invoke(_app(), ["run", "--services", "order,inventory",
+                                         "--scale", "billing=2"])
+    assert result.exit_code == 2
+    assert "billing is not among the services run" in result.output
+    result = CliRunner().invoke(_app(), ["run", "--scale", "order=20"])
+    assert result.exit_code == 2 and "from 1 to 8" in " ".join(result.output.split())
+
+
 def test_the_demo_api_keys_are_shown() -> None:
     console = Console(record=True, width=200)
     run.print_api_keys(console)
