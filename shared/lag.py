@@ -17,9 +17,16 @@ several inputs, each with its own backlog); the latest answer time of each heard
 cause, e.g. a backorder reserved days later when stock came, is no news about the producer's
 pace; a producer that stopped answering altogether is soon not heard from).
 
-``behind()`` adds the two: how much older than now the newest facts the consumer has can be. It
+``local()`` adds the two: how much older than now the newest facts the consumer has can be. It
 reads the wall clock and the events' own times (the services' clocks), not the domain clock a
 service is given, and only messages that came from a broker (a replay's say nothing).
+
+Several instances of a consumer (one consumer group, ``oms run --scale``) each see only their own
+partitions, while their decisions are about the same orders: an order's facts come on several
+topics, whose partitions may be with different instances. So each instance tells the others how
+far behind it is (``shared/lagshare.py``, through the service's database) and ``behind()`` is the
+largest of its own figure and the others' (``hear_elsewhere``: their latest report, counted for
+``elsewhere_fresh_for`` seconds, so an instance that stopped reporting soon stops counting).
 """
 
 from __future__ import annotations
@@ -42,9 +49,11 @@ class ConsumerLag:
     answers_fresh_for: float = 60.0
     cap: float = 900.0  # seconds: longer answer times count as this
     sample: int = 64  # one event in this many is remembered (by its id)
+    elsewhere_fresh_for: float = 15.0  # seconds the other instances' latest report counts
     _ages: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     _seen: OrderedDict[str, datetime] = field(default_factory=OrderedDict)
     _answers: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    _elsewhere: tuple[float, float] = (0.0, float("-inf"))  # (seconds behind, when heard)
 
     def observe(self, messages: Iterable[Incoming]) -> None:
         """Note the age of the newest message of each partition among ``messages`` and, when
@@ -72,9 +81,23 @@ class ConsumerLag:
                 self._seen.popitem(last=False)
 
     def behind(self) -> float:
+        """Seconds: this instance's figure (``local``) or the other instances' latest report,
+        whichever is larger."""
+        return max(self.local(), self.elsewhere())
+
+    def local(self) -> float:
         """Seconds: the largest age among partitions heard from within ``fresh_for`` plus the
         longest recent answer time (0 when caught up, idle, or never told)."""
         return self.own() + max(self.answer_times().values(), default=0.0)
+
+    def hear_elsewhere(self, seconds: float) -> None:
+        """The largest ``local()`` the other instances of this consumer last reported."""
+        self._elsewhere = (max(seconds, 0.0), self.wall())
+
+    def elsewhere(self) -> float:
+        """Seconds: the other instances' latest report, while it is fresh (else 0)."""
+        seconds, heard = self._elsewhere
+        return seconds if self.wall() - heard <= self.elsewhere_fresh_for else 0.0
 
     def own(self) -> float:
         """Seconds: the largest age among partitions heard from within ``fresh_for``."""

@@ -29,6 +29,7 @@ from shared.audit.sources import has_table
 from shared.clock import Clock
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
 from shared.lag import ConsumerLag
+from shared.lagshare import instance_id, share_forever
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
 
@@ -60,7 +61,8 @@ def horizon_metrics(lag: ConsumerLag) -> str:
     """How far behind reconcile judges its facts (what its raises wait for, on top of the
     grace), and which services' answers come late: what ``raises_deferred`` holds back."""
     lines = [f"oms_reconcile_behind_seconds {lag.behind():.3f}",
-             f"oms_reconcile_consumer_lag_seconds {lag.own():.3f}"]
+             f"oms_reconcile_consumer_lag_seconds {lag.own():.3f}",
+             f"oms_reconcile_other_instances_behind_seconds {lag.elsewhere():.3f}"]
     lines += [f'oms_reconcile_answer_seconds{{topic="{topic}",event_type="{event_type}"}} '
               f"{took:.3f}" for (topic, event_type), took in sorted(lag.answer_times().items())]
     return "\n".join(lines) + "\n"
@@ -83,7 +85,10 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
             topics=TOPICS, handle=make_handler(ctx.clock, chosen, lag),
             start_batch=make_batch_start(ctx.clock, chosen, lag),
             background=[partial(run_discrepancy_job, ctx.engine, ctx.clock, chosen,
-                                ctx.settings.scheduler_seconds, lag)],
+                                ctx.settings.scheduler_seconds, lag),
+                        # several instances: each one's horizon counts for all (shared/lagshare.py)
+                        partial(share_forever, ctx.engine, lag, NAME,
+                                instance_id(ctx.settings.instance))],
             metrics=partial(horizon_metrics, lag),
         )
 

@@ -32,6 +32,7 @@ from services.reconcile.domain import (
     from_document,
     to_document,
 )
+from shared import lagshare
 from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved
 from shared.rowdocs import update_rows
 from shared.schemaupgrade import create_or_upgrade
@@ -87,6 +88,7 @@ discrepancies = Table(
 async def create_schema(conn: AsyncConnection) -> None:
     # a sheet table made before the revision column existed gains it (0: every sheet unsaved)
     await create_or_upgrade(conn, metadata)
+    await lagshare.ensure_schema(conn)  # how far behind each instance is
     await bank_store.create_schema(conn)  # bank matching's and the reports' tables
 
 

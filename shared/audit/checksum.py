@@ -2,8 +2,8 @@
 
 Per table: a SHA-256 over every row, ordered by primary key, of the columns that do not depend on
 when or in which run a row was written (rows are ordered by the primary key's stable columns,
-else by every stable column). Left out: the platform tables (events, inbox,
-dead letters, relay checkpoints), time columns (timestamp, date) and identifiers minted when a
+else by every stable column). Left out: the platform tables (events, inbox, dead letters,
+relay checkpoints, consumer horizons), time columns (timestamp, date) and identifiers minted when a
 row is written (uuid columns, sequence-drawn ids and columns named ``*event_id*``: the replay
 appends its own events and draws its own sequence numbers), and write counters (``revision``:
 how many times a row was saved depends on how the events were batched). Whether a nullable time
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-PLATFORM_TABLES = frozenset({"events", "inbox", "dead_letters", "relay_checkpoints"})
+PLATFORM_TABLES = frozenset({"events", "inbox", "dead_letters", "relay_checkpoints",
+                             "consumer_horizons"})
 VOLATILE_TYPES = ("timestamp", "date", "time", "uuid", "serial")
 TIME_TYPES = ("timestamp", "date", "time")
 JSON_TYPES = ("json", "jsonb")

@@ -120,7 +120,30 @@ def test_the_horizon_is_shown_by_part_and_by_late_answer() -> None:
     assert lag.answer_times() == {("oms.order.events.v1", "order.paid"): 90.0}
     assert horizon_metrics(lag).splitlines() == [
         "oms_reconcile_behind_seconds 92.000", "oms_reconcile_consumer_lag_seconds 2.000",
+        "oms_reconcile_other_instances_behind_seconds 0.000",
         'oms_reconcile_answer_seconds{topic="oms.order.events.v1",event_type="order.paid"} 90.000']
     wall.now += 61
     assert horizon_metrics(lag).splitlines() == [
-        "oms_reconcile_behind_seconds 0.000", "oms_reconcile_consumer_lag_seconds 0.000"]
+        "oms_reconcile_behind_seconds 0.000", "oms_reconcile_consumer_lag_seconds 0.000",
+        "oms_reconcile_other_instances_behind_seconds 0.000"]
+    lag.hear_elsewhere(45.0)  # another instance is behind: its figure counts here too
+    assert horizon_metrics(lag).splitlines()[0::2] == [
+        "oms_reconcile_behind_seconds 45.000", "oms_reconcile_other_instances_behind_seconds 45.000"]
+
+
+def test_the_other_instances_report_counts_while_fresh() -> None:
+    """Several instances of a consumer: the largest of this one's figure and the others' latest
+    report, the latter only for ``elsewhere_fresh_for`` seconds after it was heard."""
+    wall = Wall()
+    lag = ConsumerLag(fresh_for=5.0, elsewhere_fresh_for=10.0, wall=wall)
+    lag.observe([message("a", 0, NOW - 30)])
+    assert lag.elsewhere() == 0.0 and lag.behind() == 30.0  # nothing heard: its own figure
+    lag.hear_elsewhere(120.0)
+    assert (lag.local(), lag.elsewhere(), lag.behind()) == (30.0, 120.0, 120.0)
+    lag.hear_elsewhere(-3.0)  # a clock ahead says nothing behind, never less
+    assert lag.elsewhere() == 0.0 and lag.behind() == 30.0
+    lag.hear_elsewhere(120.0)
+    wall.now += 10.0
+    assert lag.behind() == 120.0
+    wall.now += 0.5  # the others stopped reporting (crashed, stopped): their figure ages out
+    assert lag.elsewhere() == 0.0 and lag.behind() == 0.0  # and a/0 was not heard from either
