@@ -31,6 +31,7 @@ def main(ctx: typer.Context) -> None:
 # Each module exposes register(app: typer.Typer) -> None.
 COMMAND_MODULES: tuple[str, ...] = (
     "shared.cli.run",
+    "shared.cli.status",
     "shared.cli.stock",
     "shared.cli.demo",
     "shared.cli.rules",

@@ -84,6 +84,25 @@ def service_url(service: str, settings: OmsSettings | None = None) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def service_urls(service: str, settings: OmsSettings | None = None) -> list[str]:
+    """Every instance of a service (``oms run --scale``): those the running ``oms run`` recorded,
+    else the one ``service_url`` finds."""
+    settings = settings or OmsSettings()
+    if not os.environ.get(f"OMS_{service.upper()}_URL"):
+        recorded = _recorded(settings).get("instances", {}).get(service)
+        if isinstance(recorded, list) and recorded and all(isinstance(u, str) for u in recorded):
+            return recorded
+    return [service_url(service, settings)]
+
+
+def kafka_bootstrap(settings: OmsSettings | None = None) -> str | None:
+    """OMS_KAFKA_BOOTSTRAP, else the broker of the running ``oms run`` (None: neither)."""
+    settings = settings or OmsSettings()
+    recorded = _recorded(settings).get("kafka_bootstrap")
+    bootstrap = settings.kafka_bootstrap or recorded
+    return bootstrap if isinstance(bootstrap, str) and bootstrap else None
+
+
 def database_url(service: str, settings: OmsSettings | None = None) -> str | None:
     """OMS_<SERVICE>_DATABASE_URL / OMS_DATABASE_URL, else the running `oms run`'s database
     (also of a service it does not run: on the same server)."""
