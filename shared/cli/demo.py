@@ -9,11 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.tables import print_table
 from shared.demo.audit import rebuild_from_history
 from shared.demo.runner import DEMO_ENV, DemoOutcome, demo_data_dir, drive
 from shared.logging import configure_logging
+from shared.runtime.plan import parse_scale
 from shared.runtime.supervisor import Runtime
-from shared.settings import OmsSettings
+from shared.settings import SERVICES, OmsSettings
 
 console = Console()
 
@@ -28,18 +30,26 @@ def demo(
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="Where the demo's own embedded data lives [default: <OMS_DATA_DIR>/demo]; "
         "wiped at start so the counts are the demo's alone.")] = None,
+    scale: Annotated[str | None, typer.Option(
+        "--scale", help="Instances per service, as `oms run --scale` (e.g. order=2,reconcile=2): "
+        "the same day must come out the same.")] = None,
 ) -> None:
     """Start everything, publish a day of traffic (with bad input), exit 0 only if all services agree."""
     settings = OmsSettings()
     configure_logging(settings.log_format, "WARNING")
     where = data_dir or demo_data_dir(settings.data_dir)
+    try:
+        instances = parse_scale(scale, SERVICES)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--scale") from None
     console.print(f"[bold]oms demo[/bold]: {orders} orders from 5 channels; data in {where}")
-    runtime = Runtime(data_dir=where, fresh=True, auto_ports=True, extra_env=DEMO_ENV)
+    runtime = Runtime(data_dir=where, fresh=True, auto_ports=True, extra_env=DEMO_ENV,
+                      scale=instances)
     with console.status("starting PostgreSQL, the broker and five services..."):
         info = runtime.start()
     try:
-        for name, service in info.services.items():
-            console.print(f"  {name:<10} {service.url}")
+        for name, service in info.all_instances.items():
+            console.print(f"  {name:<11} {service.url}")
 
         def progress(state: dict[str, dict[str, Any]]) -> None:
             console.print(
@@ -82,7 +92,7 @@ def report(outcome: DemoOutcome) -> None:
     for check in outcome.checks:
         mark = "[green]agrees[/green]" if check.ok else "[red]DISAGREES[/red]"
         table.add_row(check.service, check.what, str(check.expected), str(check.actual), mark)
-    console.print(table)
+    print_table(console, table)
     special = Table(title="Special orders: each outcome")
     for column in ("order", "expected", "actual", "what happened", ""):
         special.add_column(column)
@@ -90,7 +100,7 @@ def report(outcome: DemoOutcome) -> None:
         happened = "; ".join(item.steps) or " → ".join(item.events)
         mark = "[green]as expected[/green]" if item.ok else "[red]UNEXPECTED[/red]"
         special.add_row(item.name, item.expected, str(item.actual), happened, mark)
-    console.print(special)
+    print_table(console, special)
     billing = outcome.state["billing"]
     money = Table(title="Money (billing)")
     for column in ("figure", "amount"):
@@ -106,7 +116,7 @@ def report(outcome: DemoOutcome) -> None:
         money.add_row(label, str(billing.get(key)))
     for method, figures in sorted((billing.get("by_method") or {}).items()):
         money.add_row(f"  paid by {method}", f"{figures.get('amount')} ({figures.get('payments')} payments)")
-    console.print(money)
+    print_table(console, money)
     console.print(f"Credit for the returned unit: {outcome.return_credit}")
     stock = Table(title="Stock after the day (per SKU and warehouse)")
     for column in ("sku", "warehouse", "received", "on hand", "reserved", "available"):
@@ -115,7 +125,7 @@ def report(outcome: DemoOutcome) -> None:
         stock.add_row(str(row.get("sku")), str(row.get("warehouse")),
                       str(outcome.stock_before.get((str(row.get("sku")), str(row.get("warehouse"))), "")),
                       str(row.get("on_hand")), str(row.get("reserved")), str(row.get("available")))
-    console.print(stock)
+    print_table(console, stock)
     rows = outcome.report.get("rows") or []
     if rows:
         report = Table(title="Reconcile report by channel (bank matches: `oms bank import`)")
@@ -123,7 +133,7 @@ def report(outcome: DemoOutcome) -> None:
             report.add_column(column)
         for row in rows:
             report.add_row(*(str(v) for v in row.values()))
-        console.print(report)
+        print_table(console, report)
     pending = outcome.state["reconcile"].get("pending_orders") or []
     for item in pending[:10]:
         console.print(f"  [yellow]pending[/yellow] {item['order_id']}: {'; '.join(item['reasons'])}")
@@ -156,7 +166,7 @@ def rebuilt(outcome: DemoOutcome) -> None:
         mark = ("[green]matches live[/green]" if item.ok
                 else f"[red]DIFFERS: {', '.join(item.differing)}[/red]")
         table.add_row(item.service, f"{item.events:,}", f"{item.seconds:.1f}", mark)
-    console.print(table)
+    print_table(console, table)
     for item in outcome.rebuilt:
         for note in item.notes:
             console.print(f"  {item.service}: {note}", highlight=False)
