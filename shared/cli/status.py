@@ -11,7 +11,7 @@ from rich.table import Table
 
 from shared.cli.tables import print_table
 from shared.runtime.plan import parse_services
-from shared.runtime.status import ServiceReport, gather
+from shared.runtime.status import StatusReport, gather
 
 
 def register(app: typer.Typer) -> None:
@@ -31,19 +31,20 @@ def status(
         chosen = parse_services(services)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--services") from None
-    reports = gather(chosen)
+    found = gather(chosen)
     if as_json:
-        print(json.dumps([r.as_json() for r in reports], indent=1))
+        print(json.dumps(found.as_json(), indent=1))
     else:
-        show(console, reports)
-    raise typer.Exit(0 if all(r.healthy for r in reports) else 1)
+        show(console, found)
+    raise typer.Exit(0 if found.healthy else 1)
 
 
 def _count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
-def show(console: Console, reports: list[ServiceReport]) -> None:
+def show(console: Console, found: StatusReport) -> None:
+    reports = found.services
     table = Table(title="OMS status")
     for column in ("service", "up", "behind (msgs)", "consumers", "unpublished", "dead letters"):
         table.add_column(column, justify="left" if column in ("service", "up") else "right")
@@ -64,3 +65,5 @@ def show(console: Console, reports: list[ServiceReport]) -> None:
     for r in reports:
         for problem in r.problems:
             console.print(f"[red]{r.name}:[/red] {problem}", highlight=False)
+    for problem in found.problems:
+        console.print(f"[red]{problem}[/red]", highlight=False)

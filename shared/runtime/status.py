@@ -54,8 +54,22 @@ class ServiceReport:
                 "instances": [vars(i) for i in self.instances]}
 
 
+@dataclass
+class StatusReport:
+    services: list[ServiceReport]
+    problems: list[str] = field(default_factory=list)  # what concerns them all (the broker)
+
+    @property
+    def healthy(self) -> bool:
+        return all(s.healthy for s in self.services) and not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        return {"healthy": self.healthy, "problems": self.problems,
+                "services": [s.as_json() for s in self.services]}
+
+
 def gather(services: tuple[str, ...] = SERVICES, settings: OmsSettings | None = None,
-           ) -> list[ServiceReport]:
+           ) -> StatusReport:
     settings = settings or OmsSettings()
     pids = _pids(settings)
     reports = []
@@ -68,18 +82,17 @@ def gather(services: tuple[str, ...] = SERVICES, settings: OmsSettings | None = 
                 _probe(client, instance)
             _database(report, database_url(name, settings))
             reports.append(report)
+    status = StatusReport(reports)
     bootstrap = kafka_bootstrap(settings)
     if bootstrap is None:
-        for report in reports:
-            report.problems.append("no broker known (is `oms run` running? or set "
-                                   "OMS_KAFKA_BOOTSTRAP)")
+        status.problems.append(f"no broker known: no `oms run` is running on {settings.data_dir} "
+                               "(OMS_DATA_DIR) and OMS_KAFKA_BOOTSTRAP is not set")
     else:
         try:
             asyncio.run(asyncio.wait_for(_groups(bootstrap, reports), timeout=3 * TIMEOUT))
-        except Exception as error:
-            for report in reports:
-                report.problems.append(f"broker {bootstrap}: {error or type(error).__name__}")
-    return reports
+        except Exception as error:  # any broker failure is reported, not raised
+            status.problems.append(f"broker {bootstrap}: {error or type(error).__name__}")
+    return status
 
 
 def _pids(settings: OmsSettings) -> dict[str, int]:
@@ -105,7 +118,8 @@ def _probe(client: httpx.Client, instance: InstanceReport) -> None:
 
 def _database(report: ServiceReport, url: str | None) -> None:
     if url is None:
-        report.problems.append("no database known")
+        report.problems.append(f"no database known (set OMS_{report.name.upper()}_DATABASE_URL "
+                               "or OMS_DATABASE_URL)")
         return
     try:
         with psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=int(TIMEOUT)) as conn:

@@ -18,7 +18,9 @@ def status(rt: Runtime) -> tuple[int, dict[str, dict[str, Any]]]:
     result = CliRunner().invoke(app, ["status", "--json"],
                                 env={"OMS_DATA_DIR": str(rt.info.data_dir)})
     assert result.exit_code in (0, 1), result.output
-    return result.exit_code, {r["service"]: r for r in json.loads(result.stdout)}
+    found = json.loads(result.stdout)
+    assert found["problems"] == [] and found["healthy"] == (result.exit_code == 0), found
+    return result.exit_code, {r["service"]: r for r in found["services"]}
 
 
 def settled(rt: Runtime, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
