@@ -43,7 +43,9 @@ DATA_DIR = typer.Option(None, "--data-dir", help="read this data directory's Pos
                         "else OMS_DATA_DIR's)")
 
 
-def _note(text: str) -> None:
+def data_dir_note(text: str) -> None:
+    """What ``--data-dir`` did (the server started or attached to), on stderr: stdout is the
+    answer (an export, JSON) and stays parseable. Shared with ``oms replay`` and ``oms replays``."""
     Console(stderr=True).print(f"[dim]{text}[/dim]", highlight=False)
 
 
@@ -52,7 +54,7 @@ def verify(service: str = typer.Option("all", help="order|inventory|billing|noti
            as_json: bool = typer.Option(False, "--json"),
            data_dir: Path | None = DATA_DIR) -> None:
     """Recompute every stream's hash chain and check the global order; exit 1 on the first break."""
-    with operator_errors(), audit_databases(service, data_dir, _note) as urls:
+    with operator_errors(), audit_databases(service, data_dir, data_dir_note) as urls:
         results = asyncio.run(verify_stores(urls))
     broken = False
     document: dict[str, Any] = {}
@@ -101,7 +103,7 @@ def history(order_id: str = typer.Argument(..., help="the order id"),
             as_json: bool = typer.Option(False, "--json"),
             data_dir: Path | None = DATA_DIR) -> None:
     """The order's status and timeline as they were at --as-of (default: now), from its log."""
-    with operator_errors(), audit_databases("order", data_dir, _note) as urls:
+    with operator_errors(), audit_databases("order", data_dir, data_dir_note) as urls:
         found, exists = asyncio.run(_history(urls["order"], order_id, as_of))
     if not exists:
         console.print(f"[yellow]no events for order {order_id}[/yellow]")
@@ -164,7 +166,7 @@ def export(since: str | None = typer.Option(None, "--since", help="occurred_at >
     if fmt not in ("jsonl", "csv"):
         console.print(f"[red]--format: {fmt!r} is not jsonl or csv[/red]")
         raise typer.Exit(2)
-    with operator_errors(), audit_databases(service, data_dir, _note) as urls:
+    with operator_errors(), audit_databases(service, data_dir, data_dir_note) as urls:
         if output is None:
             count = asyncio.run(_export(urls, since, until, fmt, sys.stdout))
         else:

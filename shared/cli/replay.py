@@ -19,7 +19,7 @@ from shared.audit.stored import audit_databases
 from shared.audit.swap import SwapRefused, TableComparison, other_sessions, swap
 from shared.audit.targets import TargetError
 from shared.audit.verify import verify_stores
-from shared.cli.audit import DATA_DIR
+from shared.cli.audit import DATA_DIR, data_dir_note
 from shared.db import database_name
 from shared.settings import SERVICES, OmsSettings
 
@@ -113,7 +113,7 @@ def _replay_and_report(chosen: list[str], do_swap: bool, progress: Progress,
                        server: contextlib.ExitStack, data_dir: Path | None) -> None:
     try:
         found = server.enter_context(audit_databases(
-            "all", data_dir, lambda note: console.print(f"[dim]{note}[/dim]", highlight=False)))
+            "all", data_dir, data_dir_note))
         done = ([_replay(chosen[0], do_swap, progress, found)] if len(chosen) == 1
                 else _replay_side_by_side(chosen, do_swap, progress, found))
     except (TargetError, ReplayError) as error:

@@ -16,7 +16,7 @@ from rich.table import Table
 from shared.audit.prune import KeptDatabase, kept_databases, prune, to_prune
 from shared.audit.stored import audit_databases
 from shared.audit.targets import TargetError
-from shared.cli.audit import DATA_DIR
+from shared.cli.audit import DATA_DIR, data_dir_note
 from shared.db import database_name
 from shared.settings import SERVICES, with_database
 
@@ -33,8 +33,7 @@ def _databases(data_dir: Path | None) -> Iterator[dict[str, str]]:
     """Every service's database (a stopped `oms run`'s data directory's server started for the
     command when nothing runs)."""
     try:
-        with audit_databases("all", data_dir, lambda note: console.print(
-                f"[dim]{note}[/dim]", highlight=False)) as urls:
+        with audit_databases("all", data_dir, data_dir_note) as urls:
             yield urls
     except TargetError as error:
         console.print(f"[red]{error}[/red]")
