@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.audit.targets import TargetError, service_databases
+from shared.audit.targets import TargetError, chosen_services, service_databases
 from shared.runtime.datadir import DataDir
 from shared.runtime.embedded import EmbeddedPostgres, postmaster_pid
 from shared.runtime.endpoints import databases_on
-from shared.settings import SERVICES, OmsSettings
+from shared.settings import OmsSettings
 
 
 @contextmanager
@@ -60,10 +60,7 @@ def audit_databases(service: str, data_dir: Path | None = None,
 
 
 def _stored(server_url: str, service: str) -> dict[str, str]:
-    names = SERVICES if service == "all" else (service,)
-    if service != "all" and service not in SERVICES:
-        raise TargetError(f"unknown service {service!r}: choose one of {', '.join(SERVICES)} or all")
-    found = databases_on(server_url, names)
+    found = databases_on(server_url, chosen_services(service))
     if not found:
         raise TargetError(f"the data directory's PostgreSQL holds no database of {service}")
     return found

@@ -12,11 +12,18 @@ class TargetError(Exception):
     """An operator's choice that cannot be served (unknown service, no database, bad time)."""
 
 
+def chosen_services(service: str) -> tuple[str, ...]:
+    """``--service NAME|all`` -> the services named (TargetError for an unknown one)."""
+    if service == "all":
+        return SERVICES
+    if service not in SERVICES:
+        raise TargetError(f"unknown service {service!r}: choose one of {', '.join(SERVICES)} or all")
+    return (service,)
+
+
 def service_databases(service: str) -> dict[str, str]:
     """service -> database URL for ``service`` (or every service for ``all``) that has one."""
-    names = SERVICES if service == "all" else (service,)
-    if service != "all" and service not in SERVICES:
-        raise TargetError(f"unknown service {service!r}: choose one of {', '.join(SERVICES)} or all")
+    names = chosen_services(service)
     found = {name: url for name in names if (url := database_url(name))}
     if not found:
         raise TargetError("no database found: start `oms run`, or set OMS_DATABASE_URL or "
