@@ -185,6 +185,8 @@ class Runtime:
                                           cwd=self.cwd, echo=self.echo)
                     self._procs[service.name] = proc
                     proc.spawn()
+                    if "OMS_REPUBLISH_ON_START" not in self.extra_env:  # not again on a restart:
+                        proc.env["OMS_REPUBLISH_ON_START"] = "false"  # the broker kept it all
             self._record()
 
     def stop(self) -> None:

@@ -68,6 +68,8 @@ async def test_a_crashed_service_is_restarted(runtime: Runtime) -> None:
     before = runtime.pid("billing")
     assert before is not None
     async with httpx.AsyncClient() as client:
+        first = (await client.get(f"{info.url('billing')}/env")).json()
+        assert first["OMS_REPUBLISH_ON_START"] == "true"  # the system starts: topics are new
         await client.post(f"{info.url('billing')}/crash")
 
         async def back_up() -> bool:
@@ -78,6 +80,9 @@ async def test_a_crashed_service_is_restarted(runtime: Runtime) -> None:
             return healthy and runtime.restarts("billing") == 1
 
         await wait_until(back_up, timeout=30)
+        # Back after a crash: the broker still holds what it published; no second history.
+        again = (await client.get(f"{info.url('billing')}/env")).json()
+        assert again["OMS_REPUBLISH_ON_START"] == "false"
     assert runtime.pid("billing") not in (None, before)
     assert not alive(before)
     assert runtime.status()["billing"].exit_codes == (3,)
