@@ -32,22 +32,28 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: a fault test of a minute or more")
 
 
-def new_runtime(data_dir: Path, *, fresh: bool = True) -> Runtime:
+def new_runtime(data_dir: Path, *, fresh: bool = True,
+                scale: dict[str, int] | None = None) -> Runtime:
     return Runtime(data_dir=data_dir, fresh=fresh, auto_ports=True, extra_env=DEMO_ENV,
-                   start_timeout=180)
+                   start_timeout=240 if scale else 180, scale=scale)
 
 
-@pytest.fixture(scope="session")
-def runtime() -> Iterator[Runtime]:
-    """One supervised OMS (five processes, embedded PostgreSQL and Tansu) with plenty of stock,
-    shared by the fault tests (each compares counts before and after its own traffic)."""
-    rt = new_runtime(Path(tempfile.mkdtemp(prefix="oms-fault-")))
+def seeded(prefix: str, scale: dict[str, int] | None = None) -> Iterator[Runtime]:
+    """A started runtime in a new data directory, with plenty of stock; stopped after."""
+    rt = new_runtime(Path(tempfile.mkdtemp(prefix=prefix)), scale=scale)
     rt.start()
     try:
         seed(rt)
         yield rt
     finally:
         rt.stop()
+
+
+@pytest.fixture(scope="session")
+def runtime() -> Iterator[Runtime]:
+    """One supervised OMS (five processes, embedded PostgreSQL and Tansu) with plenty of stock,
+    shared by the fault tests (each compares counts before and after its own traffic)."""
+    yield from seeded("oms-fault-")
 
 
 def seed(rt: Runtime, units: int = 1_000_000) -> None:

@@ -5,15 +5,12 @@ back) loses and doubles nothing."""
 from __future__ import annotations
 
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from shared.demo.runner import DEMO_ENV
 from shared.runtime.supervisor import Runtime
 from tests.fault.conftest import (
     SERVICES,
@@ -23,7 +20,7 @@ from tests.fault.conftest import (
     doubled,
     expected,
     explain,
-    seed,
+    seeded,
     send,
     snapshot,
 )
@@ -33,15 +30,7 @@ WAVE = 40
 
 @pytest.fixture(scope="module")
 def scaled() -> Iterator[Runtime]:
-    rt = Runtime(data_dir=Path(tempfile.mkdtemp(prefix="oms-scaled-")), fresh=True,
-                 auto_ports=True, extra_env=DEMO_ENV, start_timeout=240,
-                 scale=dict.fromkeys(SERVICES, 2))
-    rt.start()
-    try:
-        seed(rt)
-        yield rt
-    finally:
-        rt.stop()
+    yield from seeded("oms-scaled-", scale=dict.fromkeys(SERVICES, 2))
 
 
 def counted(rt: Runtime, metric: str) -> dict[str, float]:
