@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.http import base_url, send
 from shared.cli.tables import print_table
-from shared.runtime.endpoints import service_url
 
 console = Console()
 bank_app = typer.Typer(help="Bank statements matched to invoices (talks to a running reconcile "
@@ -25,7 +25,7 @@ AS_JSON = typer.Option(False, "--json", help="print the service's JSON instead o
 
 def reconcile_url() -> str:
     """OMS_RECONCILE_URL, else the running `oms run`'s reconcile, else the default port."""
-    return service_url("reconcile").rstrip("/")
+    return base_url("reconcile")
 
 
 IMPORT_SECONDS = 1800.0  # a statement of hundreds of thousands of lines takes minutes
@@ -33,14 +33,10 @@ IMPORT_SECONDS = 1800.0  # a statement of hundreds of thousands of lines takes m
 
 def _request(method: str, path: str, api_key: str, content_type: str | None = None,
              seconds: float = 120.0, **kwargs: Any) -> Any:
-    url = reconcile_url() + path
-    headers = {"X-API-Key": api_key, **({"Content-Type": content_type} if content_type else {})}
     try:
-        response = httpx.request(method, url, headers=headers,
-                                 timeout=httpx.Timeout(seconds, connect=10.0), **kwargs)
-    except httpx.ConnectError:
-        console.print(f"[red]cannot reach the reconcile service at {url}: is `oms run` running?[/red]")
-        raise typer.Exit(2) from None
+        response = send("reconcile", method, path, api_key, console=console,
+                        headers={"Content-Type": content_type} if content_type else None,
+                        timeout=httpx.Timeout(seconds, connect=10.0), **kwargs)
     except httpx.TimeoutException:
         console.print(f"[red]no answer from the reconcile service within {seconds:g} s[/red] "
                       f"({method} {path}). An import still running there is committed or rolled "

@@ -1,9 +1,9 @@
 """``oms billing``: invoices, receivables, payments, credit notes and the invoice export, through
-the billing service's HTTP API (OMS_BILLING_URL, else 127.0.0.1 on OMS_BILLING_HTTP_PORT)."""
+the billing service's HTTP API (``shared/cli/http.py``: OMS_BILLING_URL, else the running
+``oms run``'s billing, else 127.0.0.1 on OMS_BILLING_HTTP_PORT)."""
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.http import base_url, checked, send
 from shared.cli.tables import print_table
-from shared.settings import OmsSettings
 
 console = Console()
 billing_app = typer.Typer(help="Invoices, receivables, payments and credit notes (talks to a "
@@ -25,22 +25,11 @@ ApiKey = typer.Option("demo-finance", "--api-key", envvar="OMS_API_KEY",
 
 
 def billing_url() -> str:
-    return os.environ.get("OMS_BILLING_URL",
-                          f"http://127.0.0.1:{OmsSettings().http_port('billing')}").rstrip("/")
+    return base_url("billing")
 
 
 def _request(method: str, path: str, api_key: str, **kwargs: Any) -> httpx.Response:
-    url = billing_url() + path
-    try:
-        response = httpx.request(method, url, headers={"X-API-Key": api_key}, timeout=30,
-                                 **kwargs)
-    except httpx.ConnectError:
-        console.print(f"[red]cannot reach the billing service at {url}: is `oms run` running?[/red]")
-        raise typer.Exit(2) from None
-    if response.status_code >= 400:
-        console.print(f"[red]{response.status_code}[/red] {response.text}")
-        raise typer.Exit(1)
-    return response
+    return checked(send("billing", method, path, api_key, console=console, **kwargs), console)
 
 
 def _get(path: str, api_key: str, **params: Any) -> Any:

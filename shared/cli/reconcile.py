@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import httpx
@@ -11,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.http import base_url, checked, send
 from shared.cli.tables import print_table
-from shared.settings import OmsSettings
 
 console = Console()
 reconcile_app = typer.Typer(
@@ -24,27 +23,13 @@ AS_JSON = typer.Option(False, "--json", help="print the service's JSON instead o
 
 
 def reconcile_url() -> str:
-    """OMS_RECONCILE_URL, else the local service on OMS_RECONCILE_HTTP_PORT (8105)."""
-    configured = os.environ.get("OMS_RECONCILE_URL")
-    if configured:
-        return configured.rstrip("/")
-    return f"http://127.0.0.1:{OmsSettings().http_port('reconcile')}"
+    """OMS_RECONCILE_URL, else the running `oms run`'s reconcile, else OMS_RECONCILE_HTTP_PORT."""
+    return base_url("reconcile")
 
 
 def _get(path: str, api_key: str, **params: Any) -> Any:
-    url = reconcile_url() + path
-    try:
-        response = httpx.get(url, headers={"X-API-Key": api_key}, params=params, timeout=30)
-    except httpx.ConnectError:
-        console.print(f"[red]cannot reach the reconcile service at {url}: is `oms run` running?[/red]")
-        raise typer.Exit(2) from None
-    if response.status_code == 404:
-        console.print(f"[yellow]{response.json().get('detail', 'not found')}[/yellow]")
-        raise typer.Exit(1)
-    if response.status_code >= 400:
-        console.print(f"[red]{response.status_code}[/red] {response.text}")
-        raise typer.Exit(1)
-    return response.json()
+    return checked(send("reconcile", "GET", path, api_key, console=console, params=params),
+                   console).json()
 
 
 def _print_json(body: Any) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.http import base_url, checked, send
 from shared.cli.tables import print_table
-from shared.settings import OmsSettings
 
 console = Console()
 stock_app = typer.Typer(help="Stock per SKU and warehouse (talks to a running inventory service).",
@@ -19,21 +17,12 @@ stock_app = typer.Typer(help="Stock per SKU and warehouse (talks to a running in
 
 
 def inventory_url() -> str:
-    settings = OmsSettings()
-    return os.environ.get("OMS_INVENTORY_URL", f"http://127.0.0.1:{settings.http_port('inventory')}")
+    return base_url("inventory")
 
 
 def _call(method: str, path: str, api_key: str, **kwargs: Any) -> Any:
-    url = inventory_url() + path
-    try:
-        response = httpx.request(method, url, headers={"X-API-Key": api_key}, timeout=30, **kwargs)
-    except httpx.ConnectError:
-        console.print(f"[red]cannot reach the inventory service at {url}: is `oms run` running?[/red]")
-        raise typer.Exit(2) from None
-    if response.status_code >= 400:
-        console.print(f"[red]{response.status_code}[/red] {response.text}")
-        raise typer.Exit(1)
-    return response.json()
+    return checked(send("inventory", method, path, api_key, console=console, **kwargs),
+                   console).json()
 
 
 @stock_app.command("receive")

@@ -30,7 +30,7 @@ def sent(monkeypatch):
         calls.append((method, path, kwargs))
         return httpx.Response(200, json=answers.get(path, kwargs.get("json") or {}))
 
-    monkeypatch.setattr(stock.httpx, "request", request)
+    monkeypatch.setattr(httpx, "request", request)  # what shared/cli/http.py sends with
     return calls
 
 
