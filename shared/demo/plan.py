@@ -85,13 +85,20 @@ def amend_up_after_payment(plan: DemoPlan, line: dict[str, Any], more: int = 1) 
     plan.units_by_sku[traffic.canonical(str(line["sku"]))] += more
 
 
+DAY = timedelta(hours=8)  # the demo's day: the last eight hours
+MARGIN = timedelta(minutes=10)  # the last orders are this long before now, at the latest
+
+
 def plan_day(orders: int, *, seed: int = 2026, now: datetime | None = None) -> DemoPlan:
     rng = random.Random(seed)
-    plan = DemoPlan(start=(now or datetime.now(UTC)) - timedelta(hours=8))
+    plan = DemoPlan(start=(now or datetime.now(UTC)) - DAY)
+    # 20 s apart, closer when there are more orders than the day holds that way: an order
+    # submitted after now is refused (in_future) and the demo would wait for it in vain
+    step = min(20.0, (DAY - MARGIN).total_seconds() / max(orders, 1))
     submissions = []
     for number in range(1, orders + 1):
         channel = traffic.CHANNELS[number % len(traffic.CHANNELS)]
-        at = plan.start + timedelta(seconds=number * 20)
+        at = plan.start + timedelta(seconds=number * step)
         message = traffic.submission(channel, number, rng=rng, submitted_at=at)
         submissions.append(message)
         plan.standard.append(message)
