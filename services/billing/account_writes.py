@@ -59,15 +59,19 @@ _INSERTS = {table: insert_rows(table, [c.name for c in table.c])
 
 
 def same(stored: Any, new: Any) -> bool:
-    """Equal in every way a column keeps: type and, for Decimals, scale (0.00 is not 0)."""
+    """Equal in every way a column keeps: type and, for Decimals, scale (0.00 is not 0).
+
+    Containers are first compared with ``==`` (C code): what ``same`` calls equal is equal
+    there too, and most comparisons are of facts a change did change, which ``==`` tells at once
+    (the walk below took 95 µs for an order's facts, py-spy: 7 % of billing's samples)."""
     if type(stored) is not type(new):
         return False
     if isinstance(new, Decimal):
         return bool(stored.as_tuple() == new.as_tuple())
     if isinstance(new, dict):
-        return stored.keys() == new.keys() and all(same(stored[k], new[k]) for k in new)
+        return bool(stored == new) and all(same(stored[k], new[k]) for k in new)
     if isinstance(new, list):
-        return len(stored) == len(new) and all(map(same, stored, new))
+        return bool(stored == new) and all(map(same, stored, new))
     return bool(stored == new)
 
 
