@@ -339,17 +339,35 @@ async def read_stream(conn: AsyncConnection, stream_id: str, *, upcasted: bool =
 
 
 async def read_streams(conn: AsyncConnection, stream_ids: Sequence[str],
-                       from_versions: Mapping[str, int] | None = None
-                       ) -> dict[str, list[StoredEvent]]:
+                       known: Mapping[str, int] | None = None
+                       ) -> tuple[dict[str, str], dict[str, list[StoredEvent]]]:
     """Several streams in one query (upcast payloads); a stream without events is absent.
-    ``from_versions``: per stream, the first version wanted (else the whole stream)."""
-    firsts = from_versions or {}
+
+    ``known``: per stream, a version the caller has already folded up to. Of that version only
+    the hash is read (returned first, per stream: what the caller compares with its own), and
+    the events after it in full; the other streams are read whole."""
+    known = known or {}
+    heads: dict[str, str] = {}
     found: dict[str, list[StoredEvent]] = {}
     result = await conn.execute(
-        text(f"SELECT {_COLUMNS} FROM events JOIN unnest(CAST(:ids AS text[]), "
-             "CAST(:firsts AS bigint[])) AS wanted(id, first) ON events.stream_id = wanted.id "
-             "AND events.stream_version >= wanted.first ORDER BY stream_id, stream_version"),
-        {"ids": list(stream_ids), "firsts": [firsts.get(s, 1) for s in stream_ids]})
+        text(_READ_STREAMS),
+        {"ids": list(stream_ids), "firsts": [known.get(s, 1) for s in stream_ids],
+         "known": [s in known for s in stream_ids]})
     for row in result:
-        found.setdefault(row.stream_id, []).append(_stored(row, upcasted=True, trusted=True))
-    return found
+        if row.head_only:
+            heads[row.stream_id] = row.hash
+        else:
+            found.setdefault(row.stream_id, []).append(_stored(row, upcasted=True, trusted=True))
+    return heads, found
+
+
+# The known version's row comes without its payload and actor (not decoded, no envelope built).
+_READ_STREAMS = (
+    "SELECT position, tx_id::text AS tx_id_text, event_id, stream_id, stream_version, event_type, "
+    "schema_version, occurred_at, correlation_id, causation_id, message_key, prev_hash, hash, "
+    "wanted.known AND stream_version = wanted.first AS head_only, "
+    "CASE WHEN wanted.known AND stream_version = wanted.first THEN NULL ELSE actor END AS actor, "
+    "CASE WHEN wanted.known AND stream_version = wanted.first THEN NULL ELSE payload END "
+    "AS payload FROM events JOIN unnest(CAST(:ids AS text[]), CAST(:firsts AS bigint[]), "
+    "CAST(:known AS boolean[])) AS wanted(id, first, known) ON events.stream_id = wanted.id "
+    "AND events.stream_version >= wanted.first ORDER BY stream_id, stream_version")

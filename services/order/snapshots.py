@@ -2,8 +2,8 @@
 
 An order's state is a pure function of its events up to its version, and events are never
 changed, so a state folded once from the log stays true: the next load reads only the events
-from its version on and folds those. The event at the state's own version is read too and its
-hash compared with the one the state was folded up to; the hash chains every earlier event, so
+after its version and folds those. Of the event at the state's own version only the hash is
+read, and compared with the one the state was folded up to; the hash chains every earlier event, so
 an equal hash means an equal history. A state folded from events a rolled-back transaction had
 written (or from another database with the same order ids, as in tests) fails that check and
 is folded again from the whole stream.
@@ -67,17 +67,19 @@ def folded(order_id: str, stored: list[eventstore.StoredEvent]) -> OrderState:
     return state
 
 
-def advanced(state: OrderState, stored: list[eventstore.StoredEvent]) -> OrderState | None:
-    """``state`` moved on by the events read from its own version on; None when the log's event
-    at that version is not the one the state was folded up to."""
+def advanced(state: OrderState, head: str | None, after: list[eventstore.StoredEvent]
+             ) -> OrderState | None:
+    """``state`` moved on by the events after its own version; None when the log's event at that
+    version (its hash: ``head``) is not the one the state was folded up to."""
     assert state.head is not None
-    if not stored or stored[0].envelope.stream_version != state.version \
-            or stored[0].hash != state.head[1]:
+    if head is None or head != state.head[1]:
         return None
-    for e in stored[1:]:
+    if not after:
+        return state
+    for e in after:
         env = e.envelope
         state = evolve(state, env.event_type, env.payload, env.stream_version, env.occurred_at)
-    last = stored[-1]
+    last = after[-1]
     return replace(state, head=(last.envelope.stream_version, last.hash))
 
 
@@ -86,13 +88,15 @@ async def load(conn: AsyncConnection, order_ids: Sequence[str],
     """The orders' current states in one query (two when a kept state proved stale); an order
     without events is a fresh, not existing, state."""
     kept = {o: s for o in order_ids if (s := cache.get(o)) is not None}
-    found = await eventstore.read_streams(conn, order_ids, {o: s.version for o, s in kept.items()})
+    heads, found = await eventstore.read_streams(conn, order_ids,
+                                                 {o: s.version for o, s in kept.items()})
     states: dict[str, OrderState] = {}
     stale: list[str] = []
     for order_id in order_ids:
         stored = found.get(order_id, [])
         known = kept.get(order_id)
-        state = advanced(known, stored) if known is not None else folded(order_id, stored)
+        state = (advanced(known, heads.get(order_id), stored) if known is not None
+                 else folded(order_id, stored))
         if state is None:
             stale.append(order_id)
             cache.drop(order_id)
@@ -103,7 +107,7 @@ async def load(conn: AsyncConnection, order_ids: Sequence[str],
     METRICS.inc("oms_order_states_kept_total", hits)
     METRICS.inc("oms_order_states_folded_total", len(order_ids) - hits)
     if stale:
-        again = await eventstore.read_streams(conn, stale)
+        _, again = await eventstore.read_streams(conn, stale)
         for order_id in stale:
             states[order_id] = state = folded(order_id, again.get(order_id, []))
             cache.put(state)
