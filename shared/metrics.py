@@ -33,3 +33,10 @@ class Metrics:
 
 
 METRICS = Metrics()
+
+
+def scraped_total(text: str, name: str) -> float:
+    """The counter ``name`` in a ``/metrics`` page (``render``'s format), all its labels added up:
+    what a client reading another process's counters wants."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith((f"{name} ", f"{name}{{")))

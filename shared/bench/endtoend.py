@@ -24,6 +24,7 @@ from shared.contract.topics import ORDER_EVENTS, STOREFRONT_ORDERS
 from shared.demo.plan import encode
 from shared.demo.runner import ADMIN, summaries
 from shared.demo.traffic import CHANNELS, PRODUCTS, canonical, payment, submission
+from shared.metrics import scraped_total
 from shared.runtime.info import RuntimeInfo
 from shared.runtime.plan import TANSU_FETCH_MAX_WAIT_MS, env_name
 from shared.runtime.supervisor import Runtime
@@ -192,10 +193,9 @@ def statements(info: RuntimeInfo) -> dict[str, float]:
     found: dict[str, float] = {}
     with httpx.Client(timeout=30) as client:
         for name in info.services:
-            for instance in info.instances_of(name):
-                for line in client.get(f"{instance.url}/metrics").text.splitlines():
-                    if line.startswith("oms_db_statements_total "):
-                        found[name] = found.get(name, 0.0) + float(line.split()[1])
+            found[name] = sum(
+                scraped_total(client.get(f"{i.url}/metrics").text, "oms_db_statements_total")
+                for i in info.instances_of(name))
     return found
 
 

@@ -16,6 +16,7 @@ import httpx
 import psycopg
 
 from shared.db import libpq_url
+from shared.metrics import scraped_total
 from shared.runtime.datadir import DataDir
 from shared.runtime.endpoints import database_url, kafka_bootstrap, service_urls
 from shared.settings import SERVICES, OmsSettings
@@ -108,12 +109,11 @@ def _probe(client: httpx.Client, instance: InstanceReport) -> None:
         if not instance.up:
             instance.problem = f"/health answered {answer.status_code}"
             return
-        metrics = client.get(f"{instance.url}/metrics").text.splitlines()
+        metrics = client.get(f"{instance.url}/metrics").text
     except httpx.HTTPError as error:
         instance.problem = f"not answering ({type(error).__name__})"
         return
-    instance.consumed = int(sum(float(line.rsplit(" ", 1)[1]) for line in metrics
-                                if line.startswith("oms_consumer_messages_total")))
+    instance.consumed = int(scraped_total(metrics, "oms_consumer_messages_total"))
 
 
 def _database(report: ServiceReport, url: str | None) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from shared.metrics import scraped_total
 from shared.runtime.supervisor import Runtime
 from tests.fault.conftest import (
     SERVICES,
@@ -38,9 +39,7 @@ def counted(rt: Runtime, metric: str) -> dict[str, float]:
     found: dict[str, float] = {}
     with httpx.Client(timeout=10) as client:
         for name, where in rt.info.all_instances.items():
-            lines = client.get(f"{where.url}/metrics").text.splitlines()
-            found[name] = sum(float(line.rsplit(" ", 1)[1]) for line in lines
-                              if line.startswith(metric))
+            found[name] = scraped_total(client.get(f"{where.url}/metrics").text, metric)
     return found
 
 
