@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared import eventstore, gctune, inbox, outbox
 from shared.clock import Clock, SystemClock
-from shared.contract.topics import ALL_TOPICS, topic_for_event
+from shared.contract.topics import ALL_TOPICS, consumer_group, topic_for_event
 from shared.db import create_engine, ensure_database, libpq_url
 from shared.kafka import Publisher, make_broker, make_publisher, subscribe_batches
 from shared.logging import configure_logging, get_logger
@@ -146,7 +146,7 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
             start_batch=parts.start_batch, handles=parts.handles,
         )
         if parts.topics:
-            subscribe_batches(broker, parts.topics, group_id=f"oms-{name}",
+            subscribe_batches(broker, parts.topics, group_id=consumer_group(name),
                               on_batch=consumer.process, max_records=settings.consumer_batch_size,
                               fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
                               batch_timeout_ms=settings.kafka_batch_timeout_ms)

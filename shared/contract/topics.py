@@ -25,6 +25,11 @@ def dlq(topic: str) -> str:
     return f"{topic}.dlq"
 
 
+def consumer_group(service: str) -> str:
+    """The Kafka consumer group of a service (all its instances are in it)."""
+    return f"oms-{service}"
+
+
 ALL_TOPICS: tuple[str, ...] = MAIN_TOPICS + tuple(dlq(t) for t in MAIN_TOPICS)
 
 SERVICE_TOPIC: dict[str, str] = {

@@ -15,10 +15,12 @@ from typing import Any
 import httpx
 import psycopg
 
+from shared.contract.topics import MAIN_TOPICS, consumer_group
 from shared.db import libpq_url
 from shared.metrics import scraped_total
 from shared.runtime.datadir import DataDir
 from shared.runtime.endpoints import database_url, kafka_bootstrap, service_urls
+from shared.runtime.plan import instance_names
 from shared.settings import SERVICES, OmsSettings
 
 TIMEOUT = 5.0
@@ -76,8 +78,9 @@ def gather(services: tuple[str, ...] = SERVICES, settings: OmsSettings | None = 
     reports = []
     with httpx.Client(timeout=TIMEOUT) as client:
         for name in services:
-            report = ServiceReport(name, [InstanceReport(f"{name}-{n}" if n > 1 else name, url)
-                                          for n, url in enumerate(service_urls(name, settings), 1)])
+            urls = service_urls(name, settings)
+            report = ServiceReport(name, [InstanceReport(instance, url) for instance, url
+                                          in zip(instance_names(name, len(urls)), urls, strict=True)])
             for instance in report.instances:
                 instance.pid = pids.get(instance.name)
                 _probe(client, instance)
@@ -147,11 +150,12 @@ async def _groups(bootstrap: str, reports: list[ServiceReport]) -> None:
 
     ms = int(TIMEOUT * 1000)
     for report in reports:
-        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"oms-{report.name}",
+        reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=consumer_group(report.name),
                                   enable_auto_commit=False, request_timeout_ms=ms)
         await reader.start()
         try:
-            topics = sorted(t for t in await reader.topics() if not t.endswith(".dlq"))
+            existing = await reader.topics()
+            topics = [t for t in MAIN_TOPICS if t in existing]  # not the dead letters
             every = [TopicPartition(t, p) for t in topics
                      for p in sorted(reader.partitions_for_topic(t) or ())]
             committed = {tp: await reader.committed(tp) for tp in every}
@@ -166,7 +170,7 @@ async def _groups(bootstrap: str, reports: list[ServiceReport]) -> None:
     await admin.start()
     try:
         for report in reports:
-            described = await admin.describe_consumer_groups([f"oms-{report.name}"])
+            described = await admin.describe_consumer_groups([consumer_group(report.name)])
             report.members = sum(len(g[5]) for response in described for g in response.groups)
     finally:
         await admin.close()
