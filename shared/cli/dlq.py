@@ -16,7 +16,7 @@ from rich.table import Table
 from shared.cli.tables import print_indented
 from shared.db import libpq_url
 from shared.kafka import OutgoingRecord, Publisher
-from shared.runtime.endpoints import database_url, endpoints_file
+from shared.runtime.endpoints import database_url, recorded_kafka_bootstrap
 from shared.settings import SERVICES, OmsSettings
 
 console = Console()
@@ -69,12 +69,9 @@ def _bootstrap() -> tuple[str, bool]:
     recorded refuses idempotent producers; any other broker (OMS_KAFKA_BOOTSTRAP) gets the
     settings' choice (OMS_KAFKA_IDEMPOTENCE, on by default: Apache Kafka)."""
     settings = OmsSettings()
-    try:
-        recorded = json.loads(endpoints_file(settings.data_dir).read_text()).get("kafka_bootstrap")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
+    recorded = recorded_kafka_bootstrap(settings)
     bootstrap = settings.kafka_bootstrap or recorded
-    if not isinstance(bootstrap, str) or not bootstrap:
+    if not bootstrap:
         console.print("[red]no broker known: is `oms run` running? (or set OMS_KAFKA_BOOTSTRAP)[/red]")
         raise typer.Exit(2)
     if settings.kafka_idempotence is not None:

@@ -95,12 +95,16 @@ def service_urls(service: str, settings: OmsSettings | None = None) -> list[str]
     return [service_url(service, settings)]
 
 
+def recorded_kafka_bootstrap(settings: OmsSettings | None = None) -> str | None:
+    """The broker the running ``oms run`` recorded (None: none recorded)."""
+    recorded = _recorded(settings or OmsSettings()).get("kafka_bootstrap")
+    return recorded if isinstance(recorded, str) and recorded else None
+
+
 def kafka_bootstrap(settings: OmsSettings | None = None) -> str | None:
     """OMS_KAFKA_BOOTSTRAP, else the broker of the running ``oms run`` (None: neither)."""
     settings = settings or OmsSettings()
-    recorded = _recorded(settings).get("kafka_bootstrap")
-    bootstrap = settings.kafka_bootstrap or recorded
-    return bootstrap if isinstance(bootstrap, str) and bootstrap else None
+    return settings.kafka_bootstrap or recorded_kafka_bootstrap(settings)
 
 
 def database_url(service: str, settings: OmsSettings | None = None) -> str | None:
