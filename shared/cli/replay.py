@@ -112,8 +112,7 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
 def _replay_and_report(chosen: list[str], do_swap: bool, progress: Progress,
                        server: contextlib.ExitStack, data_dir: Path | None) -> None:
     try:
-        found = server.enter_context(audit_databases(
-            "all", data_dir, data_dir_note))
+        found = server.enter_context(audit_databases("all", data_dir, data_dir_note))
         done = ([_replay(chosen[0], do_swap, progress, found)] if len(chosen) == 1
                 else _replay_side_by_side(chosen, do_swap, progress, found))
     except (TargetError, ReplayError) as error:
