@@ -365,9 +365,10 @@ async def read_streams(conn: AsyncConnection, stream_ids: Sequence[str],
 _READ_STREAMS = (
     "SELECT position, tx_id::text AS tx_id_text, event_id, stream_id, stream_version, event_type, "
     "schema_version, occurred_at, correlation_id, causation_id, message_key, prev_hash, hash, "
-    "wanted.known AND stream_version = wanted.first AS head_only, "
-    "CASE WHEN wanted.known AND stream_version = wanted.first THEN NULL ELSE actor END AS actor, "
-    "CASE WHEN wanted.known AND stream_version = wanted.first THEN NULL ELSE payload END "
-    "AS payload FROM events JOIN unnest(CAST(:ids AS text[]), CAST(:firsts AS bigint[]), "
+    "h.head_only, CASE WHEN h.head_only THEN NULL ELSE actor END AS actor, "
+    "CASE WHEN h.head_only THEN NULL ELSE payload END AS payload "
+    "FROM events JOIN unnest(CAST(:ids AS text[]), CAST(:firsts AS bigint[]), "
     "CAST(:known AS boolean[])) AS wanted(id, first, known) ON events.stream_id = wanted.id "
-    "AND events.stream_version >= wanted.first ORDER BY stream_id, stream_version")
+    "AND events.stream_version >= wanted.first "
+    "CROSS JOIN LATERAL (SELECT wanted.known AND events.stream_version = wanted.first "
+    "AS head_only) AS h ORDER BY stream_id, stream_version")
