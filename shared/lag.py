@@ -17,6 +17,11 @@ several inputs, each with its own backlog); the latest answer time of each heard
 cause, e.g. a backorder reserved days later when stock came, is no news about the producer's
 pace; a producer that stopped answering altogether is soon not heard from).
 
+A producer can also fall silent: down or stuck, it answers nothing, and the orders it owes
+answers for would each look lost. With ``silences`` (``shared/silence.py``) the consumer learns
+who answers what and counts, per producer, how long it has owed answers without a word; that
+counts like a late answer.
+
 ``local()`` adds the two: how much older than now the newest facts the consumer has can be. It
 reads the wall clock and the events' own times (the services' clocks), not the domain clock a
 service is given, and only messages that came from a broker (a replay's say nothing).
@@ -36,9 +41,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 
 from shared.contract.envelope import EventEnvelope
 from shared.incoming import Incoming
+from shared.silence import Silences
 
 
 @dataclass(slots=True)
@@ -50,6 +57,7 @@ class ConsumerLag:
     cap: float = 900.0  # seconds: longer answer times count as this
     sample: int = 64  # one event in this many is remembered (by its id)
     elsewhere_fresh_for: float = 15.0  # seconds the other instances' latest report counts
+    silences: Silences | None = None  # producers gone quiet while owing answers (None: not watched)
     _ages: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)
     _seen: OrderedDict[str, datetime] = field(default_factory=OrderedDict)
     _answers: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
@@ -65,8 +73,12 @@ class ConsumerLag:
                 continue
             where = (message.topic, message.partition)
             newest[where] = max(message.timestamp_ms, newest.get(where, message.timestamp_ms))
-            if self.remember and message.envelope is not None:
+            if message.envelope is None:
+                continue
+            if self.remember:
                 self._time_answer(message.topic, message.envelope, now)
+            if self.silences is not None:
+                self.silences.observe(message.topic, message.envelope, now)
         for where, sent_ms in newest.items():
             self._ages[where] = (max(0.0, now - sent_ms / 1000), now)
 
@@ -87,8 +99,14 @@ class ConsumerLag:
 
     def local(self) -> float:
         """Seconds: the largest age among partitions heard from within ``fresh_for`` plus the
-        longest recent answer time (0 when caught up, idle, or never told)."""
-        return self.own() + max(self.answer_times().values(), default=0.0)
+        longest recent answer time or silence (0 when caught up, idle, or never told)."""
+        return self.own() + max(chain(self.answer_times().values(), self.silent().values()),
+                                default=0.0)
+
+    def silent(self) -> dict[str, float]:
+        """topic -> seconds its producer has owed answers without a word (``shared/silence.py``):
+        down or stuck, so what it owes is not lost yet."""
+        return self.silences.seconds(self.wall()) if self.silences is not None else {}
 
     def hear_elsewhere(self, seconds: float) -> None:
         """The largest ``local()`` the other instances of this consumer last reported."""

@@ -32,6 +32,7 @@ from shared.lag import ConsumerLag
 from shared.lagshare import instance_id, share_forever
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
+from shared.silence import Silences
 
 NAME = "reconcile"
 TOPICS: tuple[str, ...] = (ORDER_EVENTS, INVENTORY_EVENTS, BILLING_EVENTS, NOTIFY_EVENTS)
@@ -59,12 +60,15 @@ REPLAY_SETUP = replay_setup
 
 def horizon_metrics(lag: ConsumerLag) -> str:
     """How far behind reconcile judges its facts (what its raises wait for, on top of the
-    grace), and which services' answers come late: what ``raises_deferred`` holds back."""
+    grace), which services' answers come late and which have gone silent while owing answers:
+    what ``raises_deferred`` holds back."""
     lines = [f"oms_reconcile_behind_seconds {lag.behind():.3f}",
              f"oms_reconcile_consumer_lag_seconds {lag.own():.3f}",
              f"oms_reconcile_other_instances_behind_seconds {lag.elsewhere():.3f}"]
     lines += [f'oms_reconcile_answer_seconds{{topic="{topic}",event_type="{event_type}"}} '
               f"{took:.3f}" for (topic, event_type), took in sorted(lag.answer_times().items())]
+    lines += [f'oms_reconcile_silent_seconds{{topic="{topic}"}} {seconds:.3f}'
+              for topic, seconds in sorted(lag.silent().items())]
     return "\n".join(lines) + "\n"
 
 
@@ -80,7 +84,9 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
         ctx.state["bank_policy"] = bank_policy or bank_api.default_policy()
         # How far behind the facts reconcile sees are (its own lag, how late answers come): its
         # grace counts from there. 20,000 of one event in 64: minutes of a busy stream.
-        lag = ConsumerLag(remember=20_000)
+        # A producer silent while it owes answers (down, stuck) holds raises back too: its
+        # orders are not lost, and one outage must not become a discrepancy per order.
+        lag = ConsumerLag(remember=20_000, silences=Silences())
         return ServiceParts(
             topics=TOPICS, handle=make_handler(ctx.clock, chosen, lag),
             start_batch=make_batch_start(ctx.clock, chosen, lag),

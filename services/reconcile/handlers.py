@@ -206,6 +206,7 @@ async def _settle_alone(engine: AsyncEngine, order_id: str, clock: Clock, grace:
 
 async def run_discrepancy_job(engine: AsyncEngine, clock: Clock, grace: timedelta,
                               every_seconds: float, lag: ConsumerLag | None = None) -> None:
+    silent: set[str] = set()
     while True:
         try:
             changed = await raise_overdue_discrepancies(engine, clock, grace, lag)
@@ -215,4 +216,20 @@ async def run_discrepancy_job(engine: AsyncEngine, clock: Clock, grace: timedelt
             raise
         except Exception as error:  # the database may be away; try again next period
             log.warning("discrepancy pass failed", error=str(error))
+        if lag is not None:
+            silent = tell_silences(lag, grace, silent)
         await asyncio.sleep(every_seconds)
+
+
+def tell_silences(lag: ConsumerLag, grace: timedelta, told: set[str]) -> set[str]:
+    """Warn once when a producer has owed answers for longer than the grace without a word (the
+    raises of what it owes wait for it, ``shared/silence.py``), and say when it answers again;
+    returns the topics told of."""
+    silent = {topic: seconds for topic, seconds in lag.silent().items()
+              if seconds > grace.total_seconds()}
+    for topic in sorted(silent.keys() - told):
+        log.warning("a service owes answers and says nothing: discrepancies about it wait",
+                    topic=topic, silent_seconds=round(silent[topic], 1))
+    for topic in sorted(told - silent.keys()):
+        log.info("a silent service answers again", topic=topic)
+    return set(silent)

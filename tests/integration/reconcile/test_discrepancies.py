@@ -244,3 +244,51 @@ async def test_a_missing_answer_waits_while_its_producer_answers_late_and_is_rai
     assert await raise_overdue_discrepancies(engine, clock, GRACE, lag) == 1
     [raised] = await discrepancies(engine, lost)
     assert raised["kind"] == "shipped_revenue_not_recognised"
+
+
+async def test_what_a_silent_producer_owes_waits_for_it_and_what_it_lost_is_raised_after(
+        reconcile_engine):
+    """Billing down (stopped, stuck) answers none of the orders confirmed meanwhile. They are not
+    lost, and one outage must not become a discrepancy per order, each alerting people: while
+    billing owes answers without a word, its orders wait. Once it speaks again, what it did
+    lose is raised after the grace."""
+    from dataclasses import replace
+
+    from shared.lag import ConsumerLag
+    from shared.silence import Silences
+
+    engine, clock = reconcile_engine, ManualClock(AT)
+    wall = [1_800_000_000.0]
+    lag = ConsumerLag(wall=lambda: wall[0], remember=100, sample=1,
+                      silences=Silences(owed_before_silent=2))
+    inbox = IdempotentConsumer(name="reconcile", engine=engine, publisher=None,
+                               handle=make_handler(clock, GRACE, lag),
+                               start_batch=make_batch_start(clock, GRACE, lag))
+    offsets = iter(range(1000))
+
+    async def hear(events):  # sent just now: reconcile itself is not behind
+        await inbox.process_incoming([replace(incoming(e, next(offsets)),
+                                              timestamp_ms=int(wall[0] * 1000)) for e in events])
+
+    taught = lifecycle("paid", new_order_id())  # billing seen answering a confirmation
+    [confirmed] = [e for e in taught if e.event_type == "order.confirmed"]
+    await hear([e.model_copy(update={"causation_id": str(confirmed.event_id)})
+                if e.event_type == "invoice.issued" else e for e in taught])
+    billing_down = ("order.placed", "stock.reserved", "order.confirmed", "notification.sent")
+    answered, lost = new_order_id(), new_order_id()
+    flows = {order_id: lifecycle("paid", order_id) for order_id in (answered, lost)}
+    await hear([e for order_id in (answered, lost) for e in flows[order_id]
+                if e.event_type in billing_down])
+
+    clock.advance(GRACE * 2)
+    wall[0] += 120
+    assert lag.silent() == {"oms.billing.events.v1": 120.0}
+    assert await raise_overdue_discrepancies(engine, clock, GRACE, lag) == 0
+    assert await discrepancies(engine, answered) == [] and await discrepancies(engine, lost) == []
+
+    await hear([e for e in flows[answered] if e.event_type == "invoice.issued"])  # back: it lost one
+    assert lag.silent() == {} and lag.behind() == 0.0
+    assert await raise_overdue_discrepancies(engine, clock, GRACE, lag) == 1
+    [raised] = await discrepancies(engine, lost)
+    assert raised["kind"] == "confirmed_not_invoiced"
+    assert await discrepancies(engine, answered) == []
