@@ -100,8 +100,8 @@ class ConsumerLag:
     def local(self) -> float:
         """Seconds: the largest age among partitions heard from within ``fresh_for`` plus the
         longest recent answer time or silence (0 when caught up, idle, or never told)."""
-        return self.own() + max(chain(self.answer_times().values(), self.silent().values()),
-                                default=0.0)
+        held = self.silences.holds(self.wall()) if self.silences is not None else {}
+        return self.own() + max(chain(self.answer_times().values(), held.values()), default=0.0)
 
     def silent(self) -> dict[str, float]:
         """topic -> seconds its producer has owed answers without a word (``shared/silence.py``):

@@ -9,7 +9,8 @@ on answering the others, while one that is down (or stuck) answers none.
 ``Silences`` learns who answers what from the events themselves: an event on topic T whose
 ``causation_id`` names a recent event of type E on topic C means that T answers (C, E). From
 then on, each (C, E) heard makes T owe an answer, and anything heard on T settles what T owes
-(it is alive and working through its input). A topic owing ``owed_before_silent`` answers or
+(it is alive and working through its input, so what it owes is on its way: for ``after``
+seconds its silence still counts in ``holds()``). A topic owing ``owed_before_silent`` answers or
 more is silent since the first of them; ``seconds()`` says how long, capped at ``cap``: a
 service silent for longer than that is left to raise what it owes, since its orders have waited
 long enough for people to hear of each (and a cause a producer only sometimes answers must not
@@ -33,13 +34,17 @@ class Silences:
     owed_before_silent: int = 5  # answers owed before a topic counts as silent
     cap: float = 3600.0  # seconds: a longer silence counts as this
     recent: int = 4096  # events remembered to learn who answers them
+    after: float = 60.0  # seconds a silence still counts once its producer speaks again
     _recent: OrderedDict[str, tuple[str, str]] = field(default_factory=OrderedDict)
     _answered_by: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     _owed: dict[str, tuple[float, int]] = field(default_factory=dict)  # topic -> (since, owed)
+    _spoke: dict[str, tuple[float, float]] = field(default_factory=dict)  # topic -> (silent, when)
 
     def observe(self, topic: str, event: EventEnvelope, now: float) -> None:
         """One event heard on ``topic`` at ``now`` (in the order handled)."""
-        self._owed.pop(topic, None)  # heard from: it is answering
+        owed = self._owed.pop(topic, None)  # heard from: it is answering
+        if owed is not None and owed[1] >= self.owed_before_silent:
+            self._spoke[topic] = (min(now - owed[0], self.cap), now)
         if event.causation_id is not None:
             cause = self._recent.get(event.causation_id)
             if cause is not None and cause[0] != topic:
@@ -65,3 +70,13 @@ class Silences:
         ones)."""
         return {topic: min(max(now - since, 0.0), self.cap)
                 for topic, (since, owed) in self._owed.items() if owed >= self.owed_before_silent}
+
+    def holds(self, now: float) -> dict[str, float]:
+        """topic -> seconds a consumer's horizon waits for it: its silence and, for ``after``
+        seconds once it speaks again, how long it was silent (the answers it owes are on their way,
+        behind the backlog it is working through)."""
+        held = {topic: silent for topic, (silent, spoke) in self._spoke.items()
+                if now - spoke <= self.after}
+        for topic, silent in self.seconds(now).items():
+            held[topic] = max(silent, held.get(topic, 0.0))
+        return held

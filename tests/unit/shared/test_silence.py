@@ -52,6 +52,9 @@ def test_a_producer_owing_answers_is_silent_from_the_first_one_until_it_speaks()
     assert silences.seconds(NOW + 70) == {BILLING: 60.0}  # since the first it owes
     silences.observe(BILLING, event("invoice.issued"), NOW + 71)  # any word from it settles
     assert silences.seconds(NOW + 100) == {}
+    # what it owes is on its way, behind its backlog: the silence still holds for a minute
+    assert silences.holds(NOW + 71 + 60) == {BILLING: 61.0}
+    assert silences.holds(NOW + 71 + 61) == {}
     for at in (NOW + 200, NOW + 201, NOW + 202):
         silences.observe(ORDERS, event("order.confirmed"), at)
     assert silences.seconds(NOW + 200 + 86_400) == {BILLING: 3600.0}  # counts as the cap
@@ -89,7 +92,9 @@ def test_a_silence_counts_in_the_horizon_like_a_late_answer() -> None:
     assert horizon_metrics(lag).splitlines()[-1] == (
         f'oms_reconcile_silent_seconds{{topic="{BILLING}"}} 300.000')
     lag.observe([incoming(BILLING, event("invoice.issued"), wall[0])])
-    assert lag.silent() == {} and lag.behind() == 0.0
+    assert lag.silent() == {} and lag.behind() == 300.0  # its answers are on their way
+    wall[0] += 61
+    assert lag.behind() == 0.0
     replayed = ConsumerLag(wall=lambda: wall[0], silences=Silences(owed_before_silent=1))
     replayed.observe([incoming(ORDERS, confirmed, None),  # no broker timestamps: a replay's
                       incoming(BILLING, event("invoice.issued", confirmed), None),
