@@ -42,9 +42,9 @@ class Silences:
 
     def observe(self, topic: str, event: EventEnvelope, now: float) -> None:
         """One event heard on ``topic`` at ``now`` (in the order handled)."""
-        owed = self._owed.pop(topic, None)  # heard from: it is answering
-        if owed is not None and owed[1] >= self.owed_before_silent:
-            self._spoke[topic] = (min(now - owed[0], self.cap), now)
+        settled = self._owed.pop(topic, None)  # heard from: it is answering
+        if settled is not None and settled[1] >= self.owed_before_silent:
+            self._spoke[topic] = (min(now - settled[0], self.cap), now)
         if event.causation_id is not None:
             cause = self._recent.get(event.causation_id)
             if cause is not None and cause[0] != topic:
