@@ -196,15 +196,14 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
                             lambda messages: asyncio.run(publish(info.kafka_bootstrap, messages)))
         run_people(operator, specials)
         run_warehouse(operator, day, specials)
-        if fault is not None and services is not None:
-            run_fault(operator, services, info.url("reconcile"), fault)
         deadline = started + timeout
-        state = summaries(client, info)
-        while not settled(state, plan) and time.monotonic() < deadline:
-            if progress is not None:
-                progress(state)
-            time.sleep(0.5)
-            state = summaries(client, info)
+        if fault is not None and services is not None:
+            # The day's traffic handled first: billing then owes only the victim's answer, which
+            # reconcile raises past its grace (owing many, it would be silent and hold them back:
+            # shared/silence.py).
+            wait_settled(client, info, plan, deadline, progress)
+            run_fault(operator, services, info.url("reconcile"), fault)
+        state = wait_settled(client, info, plan, deadline, progress)
         seconds = time.monotonic() - started
         time.sleep(1.0)  # let stragglers (a late duplicate, a notification) land before comparing
         state = summaries(client, info)
@@ -216,6 +215,19 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
     detected = discrepancies_detected(info)
     return DemoOutcome(plan, state, checks(state, plan, day, credit, detected), specials, seconds, credit,
                        report, stock_before, stock_after)
+
+
+def wait_settled(client: httpx.Client, info: RuntimeInfo, plan: DemoPlan, deadline: float,
+                 progress: Callable[[dict[str, dict[str, Any]]], None] | None
+                 ) -> dict[str, dict[str, Any]]:
+    """The services' summaries once they agree on the whole plan, or at ``deadline``."""
+    state = summaries(client, info)
+    while not settled(state, plan) and time.monotonic() < deadline:
+        if progress is not None:
+            progress(state)
+        time.sleep(0.5)
+        state = summaries(client, info)
+    return state
 
 
 def demo_data_dir(base: Path) -> Path:
