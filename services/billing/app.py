@@ -22,14 +22,14 @@ from shared.audit.sources import has_table
 from shared.auth import Principal
 from shared.clock import Clock, ManualClock
 from shared.contract.envelope import EventEnvelope
-from shared.contract.topics import ORDER_EVENTS
+from shared.contract.topics import CONSUMED
 from shared.inbox import BatchStart, BatchWork, Handler, Incoming
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
 
 
 def build(ctx: ServiceContext) -> ServiceParts:
-    return ServiceParts(topics=[ORDER_EVENTS],
+    return ServiceParts(topics=CONSUMED["billing"],
                         handle=partial(handlers.handle_order_event, clock=ctx.clock),
                         start_batch=handlers.make_batch_start(ctx.clock),
                         handles=handlers.BOOKED)

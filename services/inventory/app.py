@@ -29,7 +29,7 @@ from shared.audit.replay import ReplayCommand, ReplayHooks
 from shared.audit.sources import Record, has_table
 from shared.clock import Clock, ManualClock
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
-from shared.contract.topics import ORDER_EVENTS
+from shared.contract.topics import CONSUMED
 from shared.logging import get_logger
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
@@ -44,7 +44,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
     ctx.state["thresholds"] = thresholds
     log.info("low-stock thresholds loaded", skus=len(thresholds),
              file=str(ctx.settings.catalog_file or "demo catalog"))
-    return ServiceParts(topics=[ORDER_EVENTS],
+    return ServiceParts(topics=CONSUMED["inventory"],
                         handle=partial(handlers.handle_order_event, clock=ctx.clock,
                                        thresholds=thresholds),
                         start_batch=make_batch_start(ctx.clock, thresholds),

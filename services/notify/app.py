@@ -16,14 +16,14 @@ from services.notify.sender import Sender
 from shared.audit.carry import carrying_over
 from shared.clock import Clock
 from shared.contract.payloads import OrderPlaced
-from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, ORDER_EVENTS, RECONCILE_EVENTS
+from shared.contract.topics import CONSUMED
 from shared.db import copy_rows
 from shared.logging import get_logger
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
 
 NAME = "notify"
-TOPICS: tuple[str, ...] = (ORDER_EVENTS, BILLING_EVENTS, INVENTORY_EVENTS, RECONCILE_EVENTS)
+TOPICS: tuple[str, ...] = CONSUMED[NAME]
 CONFIG_KEY = "notify_config"
 
 log = get_logger(__name__)

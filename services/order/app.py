@@ -15,7 +15,7 @@ from services.order.handlers import HANDLED, OrderDeps, handle
 from services.order.handlers.batch import make_batch_start
 from services.order.handlers.scheduler import run_scheduler
 from shared.clock import Clock
-from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, STOREFRONT_ORDERS
+from shared.contract.topics import CONSUMED
 from shared.logging import get_logger
 from shared.service import ServiceContext, ServiceParts, create_app
 from shared.settings import OmsSettings
@@ -53,7 +53,7 @@ def build(ctx: ServiceContext) -> ServiceParts:
         log.info("catalog ready", skus=len(deps.catalog.current))
 
     return ServiceParts(
-        topics=[STOREFRONT_ORDERS, INVENTORY_EVENTS, BILLING_EVENTS],
+        topics=CONSUMED["order"],
         handle=partial(handle, deps),
         start_batch=make_batch_start(deps),
         handles=HANDLED,  # on the oms.* topics; storefront messages are always handled

@@ -27,7 +27,7 @@ from services.reconcile.recorded import JOB_RAISE, RecordedRaises, read_raises
 from shared.audit.replay import ReplayCommand, ReplayHooks
 from shared.audit.sources import has_table
 from shared.clock import Clock
-from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, NOTIFY_EVENTS, ORDER_EVENTS
+from shared.contract.topics import CONSUMED
 from shared.lag import ConsumerLag
 from shared.lagshare import instance_id, share_forever
 from shared.service import ServiceContext, ServiceParts, create_app
@@ -35,7 +35,7 @@ from shared.settings import OmsSettings
 from shared.silence import Silences
 
 NAME = "reconcile"
-TOPICS: tuple[str, ...] = (ORDER_EVENTS, INVENTORY_EVENTS, BILLING_EVENTS, NOTIFY_EVENTS)
+TOPICS: tuple[str, ...] = CONSUMED[NAME]
 REPLAY_BEFORE_SWAP = carry_over_statements
 
 

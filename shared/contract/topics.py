@@ -41,6 +41,17 @@ SERVICE_TOPIC: dict[str, str] = {
 }
 
 
+# The topics each service's consumer subscribes to (its app's wiring is this): what
+# ``oms status`` counts a consumer group's backlog on.
+CONSUMED: dict[str, tuple[str, ...]] = {
+    "order": (STOREFRONT_ORDERS, INVENTORY_EVENTS, BILLING_EVENTS),
+    "inventory": (ORDER_EVENTS,),
+    "billing": (ORDER_EVENTS,),
+    "notify": (ORDER_EVENTS, BILLING_EVENTS, INVENTORY_EVENTS, RECONCILE_EVENTS),
+    "reconcile": (ORDER_EVENTS, INVENTORY_EVENTS, BILLING_EVENTS, NOTIFY_EVENTS),
+}
+
+
 def topic_for_event(service: str, event_type: str) -> str:
     """The topic a service's event goes to: its own topic, rejections on their own."""
     if event_type == "submission.rejected":

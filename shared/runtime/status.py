@@ -9,13 +9,14 @@ every part is read on its own, so one that cannot be reached is named and the re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import psycopg
 
-from shared.contract.topics import MAIN_TOPICS, consumer_group
+from shared.contract.topics import CONSUMED, consumer_group
 from shared.db import libpq_url
 from shared.metrics import scraped_total
 from shared.runtime.datadir import DataDir
@@ -141,10 +142,12 @@ def _database(report: ServiceReport, url: str | None) -> None:
         report.problems.append(f"database: {str(error).strip().splitlines()[0]}")
 
 
-async def _groups(bootstrap: str, reports: list[ServiceReport]) -> None:
-    """Each group's lag on the topics it has committed offsets on (read as a consumer of the group
-    that never joins it: Tansu answers the admin client's OffsetFetch in a form aiokafka cannot
-    read), and how many consumers the group has now."""
+async def _groups(bootstrap: str, reports: list[ServiceReport],
+                  consumed: Mapping[str, Sequence[str]] = CONSUMED) -> None:
+    """Each group's backlog on the topics its service consumes: from its committed offset, or
+    from the beginning of a partition it has committed none on (where it starts: earliest).
+    Read as a consumer of the group that never joins it (Tansu answers the admin client's
+    OffsetFetch in a form aiokafka cannot read); then how many consumers the group has now."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -155,15 +158,13 @@ async def _groups(bootstrap: str, reports: list[ServiceReport]) -> None:
         await reader.start()
         try:
             existing = await reader.topics()
-            topics = [t for t in MAIN_TOPICS if t in existing]  # not the dead letters
-            every = [TopicPartition(t, p) for t in topics
-                     for p in sorted(reader.partitions_for_topic(t) or ())]
-            committed = {tp: await reader.committed(tp) for tp in every}
-            consumed = {tp.topic for tp, offset in committed.items() if offset is not None}
-            partitions = [tp for tp in every if tp.topic in consumed]
+            partitions = [TopicPartition(t, p) for t in consumed.get(report.name, ())
+                          if t in existing for p in sorted(reader.partitions_for_topic(t) or ())]
+            committed = {tp: await reader.committed(tp) for tp in partitions}
             ends = await reader.end_offsets(partitions) if partitions else {}
             starts = await reader.beginning_offsets(partitions) if partitions else {}
-            report.lag = sum(max(ends[tp] - (committed[tp] or starts[tp]), 0) for tp in partitions)
+            report.lag = sum(max(ends[tp] - (starts[tp] if (at := committed[tp]) is None else at), 0)
+                             for tp in partitions)
         finally:
             await reader.stop()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ms)
