@@ -7,7 +7,9 @@ writes its ``ConsumerLag.local()`` into ``consumer_horizons`` (the service's dat
 instances share) every ``every`` seconds, and reads the largest figure the others wrote within
 ``fresh_for`` seconds (the database's clock: one clock for all): an instance that crashed or
 was stopped soon stops counting. Rows of instances not heard from for an hour are removed.
-A platform table: ``oms replay`` neither rebuilds nor compares it.
+With ``silences``, what each instance learned of who answers what goes into
+``consumer_answers`` the same way, and each instance learns what is there (the others' and
+earlier runs'). Platform tables: ``oms replay`` neither rebuilds nor compares them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.lag import ConsumerLag
 from shared.logging import get_logger
+from shared.silence import Silences
 
 log = get_logger(__name__)
 
@@ -33,6 +36,27 @@ CREATE TABLE IF NOT EXISTS consumer_horizons (
     PRIMARY KEY (consumer, instance)
 )
 """
+
+# Who answers what (``shared/silence.py``), learned by any instance: kept for all and for the
+# next start. A handful of rows, written only when something new is learned.
+ANSWERS_SQL = """
+CREATE TABLE IF NOT EXISTS consumer_answers (
+    consumer     text NOT NULL,
+    answerer     text NOT NULL,
+    cause_topic  text NOT NULL,
+    cause_type   text NOT NULL,
+    learned_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, answerer, cause_topic, cause_type)
+)
+"""
+_TELL = text("""
+INSERT INTO consumer_answers (consumer, answerer, cause_topic, cause_type)
+SELECT :consumer, * FROM unnest(CAST(:answerers AS text[]), CAST(:topics AS text[]),
+                                CAST(:types AS text[]))
+ON CONFLICT DO NOTHING
+""")
+_HEAR = text("SELECT answerer, cause_topic, cause_type FROM consumer_answers "
+             "WHERE consumer = :consumer")
 
 _REPORT = text("""
 WITH mine AS (
@@ -51,6 +75,7 @@ WHERE consumer = :consumer AND instance <> :instance
 
 async def ensure_schema(conn: AsyncConnection) -> None:
     await conn.execute(text(SCHEMA_SQL))
+    await conn.execute(text(ANSWERS_SQL))
 
 
 def instance_id(configured: str | None) -> str:
@@ -65,8 +90,22 @@ async def share_once(engine: AsyncEngine, lag: ConsumerLag, consumer: str, insta
         others = (await conn.execute(_REPORT, {
             "consumer": consumer, "instance": instance, "behind": lag.local(),
             "fresh_for": fresh_for})).scalar_one()
+        if lag.silences is not None:
+            await share_answers(conn, lag.silences, consumer)
     lag.hear_elsewhere(float(others))
     return float(others)
+
+
+async def share_answers(conn: AsyncConnection, silences: Silences, consumer: str) -> None:
+    """Write who answers what as learned here since last time, learn what the others (and
+    earlier runs) wrote."""
+    untold = sorted(silences.untold())
+    if untold:
+        answerers, topics, types = (list(column) for column in zip(*untold, strict=True))
+        await conn.execute(_TELL, {"consumer": consumer, "answerers": answerers,
+                                   "topics": topics, "types": types})
+    rows = await conn.execute(_HEAR, {"consumer": consumer})
+    silences.teach((row.answerer, row.cause_topic, row.cause_type) for row in rows)
 
 
 async def share_forever(engine: AsyncEngine, lag: ConsumerLag, consumer: str, instance: str,

@@ -16,6 +16,9 @@ service silent for longer than that is left to raise what it owes, since its ord
 long enough for people to hear of each (and a cause a producer only sometimes answers must not
 hold raises back for ever while traffic is low).
 
+What one instance learns is shared with the others and kept for the next start through the
+consumer's database (``shared/lagshare.py``: ``untold`` and ``teach``).
+
 The times are this host's wall clock when the events were handled; only events that came from a
 broker are observed (a replay's say nothing). Learning forgets nothing (a handful of pairs);
 the recent events it learns from are the last ``recent`` handled.
@@ -24,9 +27,12 @@ the recent events it learns from are the last ``recent`` handled.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shared.contract.envelope import EventEnvelope
+
+Answer = tuple[str, str, str]  # (answering topic, cause topic, cause event type)
 
 
 @dataclass(slots=True)
@@ -39,6 +45,7 @@ class Silences:
     _answered_by: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     _owed: dict[str, tuple[float, int]] = field(default_factory=dict)  # topic -> (since, owed)
     _spoke: dict[str, tuple[float, float]] = field(default_factory=dict)  # topic -> (silent, when)
+    _told: set[Answer] = field(default_factory=set)  # learned pairs already shared (``teach``)
 
     def observe(self, topic: str, event: EventEnvelope, now: float) -> None:
         """One event heard on ``topic`` at ``now`` (in the order handled)."""
@@ -56,6 +63,18 @@ class Silences:
         self._recent[str(event.event_id)] = kind
         if len(self._recent) > self.recent:
             self._recent.popitem(last=False)
+
+    def untold(self) -> set[Answer]:
+        """What was learned here and not shared yet: (answering topic, cause topic, cause type)."""
+        return {(answerer, *kind) for kind, answerers in self._answered_by.items()
+                for answerer in answerers} - self._told
+
+    def teach(self, answers: Iterable[Answer]) -> None:
+        """Learn what was learned elsewhere (another instance, an earlier run), and take it as
+        shared: a consumer started while a producer is down knows at once what it owes."""
+        for answerer, cause_topic, cause_type in answers:
+            self._answered_by.setdefault((cause_topic, cause_type), set()).add(answerer)
+            self._told.add((answerer, cause_topic, cause_type))
 
     def answers(self) -> dict[str, set[tuple[str, str]]]:
         """topic -> the (topic, event type) pairs it has been seen answering."""

@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 PLATFORM_TABLES = frozenset({"events", "inbox", "dead_letters", "relay_checkpoints",
-                             "consumer_horizons"})
+                             "consumer_horizons", "consumer_answers"})
 VOLATILE_TYPES = ("timestamp", "date", "time", "uuid", "serial")
 TIME_TYPES = ("timestamp", "date", "time")
 JSON_TYPES = ("json", "jsonb")
