@@ -14,13 +14,14 @@ earlier runs'). Platform tables: ``oms replay`` neither rebuilds nor compares th
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
+from functools import partial
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared import periodic
 from shared.lag import ConsumerLag
 from shared.logging import get_logger
 from shared.silence import Silences
@@ -110,11 +111,6 @@ async def share_answers(conn: AsyncConnection, silences: Silences, consumer: str
 
 async def share_forever(engine: AsyncEngine, lag: ConsumerLag, consumer: str, instance: str,
                         every: float = 2.0, fresh_for: float = 10.0) -> None:
-    while True:
-        try:
-            await share_once(engine, lag, consumer, instance, fresh_for)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # the database away: the others' last report ages out
-            log.warning("could not share the consumer's horizon", error=str(error))
-        await asyncio.sleep(every)
+    # the database away: the others' last report ages out
+    await periodic.every(every, partial(share_once, engine, lag, consumer, instance, fresh_for),
+                         log, "could not share the consumer's horizon")

@@ -3,7 +3,6 @@ activity (SKUs are deactivated, never deleted: orders keep referring to them).""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.order.domain.catalog import Catalog, CatalogItem, CatalogRef
+from shared import periodic
 from shared.logging import get_logger
 from shared.schemaupgrade import create_or_upgrade
 
@@ -122,13 +122,11 @@ async def refresh(engine: AsyncEngine, ref: CatalogRef) -> bool:
 async def follow_catalog(engine: AsyncEngine, ref: CatalogRef, interval: float = 10.0) -> None:
     """Background job: pick up catalog writes made elsewhere (``oms catalog load``, another
     instance's HTTP import) without a restart."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            if await refresh(engine, ref):
-                log.info("catalog reloaded", skus=len(ref.current))
-        except Exception as error:  # a database blip must not end the job; the next round retries
-            log.warning("catalog reload failed", error=str(error))
+    async def step() -> None:
+        if await refresh(engine, ref):
+            log.info("catalog reloaded", skus=len(ref.current))
+
+    await periodic.every(interval, step, log, "catalog reload failed", wait_first=True)
 
 
 async def item_rows(conn: AsyncConnection, *, skus: list[str] | None = None,

@@ -20,6 +20,7 @@ from services.reconcile.domain import (
 )
 from services.reconcile.kept import KeptSheets
 from services.reconcile.recorded import GRACE_PERIOD_CAUSE, RecordedRaises, kinds_of
+from shared import periodic
 from shared.clock import Clock, ManualClock
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import DiscrepancyDetected, DiscrepancyResolved, Payload
@@ -207,18 +208,16 @@ async def _settle_alone(engine: AsyncEngine, order_id: str, clock: Clock, grace:
 async def run_discrepancy_job(engine: AsyncEngine, clock: Clock, grace: timedelta,
                               every_seconds: float, lag: ConsumerLag | None = None) -> None:
     silent: set[str] = set()
-    while True:
-        try:
-            changed = await raise_overdue_discrepancies(engine, clock, grace, lag)
-            if changed:
-                log.info("discrepancy pass", changed=changed)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # the database may be away; try again next period
-            log.warning("discrepancy pass failed", error=str(error))
+
+    async def step() -> None:
+        nonlocal silent
         if lag is not None:
             silent = tell_silences(lag, grace, silent)
-        await asyncio.sleep(every_seconds)
+        changed = await raise_overdue_discrepancies(engine, clock, grace, lag)
+        if changed:
+            log.info("discrepancy pass", changed=changed)
+
+    await periodic.every(every_seconds, step, log, "discrepancy pass failed")
 
 
 def tell_silences(lag: ConsumerLag, grace: timedelta, told: set[str]) -> set[str]:

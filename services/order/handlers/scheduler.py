@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.order import store
 from services.order.domain import fulfilment, lifecycle
 from services.order.handlers.common import OrderDeps, commit
+from shared import periodic
 from shared.contract.envelope import SYSTEM
 from shared.eventstore import ConcurrencyError, Meta
 from shared.logging import get_logger
@@ -57,14 +56,10 @@ async def complete_delivered(deps: OrderDeps, engine: AsyncEngine) -> int:
 
 
 async def run_scheduler(deps: OrderDeps, engine: AsyncEngine, every_seconds: float) -> None:
-    while True:
-        try:
-            escalated = await escalate_overdue(deps, engine)
-            completed = await complete_delivered(deps, engine)
-            if escalated or completed:
-                log.info("scheduler pass", escalated=escalated, completed=completed)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:  # the database may be away; try again next period
-            log.warning("scheduler pass failed", error=str(error))
-        await asyncio.sleep(every_seconds)
+    async def step() -> None:
+        escalated = await escalate_overdue(deps, engine)
+        completed = await complete_delivered(deps, engine)
+        if escalated or completed:
+            log.info("scheduler pass", escalated=escalated, completed=completed)
+
+    await periodic.every(every_seconds, step, log, "scheduler pass failed")
