@@ -12,9 +12,9 @@ from rich.console import Console
 
 from shared.bench.results import Sizes
 from shared.bench.suite import BENCHES, run
+from shared.cli.options import scale_option
 from shared.logging import configure_logging
-from shared.runtime.plan import parse_scale
-from shared.settings import SERVICES, OmsSettings
+from shared.settings import OmsSettings
 
 console = Console()
 
@@ -44,11 +44,7 @@ def bench(
     sizes = Sizes.quick() if quick else Sizes()
     if orders is not None:
         sizes = replace(sizes, e2e_orders=orders)
-    try:
-        scaled = parse_scale(scale, SERVICES)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--scale") from None
-    sizes = replace(sizes, scale=tuple(scaled.items()))
+    sizes = replace(sizes, scale=tuple(scale_option(scale).items()))
     report = run(sizes, only=only, quick=quick,
                  log=lambda line: console.print(line, highlight=False))
     json_path, md_path = report.write(out)

@@ -9,13 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli.options import scale_option
 from shared.cli.tables import print_table
 from shared.demo.audit import rebuild_from_history
 from shared.demo.runner import DEMO_ENV, DemoOutcome, demo_data_dir, drive
 from shared.logging import configure_logging
-from shared.runtime.plan import parse_scale
 from shared.runtime.supervisor import Runtime
-from shared.settings import SERVICES, OmsSettings
+from shared.settings import OmsSettings
 
 console = Console()
 
@@ -38,10 +38,7 @@ def demo(
     settings = OmsSettings()
     configure_logging(settings.log_format, "WARNING")
     where = data_dir or demo_data_dir(settings.data_dir)
-    try:
-        instances = parse_scale(scale, SERVICES)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--scale") from None
+    instances = scale_option(scale)
     console.print(f"[bold]oms demo[/bold]: {orders} orders from 5 channels; data in {where}")
     runtime = Runtime(data_dir=where, fresh=True, auto_ports=True, extra_env=DEMO_ENV,
                       scale=instances)

@@ -35,6 +35,15 @@ def test_a_bad_scale_is_refused_before_anything_starts() -> None:
     assert result.exit_code == 2 and "from 1 to 8" in " ".join(result.output.split())
 
 
+def test_demo_and_bench_refuse_a_bad_scale_as_run_does() -> None:
+    from shared.cli.main import app
+
+    for command in ("demo", "bench"):
+        result = CliRunner().invoke(app, [command, "--scale", "order=9"])
+        words = " ".join(result.output.split())
+        assert result.exit_code == 2 and "--scale" in words and "from 1 to 8" in words, words
+
+
 def test_the_demo_api_keys_are_shown() -> None:
     console = Console(record=True, width=200)
     run.print_api_keys(console)
