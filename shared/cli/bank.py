@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.cli.http import base_url, send
+from shared.cli.http import base_url, checked, send
 from shared.cli.tables import print_table
 
 console = Console()
@@ -43,10 +43,7 @@ def _request(method: str, path: str, api_key: str, content_type: str | None = No
                       "back as a whole: `oms bank lines` shows what is in, and importing the same "
                       "file again is safe (lines already imported are skipped).", highlight=False)
         raise typer.Exit(1) from None
-    if response.status_code >= 400:
-        console.print(f"[red]{response.status_code}[/red] {response.text}", highlight=False)
-        raise typer.Exit(1)
-    return response.json()
+    return checked(response, console).json()
 
 
 @bank_app.command("import")

@@ -48,7 +48,7 @@ def checked(response: httpx.Response, console: Console) -> httpx.Response:
     if response.status_code == 404 and isinstance(detail, str):
         console.print(f"[yellow]{detail}[/yellow]")
     else:
-        console.print(f"[red]{response.status_code}[/red] {response.text}")
+        console.print(f"[red]{response.status_code}[/red] {response.text}", highlight=False)
     raise typer.Exit(1)
 
 
