@@ -22,6 +22,7 @@ from services.reconcile.handlers import (
     make_handler,
     raise_as_recorded,
     run_discrepancy_job,
+    watch_silences,
 )
 from services.reconcile.recorded import JOB_RAISE, RecordedRaises, read_raises
 from shared.audit.replay import ReplayCommand, ReplayHooks
@@ -92,6 +93,7 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
             start_batch=make_batch_start(ctx.clock, chosen, lag),
             background=[partial(run_discrepancy_job, ctx.engine, ctx.clock, chosen,
                                 ctx.settings.scheduler_seconds, lag),
+                        partial(watch_silences, lag, chosen),
                         # several instances: each one's horizon counts for all (shared/lagshare.py)
                         partial(share_forever, ctx.engine, lag, NAME,
                                 instance_id(ctx.settings.instance))],

@@ -207,17 +207,23 @@ async def _settle_alone(engine: AsyncEngine, order_id: str, clock: Clock, grace:
 
 async def run_discrepancy_job(engine: AsyncEngine, clock: Clock, grace: timedelta,
                               every_seconds: float, lag: ConsumerLag | None = None) -> None:
-    silent: set[str] = set()
-
     async def step() -> None:
-        nonlocal silent
-        if lag is not None:
-            silent = tell_silences(lag, grace, silent)
         changed = await raise_overdue_discrepancies(engine, clock, grace, lag)
         if changed:
             log.info("discrepancy pass", changed=changed)
 
     await periodic.every(every_seconds, step, log, "discrepancy pass failed")
+
+
+async def watch_silences(lag: ConsumerLag, grace: timedelta, every_seconds: float = 2.0) -> None:
+    """``tell_silences`` every few seconds (the grace-period job's period may be much longer)."""
+    told: set[str] = set()
+
+    async def step() -> None:
+        nonlocal told
+        told = tell_silences(lag, grace, told)
+
+    await periodic.every(every_seconds, step, log, "watching silences failed")
 
 
 def tell_silences(lag: ConsumerLag, grace: timedelta, told: set[str]) -> set[str]:

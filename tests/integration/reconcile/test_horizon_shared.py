@@ -102,40 +102,32 @@ def test_an_instance_without_a_name_is_this_host_and_process() -> None:
 async def test_who_answers_what_is_shared_and_kept_for_the_next_start(reconcile_engine):
     """One instance learned that billing answers confirmations; another (or this one restarted
     while billing is down) knows it from the database, so billing's silence holds from the start."""
-    from shared.contract.envelope import SYSTEM, EventEnvelope
-    from shared.incoming import Incoming
     from shared.silence import Silences
+    from tests.unit.shared.test_silence import BILLING, ORDERS, event, incoming
 
     consumer = f"reconcile-{uuid.uuid4().hex[:6]}"
-    orders, billing = "oms.order.events.v1", "oms.billing.events.v1"
 
-    def event(event_type: str, cause: EventEnvelope | None = None) -> EventEnvelope:
-        return EventEnvelope(event_id=uuid.uuid4(), event_type=event_type, schema_version=1,
-                             stream_id="O-1", stream_version=1, occurred_at=AT,
-                             correlation_id="O-1", actor=SYSTEM, payload={"order_id": "O-1"},
-                             causation_id=None if cause is None else str(cause.event_id))
-
-    def heard(topic: str, envelope: EventEnvelope) -> Incoming:
-        return replace(Incoming.from_envelope(envelope, topic), timestamp_ms=int(WALL * 1000))
+    def heard(topic, envelope):
+        return incoming(topic, envelope, WALL)
 
     wall = [WALL]
     learned = ConsumerLag(wall=lambda: wall[0], silences=Silences(owed_before_silent=2))
     confirmed = event("order.confirmed")
-    learned.observe([heard(orders, confirmed), heard(billing, event("invoice.issued", confirmed))])
+    learned.observe([heard(ORDERS, confirmed), heard(BILLING, event("invoice.issued", confirmed))])
     await share_once(reconcile_engine, learned, consumer, "one")
     await share_once(reconcile_engine, learned, consumer, "one")  # nothing new: nothing written
     async with reconcile_engine.connect() as conn:
         rows = (await conn.execute(text(
             "SELECT answerer, cause_topic, cause_type FROM consumer_answers "
             "WHERE consumer = :c"), {"c": consumer})).all()
-    assert [tuple(r) for r in rows] == [(billing, orders, "order.confirmed")]
+    assert [tuple(r) for r in rows] == [(BILLING, ORDERS, "order.confirmed")]
 
     started = ConsumerLag(wall=lambda: wall[0], silences=Silences(owed_before_silent=2))
     await share_once(reconcile_engine, started, consumer, "two")
     assert started.silences is not None and started.silences.untold() == set()
-    started.observe([heard(orders, event("order.confirmed")) for _ in range(2)])  # billing down
+    started.observe([heard(ORDERS, event("order.confirmed")) for _ in range(2)])  # billing down
     wall[0] += 90
-    assert started.silent() == {billing: 90.0}
+    assert started.silent() == {BILLING: 90.0}
     stranger = ConsumerLag(wall=lambda: wall[0], silences=Silences())  # another consumer's rows
     await share_once(reconcile_engine, stranger, "billing", "billing")
     assert stranger.silences is not None and stranger.silences.answers() == {}
