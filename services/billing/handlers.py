@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from services.billing import account_store, domain, queries, store
 from services.billing.account_writes import Booking, Change, account_writes, save_accounts
 from shared.auth import Principal
 from shared.clock import Clock
+from shared.contract.bank_events import BankLineMatched
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.order_events import OrderAmended, OrderReturned, OrderShipped
 from shared.contract.payloads import OrderPaymentCaptured, OrderPlaced, Payload, parse_payload
@@ -121,6 +122,19 @@ def _captured(payment: OrderPaymentCaptured) -> domain.Payment:
                           payment.currency, payment.captured_at, "storefront")
 
 
+def bank_payment_id(matched: BankLineMatched) -> str:
+    """One payment per bank line and invoice it was applied to (payment ids are global)."""
+    return f"bank:{matched.transaction_id}:{matched.voucher_number}"
+
+
+def _banked(matched: BankLineMatched) -> domain.Payment:
+    """A bank line reconcile matched to an invoice: the part applied to it, received on the
+    statement's booking date (00:00 UTC)."""
+    return domain.Payment(bank_payment_id(matched), "bank_transfer", "transfer", matched.applied,
+                          matched.currency, datetime.combine(matched.booked_on, time(0), UTC),
+                          "bank")
+
+
 def _decision_for(event_type: str, payload: Payload, account: domain.Account,
                   cause: domain.Cause) -> Decide | None:
     """How an order event is decided on, or None for the event types billing does not book."""
@@ -138,11 +152,14 @@ def _decision_for(event_type: str, payload: Payload, account: domain.Account,
         return lambda v: domain.cancel(account, cause, v)
     if isinstance(payload, OrderReturned):
         return lambda v: domain.take_return(account, payload, cause, v)
+    if isinstance(payload, BankLineMatched):  # a flagged match waits for finance to confirm it
+        return (lambda v: domain.Decision(account)) if payload.flagged else (
+            lambda v: domain.record_payment(account, _banked(payload), cause))
     return None
 
 
 BOOKED = frozenset({"order.placed", "order.confirmed", "order.amended", "order.payment_captured",
-                    "order.shipped", "order.cancelled", "order.returned"})
+                    "order.shipped", "order.cancelled", "order.returned", "bank_line.matched"})
 
 
 def _order_of(event: EventEnvelope) -> str:
@@ -167,11 +184,14 @@ async def _book(conn: AsyncConnection, account: domain.Account, streamed: bool,
 
 
 def _payment_id(payload: Payload) -> str | None:
-    return payload.payment_id if isinstance(payload, OrderPaymentCaptured) else None
+    if isinstance(payload, OrderPaymentCaptured):
+        return payload.payment_id
+    return bank_payment_id(payload) if isinstance(payload, BankLineMatched) else None
 
 
 async def handle_order_event(conn: AsyncConnection, message: Incoming, *, clock: Clock) -> None:
-    """Consumer entry point for ``oms.order.events.v1`` (inside the inbox's transaction)."""
+    """Consumer entry point for ``oms.order.events.v1`` and reconcile's ``bank_line.matched``
+    (inside the inbox's transaction)."""
     event = message.event
     if event.event_type not in BOOKED:
         return

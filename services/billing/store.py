@@ -123,7 +123,7 @@ payments = Table(
     Column("currency", Text, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Column("source", Text, nullable=False),  # storefront | finance
+    Column("source", Text, nullable=False),  # storefront | finance | bank
     Column("recorded_by", Text),
     Column("cause_event_id", Uuid),
     Index("payments_by_order", "order_id"),

@@ -46,7 +46,7 @@ SERVICE_TOPIC: dict[str, str] = {
 CONSUMED: dict[str, tuple[str, ...]] = {
     "order": (STOREFRONT_ORDERS, INVENTORY_EVENTS, BILLING_EVENTS),
     "inventory": (ORDER_EVENTS,),
-    "billing": (ORDER_EVENTS,),
+    "billing": (ORDER_EVENTS, RECONCILE_EVENTS),  # bank lines reconcile matched to invoices
     "notify": (ORDER_EVENTS, BILLING_EVENTS, INVENTORY_EVENTS, RECONCILE_EVENTS),
     "reconcile": (ORDER_EVENTS, INVENTORY_EVENTS, BILLING_EVENTS, NOTIFY_EVENTS),
 }

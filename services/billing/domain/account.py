@@ -41,11 +41,11 @@ class Invoice:
 class Payment:
     payment_id: str
     method: str
-    kind: str  # full | deposit | balance (storefront) | transfer (entered by finance)
+    kind: str  # full | deposit | balance (storefront) | transfer (finance, or a bank line matched)
     amount: Decimal
     currency: str
     received_at: datetime
-    source: str = "storefront"  # storefront | finance
+    source: str = "storefront"  # storefront | finance | bank
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,9 +42,10 @@ FINANCE = Principal(user="zhang.wei", role="finance")
 
 @pytest_asyncio.fixture
 async def stores(postgres_url: str) -> AsyncIterator[dict[str, str]]:
-    names = {"billing": f"t_billing_{uuid.uuid4().hex[:8]}"}
+    names = {s: f"t_{s}_{uuid.uuid4().hex[:8]}" for s in ("billing", "reconcile")}
     urls = {s: await create_database(postgres_url, n) for s, n in names.items()}
     await (await prepare_database(urls["billing"], billing_store.create_schema)).dispose()
+    await (await prepare_database(urls["reconcile"], None)).dispose()  # its event store
     yield urls
     await drop(postgres_url, *names.values())
 
@@ -75,9 +76,23 @@ async def order_history(engine: AsyncEngine) -> dict[tuple[str, str], EventEnvel
     return stored
 
 
-async def live_billing(events: dict[tuple[str, str], EventEnvelope], live_url: str) -> None:
+async def bank_history(reconcile_url: str) -> EventEnvelope:
+    """A statement line reconcile matched to O-2's invoice (``oms bank import``), in its store."""
+    sample = orders.bank_matched("O-2", "TX-5", "100.00", "INV-2026-000004")
+    engine = create_engine(reconcile_url)
+    async with engine.begin() as conn:
+        [event] = await append(conn, sample.stream_id, None,
+                               [parse_payload(sample.event_type, sample.payload)], meta=META,
+                               clock=ManualClock(T0 + timedelta(minutes=9)), key="O-2")
+    await engine.dispose()
+    return event
+
+
+async def live_billing(events: dict[tuple[str, str], EventEnvelope], live_url: str,
+                       banked: EventEnvelope) -> None:
     """The running billing service, which handled O-2 and O-3 before O-1 (another partition,
-    lagging), then payments finance entered: one on O-2, one on the cancelled O-3 (refunded)."""
+    lagging), then a bank line reconcile matched to O-2, then payments finance entered: one on
+    O-2, one on the cancelled O-3 (refunded)."""
     clock = ManualClock(T0)
     engine = create_engine(live_url)
     inbox = IdempotentConsumer(name="billing", engine=engine, publisher=None,
@@ -90,6 +105,8 @@ async def live_billing(events: dict[tuple[str, str], EventEnvelope], live_url: s
         clock.set(T0 + timedelta(minutes=2, seconds=30 * n))  # each a little after it happened
         await inbox.process_incoming([Incoming.from_envelope(events[key], "oms.order.events.v1",
                                                              offset=n)])
+    clock.set(T0 + timedelta(minutes=9, seconds=10))
+    await inbox.process_incoming([Incoming.from_envelope(banked, "oms.reconcile.events.v1")])
     clock.set(T0 + timedelta(minutes=10))
     await handlers.record_transfer(engine, handlers.Transfer(
         "O-2", "BANK-7", "bank_transfer", Decimal("200.00"), "CNY",
@@ -110,12 +127,13 @@ async def test_billing_replay_keeps_the_live_vouchers_and_reruns_finance_payment
         engine: AsyncEngine, database_url: str, stores: dict[str, str], postgres_url: str,
         tmp_path: Path) -> None:
     live_url = stores["billing"]
-    await live_billing(await order_history(engine), live_url)
+    await live_billing(await order_history(engine), live_url, await bank_history(stores["reconcile"]))
     live_vouchers = await rows(live_url, VOUCHERS)
     assert [(o, v) for o, v, _, _ in live_vouchers] == [
         ("O-1", "CN-2026-000001"), ("O-2", "INV-2026-000001"), ("O-3", "INV-2026-000002"),
         ("O-1", "INV-2026-000003"), ("O-2", "INV-2026-000004")]  # not in the orders' time order
     live_payments = await rows(live_url, PAYMENTS)
+    assert ("bank:TX-5:INV-2026-000004", "O-2", "bank") in [p[:3] for p in live_payments]
     own = await rows(live_url, "SELECT event_type FROM events WHERE causation_id IS NULL "
                                "ORDER BY position")
     assert own == [("payment.recorded",), ("payment.recorded",), ("refund.issued",)]
@@ -128,7 +146,7 @@ async def test_billing_replay_keeps_the_live_vouchers_and_reruns_finance_payment
         if found:
             created.append(found.group(1))
         assert result.exit_code == 0, result.output
-        assert "11 events fed, 2 own commands re-run, 0 dead letters" in result.output
+        assert "12 events fed, 2 own commands re-run, 0 dead letters" in result.output
         assert "failed when re-run" not in result.output
         assert "the replay matches the live projections" in result.output, result.output
         replay_url = with_database(postgres_url, created[0])

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.billing import handlers, store
 from shared.clock import Clock, ManualClock
+from shared.contract.bank_events import BankLineMatched
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.order_events import (
     OrderAmended,
@@ -30,7 +31,7 @@ from shared.contract.payloads import (
     Payload,
     SkuQuantity,
 )
-from shared.contract.topics import ORDER_EVENTS
+from shared.contract.topics import ORDER_EVENTS, RECONCILE_EVENTS
 from shared.eventstore import read_stream
 from shared.inbox import IdempotentConsumer, Incoming
 from shared.service import prepare_database
@@ -138,8 +139,24 @@ def returned(order_id: str, request_id: str, *lines: tuple[str, int]) -> EventEn
         lines=[SkuQuantity(sku=sku, quantity=q) for sku, q in lines]), 8)
 
 
+def bank_matched(order_id: str, transaction_id: str, applied: str,
+                 voucher_number: str = "INV-2026-000001", flagged: bool = False) -> EventEnvelope:
+    """Reconcile's bank_line.matched: part of a statement line applied to one invoice."""
+    matched = BankLineMatched(
+        transaction_id=transaction_id, order_id=order_id, voucher_number=voucher_number,
+        applied=Decimal(applied), bank_amount=Decimal(applied), currency="CNY",
+        booked_on=START.date(), rule="reference", score=Decimal("1.00"),
+        tolerance=Decimal("1.00"), window_days=7, flagged=flagged)
+    return EventEnvelope(
+        event_id=uuid.uuid4(), event_type=matched.event_type, schema_version=1,
+        stream_id=f"bank-line:{transaction_id}", stream_version=1, occurred_at=START,
+        correlation_id=f"bank-import-{transaction_id}", causation_id=f"bank:{transaction_id}",
+        actor=Actor(kind="user", id="fin.clerk", role="finance"), payload=matched.wire())
+
+
 def incoming(env: EventEnvelope, offset: int = 0) -> Incoming:
-    return Incoming.from_envelope(env, ORDER_EVENTS, offset=offset)
+    topic = RECONCILE_EVENTS if env.event_type.startswith("bank_line.") else ORDER_EVENTS
+    return Incoming.from_envelope(env, topic, offset=offset)
 
 
 def consumer(engine: AsyncEngine, clock: Clock | None = None) -> IdempotentConsumer:

@@ -24,6 +24,7 @@ from tests.integration.batch_support import MakeDatabase, assert_same, fresh_dat
 from tests.integration.billing.conftest import (
     START,
     amended,
+    bank_matched,
     cancelled,
     captured,
     confirmed,
@@ -76,10 +77,18 @@ def paid_first_flow(o: str) -> list[EventEnvelope]:
     return [captured(o, f"P-{o}", "395.00"), confirmed(o), first, again(first)]
 
 
+def bank_paid_flow(o: str) -> list[EventEnvelope]:
+    """Paid by bank transfer: one statement line over two parts, sent again, and a flagged
+    match (waits for finance: no effect)."""
+    part = bank_matched(o, f"T1-{o}", "200.00", f"INV-{o}")
+    return [placed(o), confirmed(o), part, again(part), bank_matched(o, f"T2-{o}", "195.00"),
+            bank_matched(o, f"T3-{o}", "50.00", flagged=True)]
+
+
 FLOWS: dict[str, Callable[[str], list[EventEnvelope]]] = {
     "returned": returned_flow, "presale": presale_flow, "amended": amended_flow,
     "cancelled_paid": cancelled_paid_flow, "cancelled_unpaid": cancelled_unpaid_flow,
-    "paid_first": paid_first_flow,
+    "paid_first": paid_first_flow, "bank_paid": bank_paid_flow,
 }
 
 

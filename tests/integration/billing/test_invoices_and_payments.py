@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import text
@@ -9,6 +10,7 @@ from sqlalchemy import text
 from services.billing import queries
 from shared.clock import ManualClock
 from tests.integration.billing.conftest import (
+    bank_matched,
     captured,
     confirmed,
     consumer,
@@ -119,3 +121,31 @@ async def test_an_order_that_does_not_add_up_is_dead_lettered_without_using_a_vo
     assert vouchers == ["INV-2026-000001", "INV-2026-000002"]
     [error] = errors
     assert "InvoiceMismatch" in error and "395.01" in error
+
+
+async def test_a_bank_line_reconcile_matched_pays_the_invoice_once(billing_engine):
+    """A statement imported into reconcile (``oms bank import``) books the transfers it matched:
+    finance does not enter them again by hand. A flagged match waits for finance."""
+    inbox = consumer(billing_engine)
+    await deliver(inbox, placed(ORDER), confirmed(ORDER))
+    flagged = bank_matched(ORDER, "TX-9", "395.00", flagged=True)
+    await deliver(inbox, flagged)
+    assert [e.event_type for e in await events_of(billing_engine, ORDER)] == ["invoice.issued"]
+
+    part = bank_matched(ORDER, "TX-1", "200.00")
+    await deliver(inbox, part, bank_matched(ORDER, "TX-2", "195.00"))
+    await deliver(inbox, part.model_copy(update={"event_id": uuid.uuid4()}))  # sent again
+    _, first, second = await events_of(billing_engine, ORDER)
+    assert first.causation_id == str(part.event_id)
+    assert first.payload == {
+        "order_id": ORDER, "payment_id": "bank:TX-1:INV-2026-000001", "method": "bank_transfer",
+        "ledger_category": "bank_transfer", "amount": "200.00", "currency": "CNY",
+        "voucher_number": "INV-2026-000001", "paid_total": "200.00", "outstanding": "195.00",
+        "settled": False}
+    assert (second.payload["paid_total"], second.payload["settled"]) == ("395.00", True)
+    async with billing_engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT payment_id, source, kind, received_at FROM payments ORDER BY payment_id"))).all()
+    assert [tuple(r) for r in rows] == [
+        ("bank:TX-1:INV-2026-000001", "bank", "transfer", datetime(2026, 11, 21, tzinfo=UTC)),
+        ("bank:TX-2:INV-2026-000001", "bank", "transfer", datetime(2026, 11, 21, tzinfo=UTC))]
