@@ -17,7 +17,7 @@ from services.billing import account_store, domain, queries, store
 from services.billing.account_writes import Booking, Change, account_writes, save_accounts
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.contract.bank_events import BankLineMatched
+from shared.contract.bank_events import BankLineMatched, bank_payment_id
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.order_events import OrderAmended, OrderReturned, OrderShipped
 from shared.contract.payloads import OrderPaymentCaptured, OrderPlaced, Payload, parse_payload
@@ -122,15 +122,11 @@ def _captured(payment: OrderPaymentCaptured) -> domain.Payment:
                           payment.currency, payment.captured_at, "storefront")
 
 
-def bank_payment_id(matched: BankLineMatched) -> str:
-    """One payment per bank line and invoice it was applied to (payment ids are global)."""
-    return f"bank:{matched.transaction_id}:{matched.voucher_number}"
-
-
 def _banked(matched: BankLineMatched) -> domain.Payment:
     """A bank line reconcile matched to an invoice: the part applied to it, received on the
     statement's booking date (00:00 UTC)."""
-    return domain.Payment(bank_payment_id(matched), "bank_transfer", "transfer", matched.applied,
+    return domain.Payment(bank_payment_id(matched.transaction_id, matched.voucher_number),
+                          "bank_transfer", "transfer", matched.applied,
                           matched.currency, datetime.combine(matched.booked_on, time(0), UTC),
                           "bank")
 
@@ -186,7 +182,9 @@ async def _book(conn: AsyncConnection, account: domain.Account, streamed: bool,
 def _payment_id(payload: Payload) -> str | None:
     if isinstance(payload, OrderPaymentCaptured):
         return payload.payment_id
-    return bank_payment_id(payload) if isinstance(payload, BankLineMatched) else None
+    if isinstance(payload, BankLineMatched):
+        return bank_payment_id(payload.transaction_id, payload.voucher_number)
+    return None
 
 
 async def handle_order_event(conn: AsyncConnection, message: Incoming, *, clock: Clock) -> None:

@@ -45,3 +45,21 @@ class BankLineUnmatched(Payload):
     tolerance: Decimal
     window_days: int
     flagged: bool = False
+
+
+# Billing books each bank_line.matched (not flagged) as a payment of its own: one payment id per
+# bank line and invoice, so reconcile can tell its own matched money in billing's payments.
+BANK_PAYMENT_PREFIX = "bank:"
+
+
+def bank_payment_id(transaction_id: str, voucher_number: str) -> str:
+    return f"{BANK_PAYMENT_PREFIX}{transaction_id}:{voucher_number}"
+
+
+def bank_payment_voucher(payment_id: str) -> str | None:
+    """The invoice a bank payment's line was matched to (voucher numbers hold no colon), or None
+    for any other payment."""
+    rest = payment_id.removeprefix(BANK_PAYMENT_PREFIX)
+    if rest == payment_id or ":" not in rest:
+        return None
+    return payment_id.rsplit(":", 1)[1]

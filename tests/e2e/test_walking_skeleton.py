@@ -92,3 +92,65 @@ def test_a_crashed_service_is_restarted_by_the_supervisor(runtime):
     runtime.kill_service("billing")
     runtime.wait_healthy(timeout=60, services=["billing"])
     assert runtime.restarts("billing") >= 1
+
+
+def test_a_bank_statement_pays_the_invoices_it_matches(runtime, tmp_path):
+    """Finance imports the day's statement: reconcile matches a transfer to an unpaid invoice by
+    its voucher number, billing books it, the order is paid and every service agrees."""
+    import asyncio
+    import random
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from shared.demo import traffic
+    from shared.demo.plan import encode
+    from shared.demo.runner import publish
+
+    info = runtime.info
+    submission = traffic.submission("web", 1, rng=random.Random(11),
+                                    submitted_at=datetime.now(UTC) - timedelta(hours=1))
+    submission["channel_order_id"] = "WEB-BANK-000001"
+    submission["payment"] = {"method": "bank_transfer", "terms": "prepaid"}
+    with httpx.Client(timeout=30, headers=ADMIN) as client:
+        for line in submission["lines"]:
+            client.post(f"{info.url('inventory')}/stock/receipts", json={
+                "sku": line["sku"], "warehouse": "WH-BANK", "quantity": 10,
+                "reason": "bank e2e"}).raise_for_status()
+        asyncio.run(publish(info.kafka_bootstrap, [encode(submission)]))
+
+        def until(what, found, timeout=90.0):
+            deadline = time.monotonic() + timeout
+            while (value := found()) is None:
+                assert time.monotonic() < deadline, what
+                time.sleep(0.5)
+            return value
+
+        def order():
+            got = client.get(f"{info.url('order')}/orders/by-channel/web/WEB-BANK-000001")
+            return got.json()["order"] if got.status_code == 200 else None
+
+        order_id = until("the order", order)["order_id"]
+        invoice = until("its invoice", lambda: next(iter(client.get(
+            f"{info.url('billing')}/invoices", params={"order_id": order_id}).json()), None))
+        statement = tmp_path / "statement.csv"
+        statement.write_text(
+            "transaction_id,booked_at,amount,currency,counterparty,memo\n"
+            f"TX-E2E-1,{datetime.now(UTC).date()},{invoice['total']},CNY,"
+            f"{submission['customer']['name']},payment for {invoice['voucher_number']}\n",
+            encoding="utf-8")
+        env = {**os.environ, "OMS_RECONCILE_URL": info.url("reconcile")}
+        done = subprocess.run([sys.executable, "-m", "shared.cli.main", "bank", "import",
+                               str(statement)], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "matched 1 (flagged 0)" in " ".join(done.stdout.split()), done.stdout
+
+        [payment] = until("the bank payment in billing", lambda: client.get(
+            f"{info.url('billing')}/payments", params={"order_id": order_id}).json() or None)
+        assert (payment["payment_id"], payment["source"], payment["amount"]) == (
+            f"bank:TX-E2E-1:{invoice['voucher_number']}", "bank", invoice["total"])
+        until("the order paid", lambda: True if client.get(
+            f"{info.url('order')}/orders/{order_id}").json()["order"]["paid"] else None)
+        until("reconcile agreeing", lambda: True if client.get(
+            f"{info.url('reconcile')}/orders/{order_id}").json()["status"] == "consistent"
+            else None)

@@ -29,6 +29,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.reconcile.bank.store import record_orders
+from shared.contract.bank_events import bank_payment_voucher
 from shared.contract.envelope import EventEnvelope
 from shared.contract.fulfilment_events import CreditNoteIssued, InvoiceVoided, RefundIssued
 from shared.contract.payloads import InvoiceIssued, OrderPlaced, PaymentRecorded
@@ -51,6 +52,11 @@ _INVOICE = text(
     " SET paid = greatest(bank_invoices.paid, excluded.paid)")
 _PAID_BY_VOUCHER = text(
     "UPDATE bank_invoices SET paid = greatest(paid, :paid) WHERE voucher_number = :voucher")
+# A bank line's money billing booked: in ``paid`` from now on, so no longer owed twice.
+_BOOKED = text(
+    "UPDATE bank_invoices SET booked = booked"
+    " || jsonb_build_object(CAST(:payment_id AS text), CAST(:amount AS text))"
+    " WHERE voucher_number = :voucher")
 _VOIDED = text("UPDATE bank_invoices SET voided = true WHERE voucher_number = :voucher")
 _CREDIT = text(
     "UPDATE bank_invoices SET credits = credits"
@@ -58,7 +64,7 @@ _CREDIT = text(
     " WHERE voucher_number = :voucher")
 # The order the kinds are flushed in (see the module's docstring for why it is safe).
 _AFTER_ORDERS: tuple[TextClause, ...] = (_ORDER_PAID, _REFUND, _INVOICE, _PAID_BY_VOUCHER,
-                                         _VOIDED, _CREDIT)
+                                         _BOOKED, _VOIDED, _CREDIT)
 
 
 def placed_order(event: EventEnvelope) -> dict[str, Any]:
@@ -96,6 +102,10 @@ class OpenItemWrites:
             if paid.voucher_number:  # none: no live invoice to take it (see the docstring)
                 w[_PAID_BY_VOUCHER].append({"voucher": paid.voucher_number,
                                             "paid": paid.paid_total})
+            matched_to = bank_payment_voucher(paid.payment_id)
+            if matched_to is not None:
+                w[_BOOKED].append({"voucher": matched_to, "payment_id": paid.payment_id,
+                                   "amount": str(paid.amount)})
         elif kind == "invoice.voided":
             voided = InvoiceVoided.model_validate(event.payload)
             w[_VOIDED].append({"voucher": voided.voucher_number})

@@ -65,6 +65,8 @@ bank_invoices = Table(
     Column("paid", Money, nullable=False),  # paid_total billing reported (its recorded payments)
     Column("credits", JSONB, nullable=False, server_default=text("'{}'::jsonb")),  # {credit note: total}
     Column("matched", Money, nullable=False, server_default=text("0")),  # applied from bank lines
+    # the part of ``matched`` billing booked as payments (in ``paid`` too): {payment id: amount}
+    Column("booked", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     Column("voided", Boolean, nullable=False, server_default=text("false")),
     Column("issued_at", DateTime(timezone=True), nullable=False),
 )
@@ -131,13 +133,18 @@ async def record_orders(conn: AsyncConnection, rows: list[dict[str, Any]]) -> No
 
 
 # What an invoice still owes: its total less what billing reported paid, its credit notes and what
-# bank lines were matched to it, never below zero (worked out by PostgreSQL for every reader). The
-# credits are summed only where there are some: the sub-select per row, a million times, was a
-# third of reading the open items (and kept the rows from being projected in parallel).
+# bank lines were matched to it and billing has not booked yet (what it booked is in ``paid``),
+# never below zero (worked out by PostgreSQL for every reader). The credits and bookings are summed
+# only where there are some: the sub-select per row, a million times, was a third of reading the
+# open items (and kept the rows from being projected in parallel).
+def _summed(column: str) -> str:
+    return (f"CASE WHEN bank_invoices.{column} = '{{}}'::jsonb THEN 0 ELSE coalesce((SELECT"
+            f" sum(value::numeric) FROM jsonb_each_text(bank_invoices.{column})), 0) END")
+
+
 _OUTSTANDING = (
-    "round(greatest(bank_invoices.total - bank_invoices.paid - bank_invoices.matched - CASE"
-    " WHEN bank_invoices.credits = '{}'::jsonb THEN 0 ELSE coalesce((SELECT sum(value::numeric)"
-    " FROM jsonb_each_text(bank_invoices.credits)), 0) END, 0), 2)")
+    "round(greatest(bank_invoices.total - bank_invoices.paid - bank_invoices.matched"
+    f" + {_summed('booked')} - {_summed('credits')}, 0), 2)")
 
 # The issue day is ``issued_at``'s date in the session's time zone, and the rows come as plain
 # tuples in OpenInvoice's field order: a million open items per statement import, 13 s -> a few.

@@ -122,3 +122,29 @@ async def test_writes_sent_kind_by_kind_leave_what_each_event_alone_leaves(postg
     finally:
         for engine in engines:
             await engine.dispose()
+
+
+async def test_bank_money_billing_booked_is_owed_once_not_twice(reconcile_engine):
+    """A statement line matched 200.00 to the invoice; billing books it (bank_line.matched ->
+    payment.recorded, its id naming the line and invoice) and reports it paid: the invoice still
+    owes 195.00, not 395 - 200 - 200; another payment is not taken for a bank one."""
+    order_id = new_order_id()
+    async with reconcile_engine.begin() as conn:
+        for event in (envelope(order_placed(order_id)), envelope(invoice_issued(order_id))):
+            await keep_open_items(conn, event)
+        await conn.execute(text("UPDATE bank_invoices SET matched = 200.00"  # as an import does
+                                " WHERE voucher_number = 'INV-2026-000001'"))
+    assert await outstanding(reconcile_engine) == {"INV-2026-000001": Decimal("195.00")}
+    booked = envelope(payment_recorded(order_id, Decimal("200.00"),
+                                       payment_id="bank:T-1:INV-2026-000001"))
+    async with reconcile_engine.begin() as conn:
+        for event in (booked, booked):  # sent twice: kept once
+            await keep_open_items(conn, event)
+    assert await outstanding(reconcile_engine) == {"INV-2026-000001": Decimal("195.00")}
+    async with reconcile_engine.begin() as conn:  # then the customer pays the rest online
+        await keep_open_items(conn, envelope(payment_recorded(order_id, Decimal("395.00"),
+                                                              payment_id="P-rest")))
+    assert await outstanding(reconcile_engine) == {"INV-2026-000001": Decimal("0.00")}
+    async with reconcile_engine.connect() as conn:
+        report = await build_report(conn, "channel", date(2026, 11, 21), date(2026, 11, 21))
+    assert to_csv(report).splitlines()[1].split(",")[5] == "395.00"  # paid: the bank's part too
