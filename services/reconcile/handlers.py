@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -226,15 +227,15 @@ async def watch_silences(lag: ConsumerLag, grace: timedelta, every_seconds: floa
     await periodic.every(every_seconds, step, log, "watching silences failed")
 
 
-def tell_silences(lag: ConsumerLag, grace: timedelta, told: set[str]) -> set[str]:
+def tell_silences(lag: ConsumerLag, grace: timedelta, told: set[str], out: Any = log) -> set[str]:
     """Warn once when a producer has owed answers for longer than the grace without a word (the
     raises of what it owes wait for it, ``shared/silence.py``), and say when it answers again;
-    returns the topics told of."""
+    returns the topics told of. ``out``: the logger (a test's stand-in)."""
     silent = {topic: seconds for topic, seconds in lag.silent().items()
               if seconds > grace.total_seconds()}
     for topic in sorted(silent.keys() - told):
-        log.warning("a service owes answers and says nothing: discrepancies about it wait",
+        out.warning("a service owes answers and says nothing: discrepancies about it wait",
                     topic=topic, silent_seconds=round(silent[topic], 1))
     for topic in sorted(told - silent.keys()):
-        log.info("a silent service answers again", topic=topic)
+        out.info("a silent service answers again", topic=topic)
     return set(silent)
