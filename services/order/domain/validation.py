@@ -36,6 +36,7 @@ from services.order.domain.wire import (
     reasons_from,
     refusal,
 )
+from shared.contract.bank_events import BANK_PAYMENT_PREFIX, RESERVED_PAYMENT_ID
 from shared.contract.payloads import OrderLine, RejectionReason
 from shared.contract.storefront import (
     MODEL_BY_TYPE,
@@ -311,6 +312,8 @@ def validate_payment(raw: dict[str, Any], *, now: datetime | None = None
     reasons += _instant("captured_at", message.captured_at, now)
     if message.currency:
         reasons += _minor_units(message.currency, iter([("amount", message.amount)]))
+    if message.payment_id.startswith(BANK_PAYMENT_PREFIX):
+        reasons.append(refusal("payment_id", "reserved_prefix", RESERVED_PAYMENT_ID))
     return reasons or message
 
 
