@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.billing import domain, handlers, queries
 from shared.auth import Principal, current_principal, require_roles
-from shared.contract.bank_events import BANK_PAYMENT_PREFIX, RESERVED_PAYMENT_ID
 from shared.money import MINOR_UNITS, known_currency, to_decimal
 from shared.service import ServiceContext, context
 
@@ -89,13 +88,6 @@ class PaymentEntry(BaseModel):
     amount: Decimal
     currency: str
     received_at: datetime | None = None
-
-    @field_validator("payment_id")
-    @classmethod
-    def _payment_id(cls, value: str) -> str:
-        if value.startswith(BANK_PAYMENT_PREFIX):
-            raise ValueError(RESERVED_PAYMENT_ID)
-        return value
 
     @field_validator("method")
     @classmethod

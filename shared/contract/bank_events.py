@@ -49,9 +49,12 @@ class BankLineUnmatched(Payload):
 
 # Billing books each bank_line.matched (not flagged) as a payment of its own: one payment id per
 # bank line and invoice, so reconcile can tell its own matched money in billing's payments.
+# Finance confirms a flagged match by entering the payment under that id (billing's
+# POST /payments); a storefront may not use the prefix.
 BANK_PAYMENT_PREFIX = "bank:"
-RESERVED_PAYMENT_ID = (f"payment ids starting with {BANK_PAYMENT_PREFIX!r} are billing's for the "
-                       "transfers it books from bank statements; accepted: any other id")
+RESERVED_PAYMENT_ID = (f"payment ids starting with {BANK_PAYMENT_PREFIX!r} name bank statement "
+                       "lines (billing books them, finance confirms flagged ones); accepted: any "
+                       "other id")
 
 
 def bank_payment_id(transaction_id: str, voucher_number: str) -> str:
