@@ -126,7 +126,7 @@ def test_payment_validation():
     assert {r.field for r in bad} == {"amount", "method"}
     [reserved] = validate_payment({**good, "payment_id": "bank:T-1:INV-2026-000001"})
     assert (reserved.field, reserved.code) == ("payment_id", "reserved_prefix")
-    assert "bank statements" in reserved.message and "accepted" in reserved.message
+    assert "bank statement lines" in reserved.message and "accepted" in reserved.message
 
 
 # ---- deeper intake rules: each names field, code and what is accepted ---------------------
