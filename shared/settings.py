@@ -65,6 +65,9 @@ class OmsSettings(BaseSettings):
     duplicate_window_minutes: int = Field(default=30, ge=0)
     # Reconcile raises a discrepancy only after the facts disagree this long (events are async).
     reconcile_grace_seconds: float = Field(default=60.0, ge=0)
+    # How long a service silent while it owes answers (down, stuck) holds back the raises of what
+    # it owes (shared/silence.py); 0: not at all, each such order is raised past the grace.
+    reconcile_silence_cap_seconds: float = Field(default=3600.0, ge=0)
     # Signs customers' order-tracking tokens; set your own secret in production.
     tracking_secret: str = "oms-demo-tracking-secret"
 

@@ -87,7 +87,9 @@ def make_app(settings: OmsSettings | None = None, clock: Clock | None = None,
         # grace counts from there. 20,000 of one event in 64: minutes of a busy stream.
         # A producer silent while it owes answers (down, stuck) holds raises back too: its
         # orders are not lost, and one outage must not become a discrepancy per order.
-        lag = ConsumerLag(remember=20_000, silences=Silences())
+        cap = ctx.settings.reconcile_silence_cap_seconds
+        lag = ConsumerLag(remember=20_000, silences=Silences(cap=cap) if cap else None)
+        ctx.state["lag"] = lag
         return ServiceParts(
             topics=TOPICS, handle=make_handler(ctx.clock, chosen, lag),
             start_batch=make_batch_start(ctx.clock, chosen, lag),

@@ -43,6 +43,8 @@ async def test_fact_sheets_through_the_broker(fresh_kafka, database_url):
             return summary["orders"] == 2 and summary["consistent"] == 1
 
         await wait_until(settled, timeout=30)
+        silences = app.state.ctx.state["lag"].silences  # watched, an hour at most by default
+        assert silences is not None and silences.cap == 3600.0
         found = (await client.get(f"/orders/{order_id}", headers=ADMIN)).json()
         assert (found["status"], found["reasons"]) == ("consistent", [])
         assert found["facts"]["invoices_count"] == 1
@@ -82,13 +84,14 @@ async def reconcile_events(bootstrap: str, wanted: int) -> list[tuple[str, dict]
 async def test_a_lost_revenue_event_raises_a_discrepancy_on_the_reconcile_topic(fresh_kafka, database_url):
     clock = ManualClock(AT)
     settings = OmsSettings(kafka_bootstrap=fresh_kafka, kafka_idempotence=False, scheduler_seconds=0.1,
-                           relay_poll_seconds=0.1)
+                           relay_poll_seconds=0.1, reconcile_silence_cap_seconds=0)
     app = make_app(settings=settings, clock=clock, database_url=database_url,
                    grace=timedelta(seconds=60))
     order_id = new_order_id()
     events = lifecycle("shipped", order_id)
     [revenue] = [e for e in events if e.event_type == "revenue.recognized"]
     async with running(app) as client:
+        assert app.state.ctx.state["lag"].silences is None  # OMS_RECONCILE_SILENCE_CAP_SECONDS=0
         await publish(fresh_kafka, [e for e in events if e is not revenue])
 
         async def shipped_seen() -> bool:
