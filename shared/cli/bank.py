@@ -14,6 +14,7 @@ from rich.table import Table
 
 from shared.cli.http import base_url, checked, send
 from shared.cli.tables import print_table
+from shared.contract.bank_events import bank_payment_id
 
 console = Console()
 bank_app = typer.Typer(help="Bank statements matched to invoices (talks to a running reconcile "
@@ -133,6 +134,21 @@ def lines(status: str = typer.Option(None, help="matched | unmatched"),
                       line["score"], line["difference"],
                       ", ".join(a["voucher_number"] for a in line["allocations"]), line["reason"])
     print_table(console, table)
+    to_book = [confirm_command(line, a) for line in body["lines"]
+               if line["status"] == "matched" and line["flagged"] for a in line["allocations"]]
+    if to_book:
+        console.print("Billing books matched lines by itself, not flagged ones: once checked, "
+                      "book each with", highlight=False)
+        for command in to_book:
+            console.print(f"  {command}", highlight=False, soft_wrap=True)
+
+
+def confirm_command(line: dict[str, Any], allocation: dict[str, Any]) -> str:
+    """The ``oms billing pay`` that books a flagged match's part of a bank line as billing books
+    an unflagged one (its payment id names the line and invoice, so reconcile counts it once)."""
+    payment_id = bank_payment_id(line["transaction_id"], allocation["voucher_number"])
+    return (f"oms billing pay {allocation['order_id']} {payment_id} {allocation['applied']} "
+            f"--currency {line['currency']} --received-at {line['booked_on']}T00:00:00+00:00")
 
 
 def register(app: typer.Typer) -> None:

@@ -82,3 +82,22 @@ def test_no_answer_in_time_is_explained(silent_server: str, tmp_path: Path,
     said = " ".join(result.output.split())
     assert "no answer from the reconcile service within 0.5 s" in said
     assert "importing the same file again is safe" in said
+
+
+def test_bank_lines_says_how_to_book_a_flagged_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Billing books matched lines by itself but not flagged ones: `oms bank lines` prints the
+    `oms billing pay` that books each flagged part under the line's own payment id."""
+    def line(txn: str, flagged: bool, applied: str) -> dict[str, Any]:
+        return {"transaction_id": txn, "booked_on": "2026-11-21", "amount": applied,
+                "currency": "CNY", "status": "matched", "flagged": flagged, "rule": "reference",
+                "score": "0.90", "difference": "-5.00" if flagged else "0.00",
+                "allocations": [{"voucher_number": f"INV-{txn}", "order_id": f"O-{txn}",
+                                 "applied": applied}], "reason": "partial payment"}
+
+    body = {"count": 2, "lines": [line("T1", False, "395.00"), line("T2", True, "390.00")]}
+    monkeypatch.setattr(bank_cli, "_request", lambda *args, **kwargs: body)
+    result = CliRunner().invoke(oms(), ["bank", "lines"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert ("oms billing pay O-T2 bank:T2:INV-T2 390.00 --currency CNY "
+            "--received-at 2026-11-21T00:00:00+00:00") in result.output
+    assert "bank:T1" not in result.output  # billing booked that one itself
