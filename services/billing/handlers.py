@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +17,7 @@ from services.billing import account_store, domain, queries, store
 from services.billing.account_writes import Booking, Change, account_writes, save_accounts
 from shared.auth import Principal
 from shared.clock import Clock
-from shared.contract.bank_events import BankLineMatched, bank_payment_id
+from shared.contract.bank_events import BankLineMatched, bank_payment_id, bank_received_at
 from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
 from shared.contract.order_events import OrderAmended, OrderReturned, OrderShipped
 from shared.contract.payloads import OrderPaymentCaptured, OrderPlaced, Payload, parse_payload
@@ -127,8 +127,7 @@ def _banked(matched: BankLineMatched) -> domain.Payment:
     statement's booking date (00:00 UTC)."""
     return domain.Payment(bank_payment_id(matched.transaction_id, matched.voucher_number),
                           "bank_transfer", "transfer", matched.applied,
-                          matched.currency, datetime.combine(matched.booked_on, time(0), UTC),
-                          "bank")
+                          matched.currency, bank_received_at(matched.booked_on), "bank")
 
 
 def _decision_for(event_type: str, payload: Payload, account: domain.Account,

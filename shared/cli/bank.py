@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from shared.cli.http import base_url, checked, send
 from shared.cli.tables import print_table
-from shared.contract.bank_events import bank_payment_id
+from shared.contract.bank_events import bank_payment_id, bank_received_at
 
 console = Console()
 bank_app = typer.Typer(help="Bank statements matched to invoices (talks to a running reconcile "
@@ -148,7 +148,8 @@ def confirm_command(line: dict[str, Any], allocation: dict[str, Any]) -> str:
     an unflagged one (its payment id names the line and invoice, so reconcile counts it once)."""
     payment_id = bank_payment_id(line["transaction_id"], allocation["voucher_number"])
     return (f"oms billing pay {allocation['order_id']} {payment_id} {allocation['applied']} "
-            f"--currency {line['currency']} --received-at {line['booked_on']}T00:00:00+00:00")
+            f"--currency {line['currency']} --received-at "
+            f"{bank_received_at(date.fromisoformat(line['booked_on'])).isoformat()}")
 
 
 def register(app: typer.Typer) -> None:

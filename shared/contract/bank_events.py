@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from pydantic import Field
@@ -59,6 +59,11 @@ RESERVED_PAYMENT_ID = (f"payment ids starting with {BANK_PAYMENT_PREFIX!r} name 
 
 def bank_payment_id(transaction_id: str, voucher_number: str) -> str:
     return f"{BANK_PAYMENT_PREFIX}{transaction_id}:{voucher_number}"
+
+
+def bank_received_at(booked_on: date) -> datetime:
+    """When a bank payment counts as received: its statement's booking day, 00:00 UTC."""
+    return datetime.combine(booked_on, time(0), UTC)
 
 
 def bank_payment_voucher(payment_id: str) -> str | None:
