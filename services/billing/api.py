@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.billing import domain, handlers, queries
 from shared.auth import Principal, current_principal, require_roles
+from shared.contract.bank_events import BANK_PAYMENT_PREFIX, RESERVED_PAYMENT_ID
 from shared.money import MINOR_UNITS, known_currency, to_decimal
 from shared.service import ServiceContext, context
 
@@ -88,6 +89,15 @@ class PaymentEntry(BaseModel):
     amount: Decimal
     currency: str
     received_at: datetime | None = None
+
+    @field_validator("payment_id")
+    @classmethod
+    def _not_a_bank_line(cls, value: str) -> str:
+        # Billing books those itself, from reconcile's matches (a flagged one once finance
+        # confirmed it there): entered here too, reconcile could count a line's money twice.
+        if value.startswith(BANK_PAYMENT_PREFIX):
+            raise ValueError(RESERVED_PAYMENT_ID)
+        return value
 
     @field_validator("method")
     @classmethod

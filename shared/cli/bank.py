@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import typer
@@ -14,7 +16,6 @@ from rich.table import Table
 
 from shared.cli.http import base_url, checked, send
 from shared.cli.tables import print_table
-from shared.contract.bank_events import bank_payment_id, bank_received_at
 
 console = Console()
 bank_app = typer.Typer(help="Bank statements matched to invoices (talks to a running reconcile "
@@ -75,11 +76,14 @@ def import_statement(
     if as_json:
         typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
         return
+    # flagged: a match with a difference, or a line left to a person (ambiguous, beyond the
+    # tolerance); said apart, so "matched 1 (flagged 1)" never means an unmatched line
+    flagged = [d["matched"] for d in body["decisions"] if d["flagged"]]
     console.print(f"{file}: {body['rows_read']} row(s) read; imported {body['imported']}, "
                   f"already imported {body['already_imported']}, refused {body['refused']}; "
-                  f"matched {body['matched']} (flagged {body['flagged']}), unmatched "
-                  f"{body['unmatched']} (window {body['window_days']} days, tolerance "
-                  f"{body['tolerance']})", highlight=False)
+                  f"matched {body['matched']} (flagged {sum(flagged)}), unmatched "
+                  f"{body['unmatched']} (flagged {len(flagged) - sum(flagged)}) (window "
+                  f"{body['window_days']} days, tolerance {body['tolerance']})", highlight=False)
     for error in body["errors"]:
         console.print(f"  [red]line {error['line']}[/red] {error['column']}: {error['rule']}",
                       highlight=False)
@@ -134,22 +138,96 @@ def lines(status: str = typer.Option(None, help="matched | unmatched"),
                       line["score"], line["difference"],
                       ", ".join(a["voucher_number"] for a in line["allocations"]), line["reason"])
     print_table(console, table)
-    to_book = [confirm_command(line, a) for line in body["lines"]
-               if line["status"] == "matched" and line["flagged"] for a in line["allocations"]]
-    if to_book:
-        console.print("Billing books matched lines by itself, not flagged ones: once checked, "
-                      "book each with", highlight=False)
-        for command in to_book:
-            console.print(f"  {command}", highlight=False, soft_wrap=True)
+    for hint in next_steps(body["lines"]):
+        console.print(hint, highlight=False, soft_wrap=True)
 
 
-def confirm_command(line: dict[str, Any], allocation: dict[str, Any]) -> str:
-    """The ``oms billing pay`` that books a flagged match's part of a bank line as billing books
-    an unflagged one (its payment id names the line and invoice, so reconcile counts it once)."""
-    payment_id = bank_payment_id(line["transaction_id"], allocation["voucher_number"])
-    return (f"oms billing pay {allocation['order_id']} {payment_id} {allocation['applied']} "
-            f"--currency {line['currency']} --received-at "
-            f"{bank_received_at(date.fromisoformat(line['booked_on'])).isoformat()}")
+def next_steps(found: list[dict[str, Any]]) -> list[str]:
+    """What finance can do with the lines that wait for a person: a flagged match is confirmed
+    (billing then books it) or undone, an unmatched money-in line matched by hand."""
+    flagged = [line["transaction_id"] for line in found
+               if line["status"] == "matched" and line["flagged"]]
+    waiting = [line for line in found if line["status"] == "unmatched"
+               and Decimal(line["amount"]) > 0]
+    hints: list[str] = []
+    if flagged:
+        hints.append("Flagged matches wait for finance (billing books only what is not flagged): "
+                     "once checked, confirm each or undo it:")
+        hints += [f"  oms bank confirm {txn}   |   oms bank unmatch {txn} --note WHY"
+                  for txn in flagged]
+    if waiting:
+        hints.append("Unmatched money in: match each by hand to the invoice(s) it pays "
+                     "(VOUCHER or VOUCHER=AMOUNT):")
+        for line in waiting:
+            candidates = line["candidates"]
+            chosen = candidates[0] if len(candidates) == 1 else "VOUCHER"
+            hints.append(f"  oms bank match {line['transaction_id']} {chosen}"
+                         + (f"   (candidates: {', '.join(candidates)})" if len(candidates) > 1
+                            else ""))
+    return hints
+
+
+def _print_decision(body: dict[str, Any]) -> None:
+    parts = ", ".join(f"{a['voucher_number']} {a['applied']}" for a in body["allocations"])
+    console.print(f"{body['transaction_id']} ({body['amount']} {body['currency']}): "
+                  f"{body['status']}{' to ' + parts if parts else ''}", highlight=False)
+    console.print(f"  {body['reason']}", highlight=False)
+    if body["billing_books"]:
+        console.print("  billing books " + ", ".join(a["payment_id"] for a in body["allocations"])
+                      + " (oms billing payments ORDER shows it)", highlight=False)
+
+
+def _parts(invoices: list[str]) -> list[dict[str, str]]:
+    parts = []
+    for given in invoices:
+        voucher, _, amount = given.partition("=")
+        if not voucher or (_ and not amount):
+            console.print(f"[red]{given!r}: VOUCHER or VOUCHER=AMOUNT (e.g. INV-2026-000001=95.00)"
+                          "[/red]", highlight=False)
+            raise typer.Exit(2)
+        parts.append({"voucher_number": voucher, **({"amount": amount} if amount else {})})
+    return parts
+
+
+@bank_app.command("match")
+def match(transaction_id: str = typer.Argument(..., help="the bank line's transaction id"),
+          invoices: list[str] = typer.Argument(..., help="VOUCHER (what it owes, at most what "
+                                                "is left of the line) or VOUCHER=AMOUNT"),
+          note: str = typer.Option("", "--note", help="why (kept in the audit trail)"),
+          api_key: str = ApiKey, as_json: bool = AS_JSON) -> None:
+    """Match an unmatched money-in line by hand to the invoice(s) it pays; billing books each."""
+    body = _request("POST", f"/bank/lines/{quote(transaction_id, safe='')}/match", api_key,
+                    json={"invoices": _parts(invoices), "note": note})
+    _show(body, as_json)
+
+
+@bank_app.command("confirm")
+def confirm(transaction_id: str = typer.Argument(..., help="the bank line's transaction id"),
+            note: str = typer.Option("", "--note", help="what was checked (kept in the audit "
+                                     "trail)"),
+            api_key: str = ApiKey, as_json: bool = AS_JSON) -> None:
+    """Confirm a flagged match (a difference within the tolerance): billing then books it."""
+    body = _request("POST", f"/bank/lines/{quote(transaction_id, safe='')}/confirm", api_key,
+                    json={"note": note})
+    _show(body, as_json)
+
+
+@bank_app.command("unmatch")
+def unmatch(transaction_id: str = typer.Argument(..., help="the bank line's transaction id"),
+            note: str = typer.Option(..., "--note", help="why the match is wrong (required: "
+                                     "kept in the audit trail)"),
+            api_key: str = ApiKey, as_json: bool = AS_JSON) -> None:
+    """Undo a flagged match found wrong: the line is unmatched again (match it by hand next)."""
+    body = _request("POST", f"/bank/lines/{quote(transaction_id, safe='')}/unmatch", api_key,
+                    json={"note": note})
+    _show(body, as_json)
+
+
+def _show(body: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+    else:
+        _print_decision(body)
 
 
 def register(app: typer.Typer) -> None:

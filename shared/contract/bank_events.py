@@ -22,7 +22,9 @@ class BankLineMatched(Payload):
     bank_amount: Decimal
     currency: str
     booked_on: date
-    rule: str  # reference | amount_in_window | several_invoices_same_customer | amount_within_tolerance
+    # reference | amount_in_window | several_invoices_same_customer |
+    # amount_within_tolerance | manual (finance matched it by hand: oms bank match)
+    rule: str
     score: Decimal
     tolerance: Decimal
     window_days: int
@@ -49,12 +51,12 @@ class BankLineUnmatched(Payload):
 
 # Billing books each bank_line.matched (not flagged) as a payment of its own: one payment id per
 # bank line and invoice, so reconcile can tell its own matched money in billing's payments.
-# Finance confirms a flagged match by entering the payment under that id (billing's
-# POST /payments); a storefront may not use the prefix.
+# Finance confirms a flagged match on reconcile (``oms bank confirm``), which announces it again
+# unflagged; neither a storefront nor finance's own payment entry may use the prefix.
 BANK_PAYMENT_PREFIX = "bank:"
 RESERVED_PAYMENT_ID = (f"payment ids starting with {BANK_PAYMENT_PREFIX!r} name bank statement "
-                       "lines (billing books them, finance confirms flagged ones); accepted: any "
-                       "other id")
+                       "lines: billing books them from reconcile's matches (a flagged match once "
+                       "finance confirms it: oms bank confirm); accepted: any other id")
 
 
 def bank_payment_id(transaction_id: str, voucher_number: str) -> str:

@@ -96,27 +96,33 @@ def test_a_crashed_service_is_restarted_by_the_supervisor(runtime):
 
 def test_a_bank_statement_pays_the_invoices_it_matches(runtime, tmp_path):
     """Finance imports the day's statement: reconcile matches a transfer to an unpaid invoice by
-    its voucher number, billing books it, the order is paid and every service agrees."""
+    its voucher number, billing books it, the order is paid and every service agrees. A second
+    transfer overpays its order beyond the tolerance: left unmatched, finance matches it by hand
+    (`oms bank match`), and billing books that too."""
     import asyncio
     import random
     import time
     from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
 
     from shared.demo import traffic
     from shared.demo.plan import encode
     from shared.demo.runner import publish
 
     info = runtime.info
-    submission = traffic.submission("web", 1, rng=random.Random(11),
-                                    submitted_at=datetime.now(UTC) - timedelta(hours=1))
-    submission["channel_order_id"] = "WEB-BANK-000001"
-    submission["payment"] = {"method": "bank_transfer", "terms": "prepaid"}
+    submissions = []
+    for n, seed in ((1, 11), (2, 26)):  # SKUs the receipts below need not normalise
+        submission = traffic.submission("web", n, rng=random.Random(seed),
+                                        submitted_at=datetime.now(UTC) - timedelta(hours=1))
+        submission["channel_order_id"] = f"WEB-BANK-00000{n}"
+        submission["payment"] = {"method": "bank_transfer", "terms": "prepaid"}
+        submissions.append(submission)
     with httpx.Client(timeout=30, headers=ADMIN) as client:
-        for line in submission["lines"]:
+        for line in [line for submission in submissions for line in submission["lines"]]:
             client.post(f"{info.url('inventory')}/stock/receipts", json={
                 "sku": line["sku"], "warehouse": "WH-BANK", "quantity": 10,
                 "reason": "bank e2e"}).raise_for_status()
-        asyncio.run(publish(info.kafka_bootstrap, [encode(submission)]))
+        asyncio.run(publish(info.kafka_bootstrap, [encode(s) for s in submissions]))
 
         def until(what, found, timeout=90.0):
             deadline = time.monotonic() + timeout
@@ -125,32 +131,53 @@ def test_a_bank_statement_pays_the_invoices_it_matches(runtime, tmp_path):
                 time.sleep(0.5)
             return value
 
-        def order():
-            got = client.get(f"{info.url('order')}/orders/by-channel/web/WEB-BANK-000001")
+        def order(channel_order_id):
+            got = client.get(f"{info.url('order')}/orders/by-channel/web/{channel_order_id}")
             return got.json()["order"] if got.status_code == 200 else None
 
-        order_id = until("the order", order)["order_id"]
-        invoice = until("its invoice", lambda: next(iter(client.get(
-            f"{info.url('billing')}/invoices", params={"order_id": order_id}).json()), None))
+        def invoice_of(order_id):
+            return until("its invoice", lambda: next(iter(client.get(
+                f"{info.url('billing')}/invoices", params={"order_id": order_id}).json()), None))
+
+        order_ids = [until("the order", lambda s=s: order(s["channel_order_id"]))["order_id"]
+                     for s in submissions]
+        invoice, overpaid = (invoice_of(order_id) for order_id in order_ids)
         statement = tmp_path / "statement.csv"
         statement.write_text(
             "transaction_id,booked_at,amount,currency,counterparty,memo\n"
             f"TX-E2E-1,{datetime.now(UTC).date()},{invoice['total']},CNY,"
-            f"{submission['customer']['name']},payment for {invoice['voucher_number']}\n",
+            f"{submissions[0]['customer']['name']},payment for {invoice['voucher_number']}\n"
+            f"TX-E2E-2,{datetime.now(UTC).date()},{Decimal(overpaid['total']) + 20},CNY,"
+            f"{submissions[1]['customer']['name']},order WEB-BANK-000002\n",
             encoding="utf-8")
         env = {**os.environ, "OMS_RECONCILE_URL": info.url("reconcile")}
-        done = subprocess.run([sys.executable, "-m", "shared.cli.main", "bank", "import",
-                               str(statement)], env=env, capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "matched 1 (flagged 0)" in " ".join(done.stdout.split()), done.stdout
 
-        [payment] = until("the bank payment in billing", lambda: client.get(
-            f"{info.url('billing')}/payments", params={"order_id": order_id}).json() or None)
-        assert (payment["payment_id"], payment["source"], payment["amount"]) == (
-            f"bank:TX-E2E-1:{invoice['voucher_number']}", "bank", invoice["total"])
-        until("the order paid", lambda: True if client.get(
-            f"{info.url('order')}/orders/{order_id}").json()["order"]["paid"] else None)
-        until("reconcile agreeing", lambda: True if client.get(
-            f"{info.url('reconcile')}/orders/{order_id}").json()["status"] == "consistent"
-            else None)
+        def oms(*args):
+            done = subprocess.run([sys.executable, "-m", "shared.cli.main", *args], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stdout + done.stderr
+            return " ".join(done.stdout.split())
+
+        said = oms("bank", "import", str(statement))
+        assert "matched 1 (flagged 0), unmatched 1 (flagged 1)" in said, said
+        assert "overpayment" in said
+        said = oms("bank", "lines", "--status", "unmatched")
+        assert f"oms bank match TX-E2E-2 {overpaid['voucher_number']}" in said, said
+        said = oms("bank", "match", "TX-E2E-2", overpaid["voucher_number"], "--note",
+                   "overpaid 20.00: refund it")
+        assert f"billing books bank:TX-E2E-2:{overpaid['voucher_number']}" in said, said
+
+        for order_id, paid, line in ((order_ids[0], invoice, "TX-E2E-1"),
+                                     (order_ids[1], overpaid, "TX-E2E-2")):
+            [payment] = until("the bank payment in billing", lambda o=order_id: client.get(
+                f"{info.url('billing')}/payments", params={"order_id": o}).json() or None)
+            assert (payment["payment_id"], payment["source"], payment["amount"]) == (
+                f"bank:{line}:{paid['voucher_number']}", "bank", paid["total"])
+            until("the order paid", lambda o=order_id: True if client.get(
+                f"{info.url('order')}/orders/{o}").json()["order"]["paid"] else None)
+            until("reconcile agreeing", lambda o=order_id: True if client.get(
+                f"{info.url('reconcile')}/orders/{o}").json()["status"] == "consistent"
+                else None)
+        open_items = client.get(f"{info.url('reconcile')}/bank/open-items").json()
+        assert not {"TX-E2E-1", "TX-E2E-2"} & {
+            line["transaction_id"] for line in open_items["unmatched_lines"]}

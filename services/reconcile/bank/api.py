@@ -7,14 +7,16 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from pydantic import BaseModel, Field, field_validator
 
-from services.reconcile.bank import store
+from services.reconcile.bank import decisions, store
 from services.reconcile.bank.handlers import import_statement, policy_of, rematch
 from services.reconcile.bank.matching import MatchPolicy
 from services.reconcile.bank.statement import FORMATS, Format, StatementError
 from shared.auth import Principal, current_principal, require_roles
 from shared.contract.envelope import Actor
+from shared.money import to_decimal
 from shared.service import ServiceContext, context
 
 router = APIRouter(tags=["bank"])
@@ -90,3 +92,78 @@ async def open_items(
     return {"unmatched_lines": [line for line in every if line["status"] == "unmatched"],
             "flagged_lines": [line for line in every if line["flagged"]],
             "unpaid_invoices": unpaid}
+
+
+# ---- finance's own decisions (services/reconcile/bank/decisions.py) -----------------------------
+
+Transaction = Path(..., min_length=1, max_length=64, description="the bank's transaction id")
+
+
+class InvoicePart(BaseModel):
+    voucher_number: str = Field(min_length=1, max_length=64)
+    # None: what the invoice owes, at most what is left of the line
+    amount: Decimal | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _decimal(cls, value: object) -> Decimal | None:
+        return None if value is None else to_decimal(value)  # money as decimal strings
+
+
+class ManualMatch(BaseModel):
+    invoices: list[InvoicePart] = Field(min_length=1, max_length=50)
+    note: str = Field("", max_length=decisions.NOTE_MAX)
+
+
+class Note(BaseModel):
+    note: str = Field("", max_length=decisions.NOTE_MAX)
+
+
+async def _decided(work: Any) -> dict[str, Any]:
+    try:
+        answer: dict[str, Any] = await work
+    except decisions.LineNotFound as error:
+        raise HTTPException(404, str(error)) from None
+    except decisions.DecisionRefused as error:
+        raise HTTPException(409, str(error)) from None
+    except decisions.BadChoice as error:
+        raise HTTPException(422, [{"loc": list(error.where), "msg": str(error)}]) from None
+    return answer
+
+
+def _actor(who: Principal) -> Actor:
+    return Actor(kind="user", id=who.user, role=who.role)
+
+
+@router.post("/bank/lines/{transaction_id}/match")
+async def match_line(
+    body: ManualMatch, transaction_id: str = Transaction, ctx: ServiceContext = Depends(context),
+    who: Principal = Depends(require_roles("finance", "finance_director")),
+) -> dict[str, Any]:
+    """An unmatched money-in line paid to the invoices named (rule ``manual``); billing books
+    each part as a payment."""
+    wanted = [decisions.Wanted(part.voucher_number, part.amount) for part in body.invoices]
+    return await _decided(decisions.match_by_hand(ctx.engine, ctx.clock, transaction_id, wanted,
+                                                  body.note.strip(), _actor(who)))
+
+
+@router.post("/bank/lines/{transaction_id}/confirm")
+async def confirm_line(
+    body: Note | None = None, transaction_id: str = Transaction,
+    ctx: ServiceContext = Depends(context),
+    who: Principal = Depends(require_roles("finance", "finance_director")),
+) -> dict[str, Any]:
+    """A flagged match checked and right: billing books it."""
+    note = body.note.strip() if body is not None else ""
+    return await _decided(decisions.confirm(ctx.engine, ctx.clock, transaction_id, note,
+                                            _actor(who)))
+
+
+@router.post("/bank/lines/{transaction_id}/unmatch")
+async def unmatch_line(
+    body: Note, transaction_id: str = Transaction, ctx: ServiceContext = Depends(context),
+    who: Principal = Depends(require_roles("finance", "finance_director")),
+) -> dict[str, Any]:
+    """A flagged match found wrong, undone (the note says why): the line is unmatched again."""
+    return await _decided(decisions.unmatch(ctx.engine, ctx.clock, transaction_id,
+                                            body.note.strip(), _actor(who)))

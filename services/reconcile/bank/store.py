@@ -142,7 +142,7 @@ def _summed(column: str) -> str:
             f" sum(value::numeric) FROM jsonb_each_text(bank_invoices.{column})), 0) END")
 
 
-_OUTSTANDING = (
+OUTSTANDING = (
     "round(greatest(bank_invoices.total - bank_invoices.paid - bank_invoices.matched"
     f" + {_summed('booked')} - {_summed('credits')}, 0), 2)")
 
@@ -150,7 +150,7 @@ _OUTSTANDING = (
 # tuples in OpenInvoice's field order: a million open items per statement import, 13 s -> a few.
 _KNOWN_INVOICES = (
     f"SELECT bank_invoices.voucher_number, bank_invoices.order_id, bank_invoices.currency,"
-    f" bank_invoices.total, {_OUTSTANDING} AS outstanding, bank_invoices.issued_at::date,"
+    f" bank_invoices.total, {OUTSTANDING} AS outstanding, bank_invoices.issued_at::date,"
     " o.channel_order_id, o.customer_id"
     " FROM bank_invoices LEFT JOIN report_orders o ON o.order_id = bank_invoices.order_id"
     " WHERE NOT bank_invoices.voided ORDER BY bank_invoices.issued_at, bank_invoices.voucher_number")
@@ -165,7 +165,7 @@ async def known_invoices(conn: AsyncConnection, *, lock: bool = False) -> list[O
 async def unpaid_invoices(conn: AsyncConnection) -> list[dict[str, Any]]:
     rows = await conn.execute(
         select(bank_invoices, report_orders.c.customer_id, report_orders.c.channel_order_id,
-               literal_column(_OUTSTANDING).label("outstanding"))
+               literal_column(OUTSTANDING).label("outstanding"))
         .select_from(bank_invoices.outerjoin(
             report_orders, report_orders.c.order_id == bank_invoices.c.order_id))
         .where(bank_invoices.c.voided.is_(False))

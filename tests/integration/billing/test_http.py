@@ -58,7 +58,8 @@ async def test_payments_receivables_and_documents_over_http(fresh_kafka, databas
         for bad, field in (({"amount": "-5.00"}, "amount"), ({"amount": "1.005"}, "amount"),
                            ({"amount": 1.5}, "amount"), ({"method": "paypal"}, "method"),
                            ({"currency": "XXX"}, "currency"), ({"currency": "USD"}, "currency"),
-                           ({"received_at": "2026-11-21T10:00:00"}, "received_at")):
+                           ({"received_at": "2026-11-21T10:00:00"}, "received_at"),
+                           ({"payment_id": "bank:TX-1:INV-2026-000001"}, "payment_id")):
             answer = await client.post("/payments", headers=FINANCE,
                                        json=transfer | {"payment_id": "BT-X"} | bad)
             assert answer.status_code == 422, (bad, answer.text)

@@ -149,3 +149,20 @@ async def test_a_bank_line_reconcile_matched_pays_the_invoice_once(billing_engin
     assert [tuple(r) for r in rows] == [
         ("bank:TX-1:INV-2026-000001", "bank", "transfer", datetime(2026, 11, 21, tzinfo=UTC)),
         ("bank:TX-2:INV-2026-000001", "bank", "transfer", datetime(2026, 11, 21, tzinfo=UTC))]
+
+
+async def test_a_flagged_match_finance_confirmed_is_booked_once(billing_engine):
+    """`oms bank confirm`: reconcile announces the flagged match again, not flagged (its actor the
+    person who checked it); billing books it then, under the line's own payment id, once."""
+    inbox = consumer(billing_engine)
+    await deliver(inbox, placed(ORDER), confirmed(ORDER))
+    flagged = bank_matched(ORDER, "TX-9", "390.00", flagged=True)
+    await deliver(inbox, flagged)
+    assert [e.event_type for e in await events_of(billing_engine, ORDER)] == ["invoice.issued"]
+    confirmed_match = bank_matched(ORDER, "TX-9", "390.00")
+    await deliver(inbox, confirmed_match)
+    await deliver(inbox, confirmed_match.model_copy(update={"event_id": uuid.uuid4()}))
+    _, paid = await events_of(billing_engine, ORDER)
+    assert (paid.event_type, paid.payload["payment_id"], paid.payload["amount"],
+            paid.payload["outstanding"]) == ("payment.recorded", "bank:TX-9:INV-2026-000001",
+                                             "390.00", "5.00")

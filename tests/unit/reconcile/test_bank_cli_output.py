@@ -84,20 +84,58 @@ def test_no_answer_in_time_is_explained(silent_server: str, tmp_path: Path,
     assert "importing the same file again is safe" in said
 
 
-def test_bank_lines_says_how_to_book_a_flagged_match(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Billing books matched lines by itself but not flagged ones: `oms bank lines` prints the
-    `oms billing pay` that books each flagged part under the line's own payment id."""
-    def line(txn: str, flagged: bool, applied: str) -> dict[str, Any]:
-        return {"transaction_id": txn, "booked_on": "2026-11-21", "amount": applied,
-                "currency": "CNY", "status": "matched", "flagged": flagged, "rule": "reference",
+def test_bank_lines_says_what_finance_can_do_with_the_lines_waiting_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Billing books matched lines by itself but not flagged ones: `oms bank lines` prints how to
+    confirm or undo each flagged match, and how to match each unmatched money-in line by hand."""
+    def line(txn: str, status: str, flagged: bool, amount: str,
+             candidates: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {"transaction_id": txn, "booked_on": "2026-11-21", "amount": amount,
+                "currency": "CNY", "status": status, "flagged": flagged, "rule": "reference",
                 "score": "0.90", "difference": "-5.00" if flagged else "0.00",
+                "candidates": list(candidates),
                 "allocations": [{"voucher_number": f"INV-{txn}", "order_id": f"O-{txn}",
-                                 "applied": applied}], "reason": "partial payment"}
+                                 "applied": amount}] if status == "matched" else [],
+                "reason": "partial payment"}
 
-    body = {"count": 2, "lines": [line("T1", False, "395.00"), line("T2", True, "390.00")]}
+    body = {"count": 5, "lines": [line("T1", "matched", False, "395.00"),
+                                  line("T2", "matched", True, "390.00"),
+                                  line("T3", "unmatched", True, "395.00", ("INV-A", "INV-B")),
+                                  line("T4", "unmatched", False, "50.00", ("INV-C",)),
+                                  line("T5", "unmatched", False, "-20.00")]}
     monkeypatch.setattr(bank_cli, "_request", lambda *args, **kwargs: body)
     result = CliRunner().invoke(oms(), ["bank", "lines"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert ("oms billing pay O-T2 bank:T2:INV-T2 390.00 --currency CNY "
-            "--received-at 2026-11-21T00:00:00+00:00") in result.output
-    assert "bank:T1" not in result.output  # billing booked that one itself
+    said = [" ".join(row.split()) for row in result.output.splitlines()]
+    assert "oms bank confirm T2 | oms bank unmatch T2 --note WHY" in said
+    assert "oms bank match T3 VOUCHER (candidates: INV-A, INV-B)" in said
+    assert "oms bank match T4 INV-C" in said
+    assert not any("T1" in row and "oms bank" in row for row in said)  # billing booked it
+    assert not any("T5" in row and "oms bank" in row for row in said)  # money out
+
+
+def test_bank_match_reads_vouchers_and_amounts(monkeypatch: pytest.MonkeyPatch) -> None:
+    sent: list[tuple[Any, ...]] = []
+
+    def request(method: str, path: str, api_key: str, **kwargs: Any) -> dict[str, Any]:
+        sent.append((method, path, kwargs["json"]))
+        return {"transaction_id": "T 1", "amount": "400.00", "currency": "CNY",
+                "status": "matched", "rule": "manual", "flagged": False, "difference": "0.00",
+                "reason": "matched by hand by fei.finance", "billing_books": True,
+                "allocations": [{"voucher_number": "INV-1", "order_id": "O-1", "applied": "395.00",
+                                 "payment_id": "bank:T 1:INV-1"},
+                                {"voucher_number": "INV-2", "order_id": "O-2", "applied": "5.00",
+                                 "payment_id": "bank:T 1:INV-2"}]}
+
+    monkeypatch.setattr(bank_cli, "_request", request)
+    result = CliRunner().invoke(oms(), ["bank", "match", "T 1", "INV-1", "INV-2=5.00",
+                                        "--note", "phoned"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert sent == [("POST", "/bank/lines/T%201/match", {
+        "invoices": [{"voucher_number": "INV-1"}, {"voucher_number": "INV-2", "amount": "5.00"}],
+        "note": "phoned"})]
+    assert "billing books bank:T 1:INV-1, bank:T 1:INV-2" in " ".join(result.output.split())
+    bad = CliRunner().invoke(oms(), ["bank", "match", "T1", "INV-1="])
+    assert bad.exit_code == 2 and "VOUCHER=AMOUNT" in bad.output
+    no_note = CliRunner().invoke(oms(), ["bank", "unmatch", "T1"])
+    assert no_note.exit_code == 2 and "--note" in no_note.output
