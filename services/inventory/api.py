@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.inventory import handlers, views
+from services.inventory import handlers, skus, views
+from services.inventory.catalog import CatalogThresholds
 from shared.auth import Principal, current_principal, require_roles
 from shared.contract.envelope import Actor
+from shared.contract.sku import canonical_sku
 from shared.service import ServiceContext, context
 
 router = APIRouter()
@@ -22,9 +24,21 @@ StockKeeper = Annotated[Principal, Depends(require_roles("warehouse"))]
 MAX_RECEIPT = 100_000_000  # keeps balances well inside PostgreSQL integer range
 
 
-def canonical_sku(raw: str) -> str:
-    """SKUs are canonical upstream (``X-100``); people typing them get case and spaces forgiven."""
-    return raw.strip().upper()
+async def kept_sku(ctx: ServiceContext, typed: str, where: tuple[str, ...]) -> str:
+    """The SKU inventory keeps for what a person typed (``skus.resolve``: the catalog's, or one
+    already kept, whatever the case, spaces or dashes)."""
+    catalog = ctx.state.get("thresholds")
+    names = catalog.names() if isinstance(catalog, CatalogThresholds) else {}
+    async with ctx.engine.connect() as conn:
+        try:
+            return await skus.resolve_typed(conn, typed, names)
+        except skus.AmbiguousSku as error:
+            raise HTTPException(422, [{"loc": list(where), "msg": str(error)}]) from None
+
+
+def _typed(answer: dict[str, Any], typed: str) -> dict[str, Any]:
+    """The answer, saying the SKU typed when it was kept under another spelling."""
+    return answer if answer.get("sku") == typed else answer | {"sku_as_typed": typed}
 
 
 class StockPlace(BaseModel):
@@ -84,14 +98,15 @@ class PriorityRequest(BaseModel):
 @router.post("/stock/receipts", status_code=201, tags=["stock"])
 async def receive_stock(body: ReceiptRequest, ctx: Context, who: StockKeeper,
                         x_correlation_id: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    sku = await kept_sku(ctx, body.sku, ("body", "sku"))
     received, event_id = await handlers.receive_stock(
         ctx.engine,
-        handlers.Receipt(body.sku, body.warehouse, body.quantity, body.reason),
+        handlers.Receipt(sku, body.warehouse, body.quantity, body.reason),
         actor=Actor(kind="user", id=who.user, role=who.role),
         correlation_id=x_correlation_id or str(uuid.uuid4()),
         clock=ctx.clock, thresholds=ctx.state.get("thresholds"),
     )
-    return received.wire() | {"event_id": event_id}
+    return _typed(received.wire() | {"event_id": event_id}, body.sku)
 
 
 @router.post("/stock/adjustments", status_code=201, tags=["stock"])
@@ -102,16 +117,18 @@ async def adjust_stock(body: AdjustmentRequest, ctx: Context, who: StockKeeper,
 
     409 when on hand would end below the units reserved in that warehouse (nothing recorded).
     """
+    sku = await kept_sku(ctx, body.sku, ("body", "sku"))
     try:
-        return await handlers.adjust_stock(
+        adjusted = await handlers.adjust_stock(
             ctx.engine,
-            handlers.Adjustment(body.sku, body.warehouse, body.quantity, body.reason),
+            handlers.Adjustment(sku, body.warehouse, body.quantity, body.reason),
             actor=Actor(kind="user", id=who.user, role=who.role),
             correlation_id=x_correlation_id or str(uuid.uuid4()),
             clock=ctx.clock, thresholds=ctx.state.get("thresholds"),
         )
     except handlers.AdjustmentRefused as refused:
         raise HTTPException(409, str(refused)) from None
+    return _typed(adjusted, body.sku)
 
 
 @router.get("/stock", tags=["stock"])
@@ -123,7 +140,7 @@ async def stock_levels(ctx: Context, _: Reader, warehouse: str | None = None
 
 @router.get("/stock/{sku}", tags=["stock"])
 async def sku_levels(sku: str, ctx: Context, _: Reader) -> dict[str, Any]:
-    sku = canonical_sku(sku)
+    sku = await kept_sku(ctx, sku, ("path", "sku"))
     async with ctx.engine.connect() as conn:
         levels = await views.sku_levels(conn, sku)
     if not levels:
@@ -140,7 +157,7 @@ async def sku_levels(sku: str, ctx: Context, _: Reader) -> dict[str, Any]:
 @router.get("/stock/{sku}/ledger", tags=["stock"])
 async def sku_ledger(sku: str, ctx: Context, _: Reader,
                      limit: Annotated[int, Query(ge=1, le=10_000)] = 500) -> dict[str, Any]:
-    sku = canonical_sku(sku)
+    sku = await kept_sku(ctx, sku, ("path", "sku"))
     async with ctx.engine.connect() as conn:
         entries = await views.ledger(conn, sku, limit)
     if not entries:

@@ -1,4 +1,6 @@
-"""Low-stock thresholds per SKU, read from the catalog file (only ``sku`` and ``low_stock_threshold``)."""
+"""What inventory reads from the catalog file: low-stock thresholds per SKU (``sku``,
+``low_stock_threshold``) and the SKUs' names (``sku``, ``aliases``), by which a SKU people type at a
+receipt is the catalog's own."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from shared.clock import Clock
+from shared.contract.sku import canonical_sku, match_key
 from shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -42,6 +45,22 @@ def load_thresholds(path: Path | None = None) -> dict[str, int]:
     return thresholds
 
 
+def load_names(path: Path | None = None) -> dict[str, str]:
+    """Each catalog SKU and alias (as ``match_key`` compares them) -> the catalog SKU. The order
+    service validates the catalog; a row it would refuse is only skipped here."""
+    names: dict[str, str] = {}
+    with (path or DEMO_CATALOG).open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            sku = canonical_sku(row.get("sku") or "")
+            if not match_key(sku):
+                continue
+            names.setdefault(match_key(sku), sku)
+            for alias in (row.get("aliases") or "").split("|"):
+                if match_key(alias):
+                    names.setdefault(match_key(alias), sku)
+    return names
+
+
 def _stamp(path: Path) -> bytes | None:
     """A digest of the file's content (None: unreadable). Content, not mtime and size: an edit
     within the file system's mtime resolution that keeps the size ("20" -> "25") still counts."""
@@ -66,6 +85,7 @@ class CatalogThresholds(Mapping[str, int]):
         self._clock, self._every = clock, every
         self._stamp = _stamp(self.path)
         self._thresholds: Mapping[str, int] = load_thresholds(self.path)
+        self._names: Mapping[str, str] = load_names(self.path)
         self._checked_at: datetime = clock.now()
 
     def current(self) -> Mapping[str, int]:
@@ -76,6 +96,11 @@ class CatalogThresholds(Mapping[str, int]):
             self.reload_if_changed()
         return self._thresholds
 
+    def names(self) -> Mapping[str, str]:
+        """The catalog's SKUs and aliases by ``match_key`` (re-read as ``current``)."""
+        self.current()
+        return self._names
+
     def reload_if_changed(self) -> bool:
         """Parse the file again if its content changed since the last look; True when it did."""
         stamp = _stamp(self.path)
@@ -84,11 +109,12 @@ class CatalogThresholds(Mapping[str, int]):
         self._stamp = stamp
         try:
             thresholds = load_thresholds(self.path)
+            names = load_names(self.path)
         except (OSError, ValueError) as error:
             log.warning("low-stock thresholds not reloaded; the previous ones stay",
                         file=str(self.path), error=str(error))
             return False
-        self._thresholds = thresholds
+        self._thresholds, self._names = thresholds, names
         log.info("low-stock thresholds reloaded", skus=len(thresholds), file=str(self.path))
         return True
 

@@ -20,11 +20,10 @@ from services.order.domain.catalog import (
     CatalogError,
     CatalogItem,
     CatalogRef,
-    canonical_sku,
-    match_key,
     parse_catalog_text,
 )
 from shared.auth import Principal, current_principal, require_roles
+from shared.contract.sku import canonical_sku, match_key
 from shared.logging import get_logger
 from shared.service import ServiceContext, context
 

@@ -6,12 +6,13 @@ import csv
 import difflib
 import io
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+from shared.contract.sku import canonical_sku, match_key
 
 DEMO_CATALOG = Path(__file__).resolve().parents[3] / "deploy" / "catalog.demo.csv"
 COLUMNS: tuple[str, ...] = ("sku", "name", "category", "tax_rate", "aliases", "low_stock_threshold",
@@ -20,23 +21,12 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("sku", "name", "category", "tax_rate")
 MAX_THRESHOLD = 2**31 - 1
 _SURPLUS = "\0surplus"  # where DictReader puts fields beyond the header
 
-_SEPARATORS = str.maketrans("", "", " -_./\u00b7\u2010\u2011\u2012\u2013\u2014\u2212\u30fc")
 _CONFUSABLE = str.maketrans("OIL", "011")
 
 
 def _looks_like(key: str) -> str:
     """Fold letters typists confuse with digits, only for suggestions (never for matching)."""
     return key.translate(_CONFUSABLE)
-
-
-def match_key(sku: str) -> str:
-    """The comparison form of a SKU: NFKC (full-width to ASCII), upper case, no separators."""
-    return unicodedata.normalize("NFKC", sku).upper().translate(_SEPARATORS)
-
-
-def canonical_sku(sku: str) -> str:
-    """How a new SKU is stored: NFKC, trimmed, upper case (``x-300`` -> ``X-300``)."""
-    return unicodedata.normalize("NFKC", sku).strip().upper()
 
 
 @dataclass(frozen=True, slots=True)

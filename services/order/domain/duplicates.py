@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.order.domain.catalog import match_key
 from services.order.domain.contact import normalise_phone
 from shared.contract.payloads import OrderLine
+from shared.contract.sku import match_key
 
 DEFAULT_WINDOW = timedelta(minutes=30)
 FLAG_PREFIX = "possible_duplicate_of:"

@@ -173,3 +173,45 @@ async def test_cancel_releases_and_ship_deducts_through_the_broker(fresh_kafka, 
         kinds = [e["kind"] for e in (await client.get("/stock/X-100/ledger", headers=ADMIN)
                                      ).json()["entries"]]
         assert sorted(kinds) == ["adjusted", "deducted", "released", "reserved", "reserved"]
+
+
+async def test_stock_typed_as_people_spell_it_serves_the_order_waiting_for_it(fresh_kafka,
+                                                                              database_url):
+    """An order waits for X-200; the clerk receives "x 200": booked under X-200 (the catalog's
+    SKU), so the waiting order is reserved, not a second product nobody orders."""
+    settings = OmsSettings(kafka_bootstrap=fresh_kafka, kafka_idempotence=False)
+    async with running(make_app(settings=settings, database_url=database_url)) as client:
+        order = "O-00000000000000a7"
+        await publish(fresh_kafka, [placed(order, [("X-200", 2)])])
+
+        async def waiting() -> bool:
+            found = await client.get(f"/reservations/{order}", headers=ADMIN)
+            return found.status_code == 200 and found.json()["status"] == "short"
+
+        await wait_until(waiting)
+        received = await client.post("/stock/receipts", headers=WAREHOUSE,
+                                     json={"sku": "x 200", "warehouse": "WH-A", "quantity": 3})
+        assert received.status_code == 201, received.text
+        assert (received.json()["sku"], received.json()["sku_as_typed"]) == ("X-200", "X 200")
+
+        async def reserved() -> bool:
+            found = await client.get(f"/reservations/{order}", headers=ADMIN)
+            return found.json()["status"] == "reserved"
+
+        await wait_until(reserved)
+        levels = (await client.get("/stock/x200", headers=ADMIN)).json()
+        assert (levels["sku"], levels["on_hand"], levels["reserved"]) == ("X-200", 3, 2)
+        assert [row["sku"] for row in (await client.get("/stock", headers=ADMIN)).json()] == [
+            "X-200"]
+        alias = await client.post("/stock/adjustments", headers=WAREHOUSE,
+                                  json={"sku": "xm-x100", "warehouse": "WH-A", "quantity": 4,
+                                        "reason": "found in a count"})
+        assert alias.status_code == 201 and alias.json()["sku"] == "X-100", alias.text
+        new = await client.post("/stock/receipts", headers=WAREHOUSE,
+                                json={"sku": "zz-9", "warehouse": "WH-A", "quantity": 1})
+        assert new.json()["sku"] == "ZZ-9" and "sku_as_typed" not in new.json()
+        again = await client.post("/stock/receipts", headers=WAREHOUSE,
+                                  json={"sku": "zz 9", "warehouse": "WH-A", "quantity": 1})
+        assert (again.json()["sku"], again.json()["on_hand"]) == ("ZZ-9", 2)
+        ledger = (await client.get("/stock/ZZ9/ledger", headers=ADMIN)).json()
+        assert ledger["sku"] == "ZZ-9" and len(ledger["entries"]) == 2

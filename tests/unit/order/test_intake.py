@@ -15,7 +15,6 @@ from services.order.domain.catalog import (
     CatalogError,
     CatalogItem,
     CatalogRef,
-    match_key,
     parse_catalog,
     parse_catalog_text,
 )
@@ -29,6 +28,7 @@ from services.order.domain.validation import (
     validate_return,
     validate_submission,
 )
+from shared.contract.sku import match_key
 from shared.contract.storefront import CancellationRequested, ReturnRequested
 from shared.demo.traffic import payment, submission
 
