@@ -83,15 +83,18 @@ async def lines(
 
 @router.get("/bank/open-items")
 async def open_items(
+    limit: int = Query(10000, ge=1, le=100000, description="at most this many of each list"),
     ctx: ServiceContext = Depends(context), _: Principal = Depends(current_principal),
 ) -> dict[str, Any]:
-    """Bank lines not matched (or matched with a difference) and invoices still unpaid."""
+    """Bank lines not matched, lines flagged (a match with a difference, or left to a person) and
+    invoices still unpaid, oldest first; ``more`` says which list has more than ``limit``."""
     async with ctx.engine.connect() as conn:
-        every = await store.list_lines(conn, limit=10000)
-        unpaid = await store.unpaid_invoices(conn)
-    return {"unmatched_lines": [line for line in every if line["status"] == "unmatched"],
-            "flagged_lines": [line for line in every if line["flagged"]],
-            "unpaid_invoices": unpaid}
+        found = {"unmatched_lines": await store.list_lines(conn, status="unmatched",
+                                                           limit=limit + 1),
+                 "flagged_lines": await store.list_lines(conn, flagged=True, limit=limit + 1),
+                 "unpaid_invoices": await store.unpaid_invoices(conn, limit + 1)}
+    return {**{name: rows[:limit] for name, rows in found.items()}, "limit": limit,
+            "more": {name: len(rows) > limit for name, rows in found.items()}}
 
 
 # ---- finance's own decisions (services/reconcile/bank/decisions.py) -----------------------------

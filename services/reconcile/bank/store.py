@@ -162,19 +162,22 @@ async def known_invoices(conn: AsyncConnection, *, lock: bool = False) -> list[O
     return list(itertools.starmap(OpenInvoice, await conn.exec_driver_sql(query)))
 
 
-async def unpaid_invoices(conn: AsyncConnection) -> list[dict[str, Any]]:
+async def unpaid_invoices(conn: AsyncConnection, limit: int | None = None
+                          ) -> list[dict[str, Any]]:
+    """Invoices not voided that still owe something, oldest first (at most ``limit``)."""
+    outstanding = literal_column(OUTSTANDING)
     rows = await conn.execute(
         select(bank_invoices, report_orders.c.customer_id, report_orders.c.channel_order_id,
-               literal_column(OUTSTANDING).label("outstanding"))
+               outstanding.label("outstanding"))
         .select_from(bank_invoices.outerjoin(
             report_orders, report_orders.c.order_id == bank_invoices.c.order_id))
-        .where(bank_invoices.c.voided.is_(False))
-        .order_by(bank_invoices.c.issued_at, bank_invoices.c.voucher_number))
+        .where(bank_invoices.c.voided.is_(False), outstanding > 0)
+        .order_by(bank_invoices.c.issued_at, bank_invoices.c.voucher_number).limit(limit))
     return [{"voucher_number": r.voucher_number, "order_id": r.order_id, "customer_id": r.customer_id,
              "channel_order_id": r.channel_order_id, "currency": r.currency, "total": str(r.total),
              "paid": str(r.paid), "matched": str(r.matched), "outstanding": str(r.outstanding),
              "issued_at": r.issued_at.isoformat()}
-            for r in rows if r.outstanding > 0]
+            for r in rows]
 
 
 # ---- bank lines ----------------------------------------------------------------------------------
@@ -218,10 +221,13 @@ async def record_rematch(conn: AsyncConnection, line: BankLine, decision: Decisi
 
 
 async def list_lines(conn: AsyncConnection, *, status: str | None = None, start: date | None = None,
-                     end: date | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+                     end: date | None = None, limit: int = 1000, flagged: bool | None = None
+                     ) -> list[dict[str, Any]]:
     query = select(bank_lines).order_by(bank_lines.c.booked_on, bank_lines.c.transaction_id).limit(limit)
     if status:
         query = query.where(bank_lines.c.status == status)
+    if flagged is not None:
+        query = query.where(bank_lines.c.flagged.is_(flagged))
     if start:
         query = query.where(bank_lines.c.booked_on >= start)
     if end:

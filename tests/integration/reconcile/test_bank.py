@@ -65,6 +65,13 @@ async def test_import_match_reimport_and_report(fresh_kafka, database_url):
         assert [i["voucher_number"] for i in open_items["unpaid_invoices"]] == [
             "INV-2026-000102", "INV-2026-000103"]
         assert [line["transaction_id"] for line in open_items["unmatched_lines"]] == ["T-2", "T-3"]
+        assert open_items["more"] == {"unmatched_lines": False, "flagged_lines": False,
+                                      "unpaid_invoices": False}
+        first = (await client.get("/bank/open-items", params={"limit": 1}, headers=AUDITOR)).json()
+        assert [line["transaction_id"] for line in first["unmatched_lines"]] == ["T-2"]
+        assert [i["voucher_number"] for i in first["unpaid_invoices"]] == ["INV-2026-000102"]
+        assert first["more"] == {"unmatched_lines": True, "flagged_lines": False,
+                                 "unpaid_invoices": True}
 
         async with app.state.ctx.engine.connect() as conn:
             stored = (await conn.execute(
