@@ -18,12 +18,14 @@ from shared.audit.export import export_events, render
 from shared.audit.history import order_history
 from shared.audit.stored import audit_databases
 from shared.audit.targets import TargetError, parse_instant
+from shared.audit.trail import OrderTrail, order_trail
 from shared.audit.verify import verify_stores
 from shared.cli.tables import print_table
 from shared.db import create_engine
 
 console = Console()
-audit_app = typer.Typer(help="Audit the event stores: verify, history (time travel), export.",
+audit_app = typer.Typer(help="Audit the event stores: verify, history (time travel), trail, "
+                             "export.",
                         no_args_is_help=True)
 
 
@@ -123,6 +125,54 @@ def history(order_id: str = typer.Argument(..., help="the order id"),
         table.add_row(str(entry.stream_version), entry.occurred_at.isoformat(), entry.event_type,
                       entry.actor, entry.status, entry.summary)
     print_table(console, table, key=3)
+
+
+async def _trail(urls: dict[str, str], order_id: str, as_of_text: str | None) -> OrderTrail:
+    as_of = parse_instant(as_of_text, "--as-of")
+    engines = {service: create_engine(url, pool_size=1) for service, url in urls.items()}
+    try:
+        connections = {service: await engine.connect() for service, engine in engines.items()}
+        try:
+            return await order_trail(connections, order_id, as_of)
+        finally:
+            for conn in connections.values():
+                await conn.close()
+    finally:
+        for engine in engines.values():
+            await engine.dispose()
+
+
+@audit_app.command("trail")
+def trail(order_id: str = typer.Argument(..., help="the order id"),
+          as_of: str | None = typer.Option(None, "--as-of",
+                                           help="ISO 8601 instant (UTC when no offset)"),
+          as_json: bool = typer.Option(False, "--json"),
+          data_dir: Path | None = DATA_DIR) -> None:
+    """What every service recorded about the order, in the order it happened: who did what, what
+    caused it, and whether the hash chains of the streams shown hold (exit 1 if not)."""
+    with operator_errors(), audit_databases("all", data_dir, data_dir_note) as urls:
+        found = asyncio.run(_trail(urls, order_id, as_of))
+    if as_json:
+        typer.echo(json.dumps(found.as_dict(), indent=2, ensure_ascii=False, default=str))
+    elif found.entries:
+        moment = found.as_of.isoformat() if found.as_of else "now"
+        table = Table(title=f"{order_id} through the services' logs, as of {moment}")
+        for column in ("occurred at", "service", "event", "actor", "caused by", "details"):
+            table.add_column(column, overflow="fold")
+        for entry in found.entries:
+            table.add_row(entry.occurred_at.isoformat(), entry.service,
+                          entry.event.envelope.event_type, entry.actor(), entry.caused_by,
+                          entry.details())
+        print_table(console, table, key=2)
+        verdict = ("[green]intact[/green]" if not found.breaks
+                   else "[red]BROKEN[/red]: " + "; ".join(b.describe() for b in found.breaks))
+        console.print(f"{len(found.entries)} event(s); the hash chains of the {found.streams} "
+                      f"stream(s) they are on: {verdict}", highlight=False)
+    if not found.entries:
+        console.print(f"[yellow]no service recorded anything about order {order_id}[/yellow]")
+        raise typer.Exit(1)
+    if found.breaks:
+        raise typer.Exit(1)
 
 
 async def _export(urls: dict[str, str], since: str | None, until: str | None, fmt: str,

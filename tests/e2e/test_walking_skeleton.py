@@ -181,3 +181,24 @@ def test_a_bank_statement_pays_the_invoices_it_matches(runtime, tmp_path):
         open_items = client.get(f"{info.url('reconcile')}/bank/open-items").json()
         assert not {"TX-E2E-1", "TX-E2E-2"} & {
             line["transaction_id"] for line in open_items["unmatched_lines"]}
+
+    # the auditor's view: what every service recorded about the order paid by hand, and who
+    trail = subprocess.run([sys.executable, "-m", "shared.cli.main", "audit", "trail",
+                            order_ids[1], "--json", "--data-dir", str(runtime.data_dir.root)],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert trail.returncode == 0, trail.stdout + trail.stderr
+    body = json.loads(trail.stdout)
+    seen = [(e["service"], e["event_type"]) for e in body["events"]]
+    for step in (("order", "order.placed"), ("inventory", "stock.reserved"),
+                 ("billing", "invoice.issued"), ("reconcile", "bank_line.unmatched"),
+                 ("reconcile", "bank_line.matched"), ("billing", "payment.recorded"),
+                 ("order", "order.paid")):
+        assert step in seen, (step, seen)
+    assert seen.index(("reconcile", "bank_line.matched")) < seen.index(
+        ("billing", "payment.recorded")) < seen.index(("order", "order.paid"))
+    [by_hand] = [e for e in body["events"] if e["event_type"] == "bank_line.matched"]
+    assert by_hand["actor"] == "user:fei.finance (finance)" and "refund it" in \
+        by_hand["payload"]["reason"]
+    [booked] = [e for e in body["events"] if e["event_type"] == "payment.recorded"]
+    assert booked["caused_by"] == "reconcile bank_line.matched"
+    assert body["intact"] is True
