@@ -165,7 +165,7 @@ async def known_invoices(conn: AsyncConnection, *, lock: bool = False) -> list[O
 async def unpaid_invoices(conn: AsyncConnection, limit: int | None = None
                           ) -> list[dict[str, Any]]:
     """Invoices not voided that still owe something, oldest first (at most ``limit``)."""
-    outstanding = literal_column(OUTSTANDING)
+    outstanding: Any = literal_column(OUTSTANDING)
     rows = await conn.execute(
         select(bank_invoices, report_orders.c.customer_id, report_orders.c.channel_order_id,
                outstanding.label("outstanding"))
