@@ -27,7 +27,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconcile.bank import store
-from services.reconcile.bank.matching import NO_RULE, Allocation, Decision
+from services.reconcile.bank.matching import Allocation, Decision
 from services.reconcile.bank.statement import BankLine
 from services.reconcile.bank.store import bank_allocations, bank_invoices, bank_lines
 from services.reconcile.bank.writes import announcements, stream_of
@@ -229,7 +229,7 @@ async def confirm(engine: AsyncEngine, clock: Clock, transaction_id: str, note: 
 async def unmatch(engine: AsyncEngine, clock: Clock, transaction_id: str, note: str,
                   actor: Actor) -> dict[str, Any]:
     """A flagged match found wrong: its money is taken off the invoices and the line is
-    unmatched again (to be matched by hand, or by a rematch)."""
+    unmatched again, to be matched by hand (a rematch leaves it alone: rule ``manual``)."""
     if not note.strip():
         raise BadChoice(("body", "note"), "say why the match is wrong (the audit trail keeps it)")
     async with engine.begin() as conn:
@@ -249,11 +249,12 @@ async def unmatch(engine: AsyncEngine, clock: Clock, transaction_id: str, note: 
                            .where(bank_allocations.c.transaction_id == transaction_id))
         was = ", ".join(a.voucher_number for a in allocations)
         reason = f"unmatched by {_who(actor, note)} (was {row.rule}: {was})"
-        decision = Decision(transaction_id, False, NO_RULE, ZERO, Decimal(row.tolerance),
+        # rule manual: a rematch leaves the line alone (the rules would find the same invoice)
+        decision = Decision(transaction_id, False, MANUAL, ZERO, Decimal(row.tolerance),
                             row.window_days, reason, (), ZERO, False,
                             tuple(a.voucher_number for a in allocations))
         await conn.execute(bank_lines.update().where(bank_lines.c.transaction_id == transaction_id)
-                           .values(status="unmatched", rule=NO_RULE, score=ZERO, difference=ZERO,
+                           .values(status="unmatched", rule=MANUAL, score=ZERO, difference=ZERO,
                                    flagged=False, reason=reason,
                                    candidates=list(decision.candidates)))
         await _announce(conn, line, decision, clock, actor, "unmatch")

@@ -202,9 +202,11 @@ async def _allocate(conn: AsyncConnection, line: BankLine, decision: Decision) -
 
 
 async def unmatched_receipts(conn: AsyncConnection) -> list[BankLine]:
-    """Money in not matched yet, oldest first, locked until the transaction ends."""
+    """Money in not matched yet, oldest first, locked until the transaction ends; not the lines
+    a person unmatched (rule ``manual``: the rules would match them as before)."""
     rows = await conn.execute(
-        select(bank_lines).where(bank_lines.c.status == "unmatched", bank_lines.c.amount > 0)
+        select(bank_lines).where(bank_lines.c.status == "unmatched", bank_lines.c.amount > 0,
+                                 bank_lines.c.rule != "manual")
         .order_by(bank_lines.c.booked_on, bank_lines.c.transaction_id).with_for_update())
     return [BankLine(r.transaction_id, r.booked_on, Decimal(r.amount), r.currency, r.counterparty,
                      r.memo) for r in rows]

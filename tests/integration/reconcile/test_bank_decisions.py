@@ -146,6 +146,8 @@ async def test_match_by_hand_confirm_and_undo(fresh_kafka, database_url):
         *_, (kind, actor, payload) = await bank_events(app, "T-6")
         assert (kind, actor, payload["candidates"]) == ("bank_line.unmatched", "fei.finance", [V[3]])
         assert "wrong customer" in payload["reason"]
+        rematch = (await client.post("/bank/rematch", headers=FINANCE)).json()
+        assert rematch["tried"] == 0  # a line a person unmatched is not matched again by the rules
         again = await post("T-6/match", {"invoices": [{"voucher_number": V[3]}]})
         assert again.status_code == 200 and again.json()["allocations"][0]["applied"] == "390.00"
 
