@@ -17,6 +17,7 @@ occurred by then, as ``oms audit history`` does.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,12 +146,16 @@ async def service_trail(conn: AsyncConnection, service: str, order_id: str
 
 
 def merge(order_id: str, found: Mapping[str, Iterable[StoredEvent]], as_of: datetime | None,
-          streams: int = 0, breaks: Iterable[StreamBreak] = ()) -> OrderTrail:
+          streams: int = 0, breaks: Iterable[StreamBreak] = (),
+          causes: Mapping[str, str] | None = None) -> OrderTrail:
     """Pure: every service's events about the order in the order they occurred (ties: the
-    services' order, then the log's), each naming its cause where the cause is in the trail."""
+    services' order, then the log's), each naming its cause: an event of the trail, else one of
+    ``causes`` (event id -> "service event_type": events about something else, a receipt), else
+    the causation id as recorded (a storefront message's id, a command's name)."""
     order = {name: n for n, name in enumerate(found)}
     every = [(service, event) for service, events in found.items() for event in events]
-    names = {str(e.envelope.event_id): f"{s} {e.envelope.event_type}" for s, e in every}
+    names = {**(causes or {}),
+             **{str(e.envelope.event_id): f"{s} {e.envelope.event_type}" for s, e in every}}
     every.sort(key=lambda se: (se[1].envelope.occurred_at, order[se[0]], se[1].position))
     entries = [TrailEntry(service, event, names.get(event.envelope.causation_id or "",
                                                     event.envelope.causation_id or ""))
@@ -170,4 +175,23 @@ async def order_trail(connections: Mapping[str, AsyncConnection], order_id: str,
         found[service] = events
         streams += checked
         breaks += broken
-    return merge(order_id, found, as_of, streams, breaks)
+    shown = {e.envelope.event_id for events in found.values() for e in events}
+    wanted = {cause for events in found.values() for e in events
+              if (cause := _event_id(e.envelope.causation_id)) is not None and cause not in shown}
+    causes: dict[str, str] = {}
+    for service, conn in connections.items():
+        if wanted:
+            rows = await conn.execute(_TYPES, {"ids": sorted(wanted)})
+            causes.update({str(r.event_id): f"{service} {r.event_type}" for r in rows})
+    return merge(order_id, found, as_of, streams, breaks, causes)
+
+
+_TYPES = text("SELECT event_id, event_type FROM events WHERE event_id = ANY(CAST(:ids AS uuid[]))")
+
+
+def _event_id(causation_id: str | None) -> uuid.UUID | None:
+    """The causation id as an event id, when it is one (not a command's name)."""
+    try:
+        return uuid.UUID(causation_id) if causation_id else None
+    except ValueError:
+        return None

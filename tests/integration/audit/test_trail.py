@@ -65,9 +65,12 @@ async def bank_history(url: str) -> None:
                          key="O-OTHER")
         clock.set(T0 + timedelta(seconds=100))  # then the order is paid (at +2 min)
         async with engine.begin() as conn:
+            other = (await conn.execute(text(
+                "SELECT event_id FROM events WHERE stream_id = 'bank-line:TX-2'"))).scalar_one()
+            # (caused, for the test, by an event about another order: named by its type)
             await append(conn, "bank-line:TX-1", 1, [matched("O-T", "INV-1", "TX-1")],
                          meta=Meta(correlation_id="match-1", actor=CLERK,
-                                   causation_id="bank:match"), clock=clock, key="O-T")
+                                   causation_id=str(other)), clock=clock, key="O-T")
     finally:
         await engine.dispose()
 
@@ -90,8 +93,9 @@ async def test_an_orders_trail_through_the_logs(stores: dict[str, str], tmp_path
         ("order", "order.confirmed"), ("reconcile", "bank_line.matched"),
         ("order", "order.paid")]
     by_hand = body["events"][3]
-    assert (by_hand["actor"], by_hand["payload"]["rule"], by_hand["causation_id"]) == (
-        "user:fei.finance (finance)", "manual", "bank:match")
+    assert (by_hand["actor"], by_hand["payload"]["rule"], by_hand["caused_by"]) == (
+        "user:fei.finance (finance)", "manual", "reconcile bank_line.matched")
+    assert body["events"][1]["caused_by"] == ""  # no cause recorded
     assert all(len(e["hash"]) == 64 for e in body["events"])
 
     earlier = await invoke(APP, ["audit", "trail", "O-T", "--json", "--as-of",
