@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from shared.contract.topics import STOREFRONT_ORDERS
 from shared.demo.audit import Rebuilt
 from shared.demo.faults import Services, plan_fault, run_fault
+from shared.demo.finance import plan_bank_transfer, run_finance
 from shared.demo.plan import DemoPlan, plan_day
 from shared.demo.scenarios import Operator, Outcome, plan_specials, run_people, settle_outcomes
 from shared.demo.warehouse import WarehouseDay, plan_warehouse, run_warehouse
@@ -183,6 +184,8 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
     With ``services`` (the runtime), also inject the fault: billing down while an order ships."""
     plan = plan_day(orders)
     specials = plan_specials(plan)
+    wired = plan_bank_transfer(plan)
+    specials.append(wired)
     day, fulfilment = plan_warehouse(plan)
     specials += fulfilment
     fault = plan_fault(plan, day) if services is not None else None
@@ -196,6 +199,7 @@ def drive(info: RuntimeInfo, orders: int, *, timeout: float = 300.0,
                             lambda messages: asyncio.run(publish(info.kafka_bootstrap, messages)))
         run_people(operator, specials)
         run_warehouse(operator, day, specials)
+        run_finance(operator, client, info, wired)
         deadline = started + timeout
         if fault is not None and services is not None:
             # The day's traffic handled first: billing then owes only the victim's answer, which
