@@ -148,8 +148,10 @@ def trail(order_id: str = typer.Argument(..., help="the order id"),
                                            help="ISO 8601 instant (UTC when no offset)"),
           as_json: bool = typer.Option(False, "--json"),
           data_dir: Path | None = DATA_DIR) -> None:
-    """What every service recorded about the order, in the order it happened: who did what, what
-    caused it, and whether the hash chains of the streams shown hold (exit 1 if not)."""
+    """What every service recorded about the order, in order, with who and why.
+
+    Each event with its actor and its cause; the hash chains of the streams shown are recomputed
+    (exit 1 if one does not hold)."""
     with operator_errors(), audit_databases("all", data_dir, data_dir_note) as urls:
         found = asyncio.run(_trail(urls, order_id, as_of))
     if as_json:

@@ -101,7 +101,9 @@ def import_statement(
 
 @bank_app.command("rematch")
 def rematch(api_key: str = ApiKey) -> None:
-    """Match the unmatched money-in lines again (invoices issued after the money arrived)."""
+    """Match the unmatched money-in lines again (invoices issued after the money arrived).
+
+    Lines finance unmatched by hand are left to be matched by hand."""
     body = _request("POST", "/bank/rematch", api_key)
     console.print(f"{body['tried']} unmatched line(s) tried, {body['matched']} matched now",
                   highlight=False)
