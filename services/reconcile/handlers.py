@@ -178,7 +178,8 @@ async def raise_overdue_discrepancies(engine: AsyncEngine, clock: Clock, grace: 
     changed = 0
     for order_id in due:
         try:
-            changed += await _settle_alone(engine, order_id, clock, grace, behind)
+            changed += await _settle_alone(engine, order_id, clock, grace, behind,
+                                           unless_busy=True)
         except (asyncio.CancelledError, OSError):
             raise
         except Exception as error:  # one unreadable sheet must not stop the others being checked
@@ -196,10 +197,17 @@ async def raise_as_recorded(engine: AsyncEngine, envelope: EventEnvelope, clock:
 
 async def _settle_alone(engine: AsyncEngine, order_id: str, clock: Clock, grace: timedelta,
                         behind: timedelta = timedelta(0), recorded: RecordedRaises | None = None,
-                        cause: str | None = None) -> int:
-    """One look of the grace-period job at one order, in a transaction of its own (``settle``)."""
+                        cause: str | None = None, *, unless_busy: bool = False) -> int:
+    """One look of the grace-period job at one order, in a transaction of its own (``settle``).
+
+    ``unless_busy`` (the live job): an order whose sheet another transaction holds is left
+    alone; it is a consumer's batch handling its events (which reviews it) or another
+    instance's job (which settles it), and waiting for either would stall the pass; the next
+    pass looks again. A replay's re-run of a recorded raise always takes its turn."""
     meta = Meta(correlation_id=order_id, actor=SYSTEM, causation_id=GRACE_PERIOD_CAUSE)
     async with engine.begin() as conn:
+        if unless_busy and not await store.sheet_free(conn, order_id):
+            return 0
         sheet = store.Sheet.from_row(await store.lock_sheet(conn, order_id, clock.now()))
         changed = await settle(conn, sheet, clock, grace, meta, behind, recorded, cause)
         await store.save_sheets(conn, [sheet])

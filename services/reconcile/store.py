@@ -149,6 +149,14 @@ async def lock_sheets(conn: AsyncConnection, order_ids: Sequence[str], now: date
         "kept_revisions": list(kept.values())}))
 
 
+_SHEET_FREE = text("SELECT 1 FROM order_fact_sheets WHERE order_id = :o FOR UPDATE SKIP LOCKED")
+
+
+async def sheet_free(conn: AsyncConnection, order_id: str) -> bool:
+    """Lock the order's sheet unless another transaction holds it (False then: it is busy)."""
+    return (await conn.execute(_SHEET_FREE, {"o": order_id})).first() is not None
+
+
 def facts_from_row(row: Any) -> OrderFacts:
     return from_document(row.order_id, row.facts or {})
 

@@ -4,6 +4,7 @@ are still in the other instance's backlog."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 
@@ -131,3 +132,31 @@ async def test_who_answers_what_is_shared_and_kept_for_the_next_start(reconcile_
     stranger = ConsumerLag(wall=lambda: wall[0], silences=Silences())  # another consumer's rows
     await share_once(reconcile_engine, stranger, "billing", "billing")
     assert stranger.silences is not None and stranger.silences.answers() == {}
+
+
+async def test_the_grace_job_leaves_a_sheet_another_transaction_holds(reconcile_engine):
+    """With two instances both run the grace-period job, and a consumer's batch may hold an
+    order's sheet: the pass skips that order instead of waiting for it (the holder settles it,
+    or the next pass does), so one busy order never stalls the others."""
+    engine, clock = reconcile_engine, ManualClock(AT)
+    inbox = IdempotentConsumer(name="reconcile", engine=engine, publisher=None,
+                               handle=make_handler(clock, GRACE))
+    held, free = new_order_id(), new_order_id()
+    for n, order_id in enumerate((held, free)):
+        events = [e for e in lifecycle("shipped", order_id) if e.event_type != "revenue.recognized"]
+        await inbox.process_incoming([replace(incoming(e, 10 * n + k), message_id=uuid.uuid4())
+                                      for k, e in enumerate(events)])
+    clock.advance(GRACE * 2)
+    async with engine.connect() as other:
+        busy = await other.begin()
+        await other.execute(text("SELECT 1 FROM order_fact_sheets WHERE order_id = :o FOR UPDATE"),
+                            {"o": held})
+        async with asyncio.timeout(10):  # it used to wait here until the holder was done
+            assert await raise_overdue_discrepancies(engine, clock, GRACE) == 1
+        await busy.rollback()
+    assert [d["kind"] for d in await discrepancies(engine, free)] == [
+        "shipped_revenue_not_recognised"]
+    assert await discrepancies(engine, held) == []
+    assert await raise_overdue_discrepancies(engine, clock, GRACE) == 1  # the next pass
+    assert [d["kind"] for d in await discrepancies(engine, held)] == [
+        "shipped_revenue_not_recognised"]
