@@ -3,11 +3,10 @@ its grace period ("shipped but revenue not recognised") and see it resolved once
 
 from __future__ import annotations
 
-import time
 from typing import Any, Protocol
 
 from shared.demo.plan import DemoPlan
-from shared.demo.scenarios import Operator, Outcome
+from shared.demo.scenarios import Operator, Outcome, until
 from shared.demo.warehouse import WAREHOUSE, WarehouseDay
 
 KIND = "shipped_revenue_not_recognised"
@@ -43,17 +42,6 @@ def _discrepancies(operator: Operator, reconcile_url: str, order_id: str, open_o
     return found
 
 
-def _until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not seen within {timeout}s")
-        time.sleep(0.5)
-
-
 def run_fault(operator: Operator, services: Services, reconcile_url: str, outcome: Outcome) -> None:
     message = outcome.message
     order_id = operator.wait(message, lambda f: bool(f["order"]["paid"]), timeout=120)["order"]["order_id"]
@@ -63,12 +51,12 @@ def run_fault(operator: Operator, services: Services, reconcile_url: str, outcom
             "warehouse": "WH-SHANGHAI", "carrier": "JD Logistics", "tracking_number": "JDFAULT0001"},
         ).raise_for_status()
         outcome.steps.append("billing stopped; order shipped")
-        detected = _until(lambda: _discrepancies(operator, reconcile_url, order_id, True), 120,
+        detected = until(lambda: _discrepancies(operator, reconcile_url, order_id, True), 120,
                           "discrepancy")
         outcome.steps.append(f"reconcile raised {KIND} (since {detected[0].get('since', '?')})")
     finally:
         services.start_service("billing")
     services.wait_healthy(timeout=120, services=["billing"])
-    _until(lambda: [d for d in _discrepancies(operator, reconcile_url, order_id, False)
+    until(lambda: [d for d in _discrepancies(operator, reconcile_url, order_id, False)
                     if d.get("resolved_at")], 120, "resolution")
     outcome.steps.append("billing restarted, revenue recognised: discrepancy resolved")

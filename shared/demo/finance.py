@@ -5,8 +5,6 @@ the 50.00 kept on the line to refund. Billing books the payment and the order is
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import httpx
 
 from shared.demo.plan import DemoPlan
-from shared.demo.scenarios import Operator, Outcome, _order
+from shared.demo.scenarios import Operator, Outcome, _order, until
 from shared.runtime.info import RuntimeInfo
 
 FINANCE = {"X-API-Key": "demo-finance"}
@@ -33,15 +31,6 @@ def plan_bank_transfer(plan: DemoPlan) -> Outcome:
                    message, "paid")
 
 
-def _until(what: str, found: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while (value := found()) is None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not there after {timeout:g} s")
-        time.sleep(0.3)
-    return value
-
-
 def run_finance(operator: Operator, client: httpx.Client, info: RuntimeInfo,
                 outcome: Outcome) -> None:
     """Import the day's statement, then match its one unmatched line by hand (as finance would:
@@ -54,7 +43,7 @@ def run_finance(operator: Operator, client: httpx.Client, info: RuntimeInfo,
                            headers=FINANCE).json()
         return found[0] if found else None
 
-    invoice = _until("its invoice", invoiced)
+    invoice = until(invoiced, 90, "its invoice")
     voucher = invoice["voucher_number"]
 
     def known_to_reconcile() -> bool | None:
@@ -62,7 +51,7 @@ def run_finance(operator: Operator, client: httpx.Client, info: RuntimeInfo,
         return True if any(i["voucher_number"] == voucher
                            for i in items["unpaid_invoices"]) else None
 
-    _until("the invoice among reconcile's open items", known_to_reconcile)
+    until(known_to_reconcile, 90, "the invoice among reconcile's open items")
     amount = Decimal(invoice["total"]) + OVERPAID
     statement = ("transaction_id,booked_at,amount,currency,counterparty,memo\n"
                  f"{TRANSACTION},{datetime.now(UTC).date()},{amount},{invoice['currency']},"

@@ -145,6 +145,18 @@ class Operator:
                          json={"comment": f"approved in the demo by {role}"}).raise_for_status()
 
 
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """What ``check`` returns once it is something (polled every half second), else TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not seen within {timeout}s")
+        time.sleep(0.5)
+
+
 def _has(event_type: str) -> Callable[[dict[str, Any]], bool]:
     return lambda found: any(e["event_type"] == event_type for e in found["events"])
 
