@@ -12,6 +12,8 @@ from pathlib import Path
 from fastapi import Depends, HTTPException, Security
 from fastapi.security import APIKeyHeader
 
+from shared.contract.envelope import Actor
+
 ROLES: tuple[str, ...] = (
     "sales", "sales_director", "finance", "finance_director", "general_manager", "warehouse",
     "support", "auditor", "admin",
@@ -23,6 +25,10 @@ DEMO_KEYS_FILE = Path(__file__).resolve().parent.parent / "deploy" / "api-keys.d
 class Principal:
     user: str
     role: str
+
+    def actor(self) -> Actor:
+        """The person as the actor of the events their request appends."""
+        return Actor(kind="user", id=self.user, role=self.role)
 
 
 def load_api_keys(path: Path) -> dict[str, Principal]:

@@ -18,7 +18,7 @@ from services.billing.account_writes import Booking, Change, account_writes, sav
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.contract.bank_events import BankLineMatched, bank_payment_id, bank_received_at
-from shared.contract.envelope import SYSTEM, Actor, EventEnvelope
+from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.order_events import OrderAmended, OrderReturned, OrderShipped
 from shared.contract.payloads import OrderPaymentCaptured, OrderPlaced, Payload, parse_payload
 from shared.eventbatch import PendingEvents, stream_heads
@@ -350,7 +350,7 @@ async def record_transfer(engine: AsyncEngine, transfer: Transfer, who: Principa
                                      transfer.received_at or at, "finance")
             decision = domain.record_payment(stored.account, payment, cause)
             meta = Meta(correlation_id=str(uuid.uuid4()), causation_id=None,
-                        actor=Actor(kind="user", id=who.user, role=who.role))
+                        actor=who.actor())
             await _commit(conn, stored, decision, meta, Booking(None, at, recorded_by=who.user),
                           clock)
             row = await store.payment_row(conn, transfer.payment_id)

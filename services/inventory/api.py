@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from services.inventory import handlers, skus, views
 from services.inventory.catalog import CatalogThresholds
 from shared.auth import Principal, current_principal, require_roles
-from shared.contract.envelope import Actor
 from shared.contract.sku import canonical_sku
 from shared.service import ServiceContext, context
 
@@ -102,7 +101,7 @@ async def receive_stock(body: ReceiptRequest, ctx: Context, who: StockKeeper,
     received, event_id = await handlers.receive_stock(
         ctx.engine,
         handlers.Receipt(sku, body.warehouse, body.quantity, body.reason),
-        actor=Actor(kind="user", id=who.user, role=who.role),
+        actor=who.actor(),
         correlation_id=x_correlation_id or str(uuid.uuid4()),
         clock=ctx.clock, thresholds=ctx.state.get("thresholds"),
     )
@@ -122,7 +121,7 @@ async def adjust_stock(body: AdjustmentRequest, ctx: Context, who: StockKeeper,
         adjusted = await handlers.adjust_stock(
             ctx.engine,
             handlers.Adjustment(sku, body.warehouse, body.quantity, body.reason),
-            actor=Actor(kind="user", id=who.user, role=who.role),
+            actor=who.actor(),
             correlation_id=x_correlation_id or str(uuid.uuid4()),
             clock=ctx.clock, thresholds=ctx.state.get("thresholds"),
         )
@@ -204,7 +203,7 @@ async def set_priority(code: str, body: PriorityRequest, ctx: Context, who: Stoc
         raise HTTPException(422, "code: a warehouse code is required")
     return await handlers.set_warehouse_priority(
         ctx.engine, code, body.priority, clock=ctx.clock,
-        actor=Actor(kind="user", id=who.user, role=who.role),
+        actor=who.actor(),
         correlation_id=x_correlation_id or str(uuid.uuid4()))
 
 

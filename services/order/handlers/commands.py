@@ -14,7 +14,6 @@ from services.order.domain.state import OrderState
 from services.order.handlers.common import OrderDeps, commit, readiness
 from services.order.handlers.intake import amend_order
 from shared.auth import Principal
-from shared.contract.envelope import Actor
 from shared.contract.payloads import OrderLine, Payload
 from shared.eventstore import ConcurrencyError, Meta
 from shared.inbox import lock_stream
@@ -27,7 +26,7 @@ class UnknownOrder(LookupError):
 
 
 def user_meta(order_id: str, who: Principal) -> Meta:
-    return Meta(correlation_id=order_id, actor=Actor(kind="user", id=who.user, role=who.role),
+    return Meta(correlation_id=order_id, actor=who.actor(),
                 causation_id=f"http:{uuid.uuid4()}")
 
 

@@ -15,7 +15,6 @@ from services.reconcile.bank.handlers import import_statement, policy_of, rematc
 from services.reconcile.bank.matching import MatchPolicy
 from services.reconcile.bank.statement import FORMATS, Format, StatementError
 from shared.auth import Principal, current_principal, require_roles
-from shared.contract.envelope import Actor
 from shared.money import to_decimal
 from shared.service import ServiceContext, context
 
@@ -50,7 +49,7 @@ async def upload_statement(
     policy = policy_of(window_days, tolerance, ctx.state.get("bank_policy") or default_policy())
     try:
         result = await import_statement(ctx.engine, ctx.clock, raw, chosen, policy,
-                                        Actor(kind="user", id=who.user, role=who.role))
+                                        who.actor())
     except StatementError as error:
         raise HTTPException(422, [{"loc": ["body"], "msg": str(error)}]) from None
     return {**result.describe(), "format": chosen, "window_days": policy.window_days,
@@ -66,7 +65,7 @@ async def rematch_unmatched(
 ) -> dict[str, Any]:
     """Match the unmatched money-in lines again, against the invoices known now."""
     policy = policy_of(window_days, tolerance, ctx.state.get("bank_policy") or default_policy())
-    return await rematch(ctx.engine, ctx.clock, policy, Actor(kind="user", id=who.user, role=who.role))
+    return await rematch(ctx.engine, ctx.clock, policy, who.actor())
 
 
 @router.get("/bank/lines")
@@ -134,10 +133,6 @@ async def _decided(work: Any) -> dict[str, Any]:
     return answer
 
 
-def _actor(who: Principal) -> Actor:
-    return Actor(kind="user", id=who.user, role=who.role)
-
-
 @router.post("/bank/lines/{transaction_id}/match")
 async def match_line(
     body: ManualMatch, transaction_id: str = Transaction, ctx: ServiceContext = Depends(context),
@@ -147,7 +142,7 @@ async def match_line(
     each part as a payment."""
     wanted = [decisions.Wanted(part.voucher_number, part.amount) for part in body.invoices]
     return await _decided(decisions.match_by_hand(ctx.engine, ctx.clock, transaction_id, wanted,
-                                                  body.note.strip(), _actor(who)))
+                                                  body.note.strip(), who.actor()))
 
 
 @router.post("/bank/lines/{transaction_id}/confirm")
@@ -159,7 +154,7 @@ async def confirm_line(
     """A flagged match checked and right: billing books it."""
     note = body.note.strip() if body is not None else ""
     return await _decided(decisions.confirm(ctx.engine, ctx.clock, transaction_id, note,
-                                            _actor(who)))
+                                            who.actor()))
 
 
 @router.post("/bank/lines/{transaction_id}/unmatch")
@@ -169,4 +164,4 @@ async def unmatch_line(
 ) -> dict[str, Any]:
     """A flagged match found wrong, undone (the note says why): the line is unmatched again."""
     return await _decided(decisions.unmatch(ctx.engine, ctx.clock, transaction_id,
-                                            body.note.strip(), _actor(who)))
+                                            body.note.strip(), who.actor()))
