@@ -182,8 +182,8 @@ def _print_decision(body: dict[str, Any]) -> None:
 def _parts(invoices: list[str]) -> list[dict[str, str]]:
     parts = []
     for given in invoices:
-        voucher, _, amount = given.partition("=")
-        if not voucher or (_ and not amount):
+        voucher, sign, amount = given.partition("=")
+        if not voucher or (sign and not amount):
             console.print(f"[red]{given!r}: VOUCHER or VOUCHER=AMOUNT (e.g. INV-2026-000001=95.00)"
                           "[/red]", highlight=False)
             raise typer.Exit(2)

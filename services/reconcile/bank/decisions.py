@@ -27,17 +27,16 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconcile.bank import store
-from services.reconcile.bank.matching import Allocation, Decision
+from services.reconcile.bank.handlers import announce
+from services.reconcile.bank.matching import MANUAL, Allocation, Decision
 from services.reconcile.bank.statement import BankLine
 from services.reconcile.bank.store import bank_allocations, bank_invoices, bank_lines
-from services.reconcile.bank.writes import announcements, stream_of
 from shared.clock import Clock
 from shared.contract.bank_events import bank_payment_id
 from shared.contract.envelope import Actor
-from shared.eventstore import Meta, append
+from shared.eventstore import Meta
 from shared.money import MINOR_UNITS
 
-MANUAL = "manual"  # the rule of a line matched by hand
 ZERO = Decimal("0.00")
 NOTE_MAX = 500
 
@@ -76,23 +75,15 @@ class _Owed:
     voided: bool
 
 
-_LOCK_IMPORTS = text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))")
-
-
 async def _line(conn: AsyncConnection, transaction_id: str) -> Any:
     """The line, locked until the transaction ends (with every import and rematch: they decide
     on the same open invoices)."""
-    await conn.execute(_LOCK_IMPORTS)
+    await store.lock_bank_lines(conn)
     row = (await conn.execute(select(bank_lines).where(
         bank_lines.c.transaction_id == transaction_id).with_for_update())).first()
     if row is None:
         raise LineNotFound(f"no bank line {transaction_id!r} was imported")
     return row
-
-
-def _bank_line(row: Any) -> BankLine:
-    return BankLine(row.transaction_id, row.booked_on, Decimal(row.amount), row.currency,
-                    row.counterparty, row.memo)
 
 
 async def _owed(conn: AsyncConnection, vouchers: Sequence[str]) -> dict[str, _Owed]:
@@ -156,10 +147,10 @@ def allocate(line: BankLine, wanted: Sequence[Wanted], owed: dict[str, _Owed]
 
 async def _announce(conn: AsyncConnection, line: BankLine, decision: Decision, clock: Clock,
                     actor: Actor, what: str) -> None:
+    """As an import announces its decisions, with the person as actor and ``bank:<what>``."""
     meta = Meta(correlation_id=f"bank-{what}-{uuid.uuid4()}", actor=actor,
                 causation_id=f"bank:{what}")
-    for payload, key in announcements(line, decision):
-        await append(conn, stream_of(line), None, [payload], meta=meta, clock=clock, key=key)
+    await announce(conn, line, decision, clock, meta)
 
 
 async def match_by_hand(engine: AsyncEngine, clock: Clock, transaction_id: str,
@@ -173,7 +164,7 @@ async def match_by_hand(engine: AsyncEngine, clock: Clock, transaction_id: str,
                 f"bank line {transaction_id} is already matched ({row.rule}): "
                 + (f"undo the flagged match first (oms bank unmatch {transaction_id} --note WHY)"
                    if row.flagged else "billing books it; a wrong one is credited in billing"))
-        line = _bank_line(row)
+        line = store.line_from_row(row)
         if line.amount <= 0:
             raise DecisionRefused(f"bank line {transaction_id} is money out ({line.amount}): "
                                   "only money in pays invoices")
@@ -185,7 +176,7 @@ async def match_by_hand(engine: AsyncEngine, clock: Clock, transaction_id: str,
         decision = Decision(transaction_id, True, MANUAL, Decimal("1.00"), Decimal(row.tolerance),
                             row.window_days, reason, allocations, left, False,
                             tuple(a.voucher_number for a in allocations))
-        await store.record_rematch(conn, line, decision)
+        await store.record_decision(conn, line, decision)
         await _announce(conn, line, decision, clock, actor, "match")
     return _answer(line, decision)
 
@@ -214,7 +205,7 @@ async def confirm(engine: AsyncEngine, clock: Clock, transaction_id: str, note: 
     async with engine.begin() as conn:
         row = await _line(conn, transaction_id)
         _flagged_match(row, "confirm")
-        line = _bank_line(row)
+        line = store.line_from_row(row)
         reason = f"{row.reason}; confirmed by {_who(actor, note)}"
         decision = Decision(transaction_id, True, row.rule, Decimal(row.score),
                             Decimal(row.tolerance), row.window_days, reason,
@@ -235,7 +226,7 @@ async def unmatch(engine: AsyncEngine, clock: Clock, transaction_id: str, note: 
     async with engine.begin() as conn:
         row = await _line(conn, transaction_id)
         _flagged_match(row, "undo")
-        line = _bank_line(row)
+        line = store.line_from_row(row)
         allocations = await _allocations(conn, transaction_id)
         booked = await _booked(conn, transaction_id, allocations)
         if booked:
@@ -253,10 +244,7 @@ async def unmatch(engine: AsyncEngine, clock: Clock, transaction_id: str, note: 
         decision = Decision(transaction_id, False, MANUAL, ZERO, Decimal(row.tolerance),
                             row.window_days, reason, (), ZERO, False,
                             tuple(a.voucher_number for a in allocations))
-        await conn.execute(bank_lines.update().where(bank_lines.c.transaction_id == transaction_id)
-                           .values(status="unmatched", rule=MANUAL, score=ZERO, difference=ZERO,
-                                   flagged=False, reason=reason,
-                                   candidates=list(decision.candidates)))
+        await store.record_decision(conn, line, decision)
         await _announce(conn, line, decision, clock, actor, "unmatch")
     return _answer(line, decision)
 

@@ -10,7 +10,6 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.reconcile.bank import store
@@ -70,7 +69,7 @@ async def import_statement(engine: AsyncEngine, clock: Clock, raw: bytes, fmt: F
     writes = ImportWrites(fmt, actor, f"bank-import-{uuid.uuid4()}")
     async with engine.begin() as conn:
         # one import at a time: matching reads and reduces the same open invoices
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
+        await store.lock_bank_lines(conn)
         known = await store.imported_hashes(conn, [line.transaction_id for line in statement.lines])
         # indexed once per statement, each decision applied to it: O(items + lines), not their product
         invoices = await indexed(await store.known_invoices(conn), policy)
@@ -146,7 +145,7 @@ async def rematch(engine: AsyncEngine, clock: Clock, policy: MatchPolicy, actor:
     meta = Meta(correlation_id=f"bank-rematch-{uuid.uuid4()}", actor=actor, causation_id="bank:rematch")
     matched: list[dict[str, Any]] = []
     async with engine.begin() as conn:
-        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))"))
+        await store.lock_bank_lines(conn)
         waiting = await store.unmatched_receipts(conn)
         invoices = await indexed(await store.known_invoices(conn), policy)
         for line in waiting:
@@ -154,15 +153,15 @@ async def rematch(engine: AsyncEngine, clock: Clock, policy: MatchPolicy, actor:
             if not decision.matched:
                 continue
             invoices.apply(decision)
-            await store.record_rematch(conn, line, decision)
-            await _announce(conn, line, decision, clock, meta)
+            await store.record_decision(conn, line, decision)
+            await announce(conn, line, decision, clock, meta)
             matched.append({"transaction_id": line.transaction_id, "rule": decision.rule,
                             "flagged": decision.flagged, "reason": decision.reason})
     return {"tried": len(waiting), "matched": len(matched), "decisions": matched}
 
 
-async def _announce(conn: AsyncConnection, line: BankLine, decision: Decision, clock: Clock,
-                    meta: Meta) -> None:
+async def announce(conn: AsyncConnection, line: BankLine, decision: Decision, clock: Clock,
+                   meta: Meta) -> None:
     """bank_line.matched per invoice (key = its order id), else one bank_line.unmatched."""
     for payload, key in announcements(line, decision):
         await append(conn, stream_of(line), None, [payload], meta=meta, clock=clock, key=key)

@@ -46,6 +46,7 @@ AMOUNT_IN_WINDOW = "amount_in_window"
 SEVERAL_INVOICES = "several_invoices_same_customer"
 WITHIN_TOLERANCE = "amount_within_tolerance"
 NO_RULE = "none"
+MANUAL = "manual"  # a person decided (decisions.py): the rules leave the line alone from then on
 
 
 @dataclass(frozen=True, slots=True)

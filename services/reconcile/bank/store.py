@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.reconcile.bank.matching import Decision, OpenInvoice
+from services.reconcile.bank.matching import MANUAL, Decision, OpenInvoice
 from services.reconcile.bank.statement import BankLine
 from shared.schemaupgrade import create_or_upgrade
 
@@ -201,21 +201,36 @@ async def _allocate(conn: AsyncConnection, line: BankLine, decision: Decision) -
                            .values(matched=bank_invoices.c.matched + allocation.applied))
 
 
+_LOCK_BANK_LINES = text("SELECT pg_advisory_xact_lock(hashtext('reconcile.bank.import'))")
+
+
+async def lock_bank_lines(conn: AsyncConnection) -> None:
+    """One import, rematch or person's decision at a time, until the transaction ends: each
+    decides on the same open invoices and lines."""
+    await conn.execute(_LOCK_BANK_LINES)
+
+
+def line_from_row(row: Any) -> BankLine:
+    return BankLine(row.transaction_id, row.booked_on, Decimal(row.amount), row.currency,
+                    row.counterparty, row.memo)
+
+
 async def unmatched_receipts(conn: AsyncConnection) -> list[BankLine]:
     """Money in not matched yet, oldest first, locked until the transaction ends; not the lines
     a person unmatched (rule ``manual``: the rules would match them as before)."""
     rows = await conn.execute(
         select(bank_lines).where(bank_lines.c.status == "unmatched", bank_lines.c.amount > 0,
-                                 bank_lines.c.rule != "manual")
+                                 bank_lines.c.rule != MANUAL)
         .order_by(bank_lines.c.booked_on, bank_lines.c.transaction_id).with_for_update())
-    return [BankLine(r.transaction_id, r.booked_on, Decimal(r.amount), r.currency, r.counterparty,
-                     r.memo) for r in rows]
+    return [line_from_row(r) for r in rows]
 
 
-async def record_rematch(conn: AsyncConnection, line: BankLine, decision: Decision) -> None:
-    """An unmatched line matched now (the invoice arrived later than the money)."""
+async def record_decision(conn: AsyncConnection, line: BankLine, decision: Decision) -> None:
+    """A line decided again after its import (a rematch, a person's match or undoing), with the
+    allocations the decision makes (none when it leaves the line unmatched)."""
+    status = "matched" if decision.matched else "unmatched"
     await conn.execute(bank_lines.update().where(bank_lines.c.transaction_id == line.transaction_id)
-                       .values(status="matched", rule=decision.rule, score=decision.score,
+                       .values(status=status, rule=decision.rule, score=decision.score,
                                tolerance=decision.tolerance, window_days=decision.window_days,
                                difference=decision.difference, flagged=decision.flagged,
                                reason=decision.reason, candidates=list(decision.candidates)))
