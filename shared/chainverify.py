@@ -3,6 +3,7 @@ no gap, each ``prev_hash`` is the previous event's hash, and each hash matches i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +51,23 @@ def _unvalidated(row: Any) -> StoredEvent:
 
 async def verify_stream(conn: AsyncConnection, stream_id: str) -> ChainBreak | None:
     """Recompute one stream's hash chain; the first broken event, or None when it is intact."""
-    previous: StoredEvent | None = None
+    return (await read_verified(conn, stream_id))[1]
+
+
+async def read_verified(conn: AsyncConnection, stream_id: str
+                        ) -> tuple[list[StoredEvent], ChainBreak | None]:
+    """One stream as stored and its first broken event (None: intact). A row that no longer
+    reads as an event is found and named; the stream's events are then not returned."""
     try:
         stored = await read_stream(conn, stream_id, upcasted=False)
     except ValueError:  # a row no longer reads as an event: find and name it
-        return await verify_chain(conn, only_stream=stream_id)
+        return [], await verify_chain(conn, only_stream=stream_id)
+    return stored, first_break(stored)
+
+
+def first_break(stored: Sequence[StoredEvent]) -> ChainBreak | None:
+    """The first event of one stream (in version order) that does not follow the one before."""
+    previous: StoredEvent | None = None
     for event in stored:
         reason = chain_break(event, previous)
         if reason is not None:

@@ -27,8 +27,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.audit.history import summarise
-from shared.chainverify import chain_break
-from shared.eventstore import StoredEvent, read_stream
+from shared.chainverify import read_verified
+from shared.eventstore import StoredEvent
 
 # Events about an order kept on streams of their own, found by their key (the order id).
 KEYED_ELSEWHERE = ("notification.sent", "notification.failed", "bank_line.matched")
@@ -129,18 +129,13 @@ async def service_trail(conn: AsyncConnection, service: str, order_id: str
     streams = await _streams(conn, order_id)
     checked = 0
     for stream_id in streams:
-        stored = await read_stream(conn, stream_id, upcasted=False)
-        if not stored:
+        stored, broken = await read_verified(conn, stream_id)
+        if broken is not None:
+            breaks.append(StreamBreak(service, stream_id, broken.event.envelope.stream_version,
+                                      broken.reason))
+        elif not stored:
             continue
         checked += 1
-        previous: StoredEvent | None = None
-        for event in stored:
-            reason = chain_break(event, previous)
-            if reason is not None:
-                breaks.append(StreamBreak(service, stream_id, event.envelope.stream_version,
-                                          reason))
-                break
-            previous = event
         events += [event for event in stored if _about(event, order_id)]
     return events, checked, breaks
 

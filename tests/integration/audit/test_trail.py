@@ -123,3 +123,17 @@ async def test_an_orders_trail_through_the_logs(stores: dict[str, str], tmp_path
     assert broken.exit_code == 1
     said = " ".join(broken.output.split())
     assert "BROKEN" in said and "reconcile bank-line:TX-1 v2" in said and "edited" in said
+
+    order_store = create_engine(stores["order"])
+    try:
+        async with order_store.begin() as conn:  # a row that no longer reads as an event at all
+            await conn.execute(text("ALTER TABLE events DISABLE TRIGGER events_append_only"))
+            await conn.execute(text("UPDATE events SET schema_version = 0"
+                                    " WHERE stream_id = 'O-T' AND stream_version = 3"))
+            await conn.execute(text("ALTER TABLE events ENABLE TRIGGER events_append_only"))
+    finally:
+        await order_store.dispose()
+    unreadable = await invoke(APP, ["audit", "trail", "O-T", "--json"], env)
+    assert unreadable.exit_code == 1  # named, not a traceback
+    named = json.loads(unreadable.stdout)
+    assert any(b.startswith("order O-T v3:") for b in named["breaks"]), named["breaks"]
