@@ -46,7 +46,6 @@ async def kept_skus(conn: AsyncConnection) -> list[str]:
 
 
 async def resolve_typed(conn: AsyncConnection, typed: str, catalog: Mapping[str, str]) -> str:
-    exact = canonical_sku(typed)
-    if catalog.get(match_key(typed)) == exact:  # the catalog's own spelling: nothing to look up
-        return exact
-    return resolve(typed, catalog, await kept_skus(conn))
+    """``resolve``, reading the kept SKUs only when the catalog does not know the SKU."""
+    found = catalog.get(match_key(typed))
+    return found if found is not None else resolve(typed, catalog, await kept_skus(conn))
