@@ -149,7 +149,8 @@ def create_app(name: str, *, schema: SchemaFn, build: BuildFn, router: APIRouter
             subscribe_batches(broker, parts.topics, group_id=consumer_group(name),
                               on_batch=consumer.process, max_records=settings.consumer_batch_size,
                               fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-                              batch_timeout_ms=settings.kafka_batch_timeout_ms)
+                              batch_timeout_ms=settings.kafka_batch_timeout_ms,
+                              session_timeout_ms=settings.kafka_session_timeout_ms)
         await consumer.flush_dead_letters()
         await broker.start()
         if _OWN_PROCESS:

@@ -38,6 +38,12 @@ class OmsSettings(BaseSettings):
     # came, FastStream then sleeps as long again without looking, so an idle service adds up to
     # twice this to every hop. Under load batches are whatever has arrived, whatever this is.
     kafka_batch_timeout_ms: int = Field(default=5, ge=1)
+    # How long the broker waits for a consumer's heartbeat before it gives the consumer's
+    # partitions to the other instances (a crashed instance's partitions wait that long). Tansu
+    # also holds every joining consumer for about half of it, so each start of a service waits
+    # that long before it consumes (5 s with Kafka's usual 10 s). Heartbeats go every third of
+    # it, at most every 3 s. Apache Kafka refuses less than its group.min.session.timeout.ms.
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     topic_partitions: int = Field(default=6, ge=1)
     database_url: str | None = None
     catalog_file: Path | None = None

@@ -31,6 +31,11 @@ from shared.runtime.embedded import EmbeddedKafka, EmbeddedPostgres
 from shared.settings import with_database
 from tests.stall import StallWatch
 
+# A consumer joining its group waits at the embedded broker for half its session timeout (Tansu):
+# 5 s with Kafka's usual 10 s, 1 s with 2 s. Every test that starts a service (and every service
+# process the runtime tests start, which inherit the environment) joins once or more.
+os.environ.setdefault("OMS_KAFKA_SESSION_TIMEOUT_MS", "2000")
+
 # CI replays the same generated examples every run (a failure there must be reproducible and must
 # not depend on luck); developers' runs explore new examples each time.
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)

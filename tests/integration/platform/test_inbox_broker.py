@@ -37,8 +37,10 @@ async def subscribed(bootstrap: str, engine: AsyncEngine, topic: str, group: str
     await publisher.start()
     consumer = IdempotentConsumer(name="tally", engine=engine, publisher=publisher, handle=handler,
                                   base_delay=0.01, **options)  # type: ignore[arg-type]
-    broker = make_broker(OmsSettings(kafka_bootstrap=bootstrap))
-    subscribe_batches(broker, [topic], group_id=group, on_batch=consumer.process)
+    settings = OmsSettings(kafka_bootstrap=bootstrap)
+    broker = make_broker(settings)
+    subscribe_batches(broker, [topic], group_id=group, on_batch=consumer.process,
+                      session_timeout_ms=settings.kafka_session_timeout_ms)
     await broker.start()
     try:
         yield publisher
