@@ -26,7 +26,7 @@ from shared.demo.runner import ADMIN, summaries
 from shared.demo.traffic import CHANNELS, PRODUCTS, canonical, payment, submission
 from shared.metrics import scraped_total
 from shared.runtime.info import RuntimeInfo
-from shared.runtime.plan import TANSU_FETCH_MAX_WAIT_MS, env_name
+from shared.runtime.plan import TANSU_FETCH_MAX_WAIT_MS, TANSU_SESSION_TIMEOUT_MS, env_name
 from shared.runtime.supervisor import Runtime
 from shared.settings import SERVICES
 
@@ -102,7 +102,8 @@ def start_runtime(urls: Mapping[str, str], bootstrap: str, root: Path,
                       extra_env={"OMS_LOG_LEVEL": "WARNING", "OMS_SCHEDULER_SECONDS": "5",
                                  # the bench's broker is an embedded Tansu, passed as configured
                                  "OMS_KAFKA_IDEMPOTENCE": "false",
-                                 "OMS_KAFKA_FETCH_MAX_WAIT_MS": TANSU_FETCH_MAX_WAIT_MS},
+                                 "OMS_KAFKA_FETCH_MAX_WAIT_MS": TANSU_FETCH_MAX_WAIT_MS,
+                                 "OMS_KAFKA_SESSION_TIMEOUT_MS": TANSU_SESSION_TIMEOUT_MS},
                       scale=scale)
     runtime.start()
     return runtime
