@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.eventstore import _COLUMNS, Position, StoredEvent, _stored
+from shared.pipeline import Query, run
 
 # The oldest transaction of *this database* still running when the statement's snapshot was
 # taken (its xmax when none is): events of transactions below it can all be seen, and no
@@ -56,15 +57,19 @@ async def read_committed_after(
 async def events_held_back(conn: AsyncConnection, after: Position) -> bool:
     """True when events after ``after`` are committed but wait behind an older transaction of
     this database still running."""
-    result = await conn.execute(
-        text(
-            "SELECT EXISTS (SELECT 1 FROM events "
-            "WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
-            f"AND tx_id >= {SAFE_BELOW})"
-        ),
-        {"tx": str(after.tx_id), "pos": after.position},
-    )
-    return bool(result.scalar_one())
+    return await run(conn, held_back_query(after))
+
+
+def held_back_query(after: Position) -> Query[bool]:
+    """``events_held_back`` as a query (to send with others: ``shared.pipeline``)."""
+    return Query(_HELD_BACK, {"tx": str(after.tx_id), "pos": after.position},
+                 lambda rows: bool(rows[0][0]))
+
+
+_HELD_BACK = text(
+    "SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, position) > (CAST(:tx AS xid8), :pos) "
+    f"AND tx_id >= {SAFE_BELOW})"
+)
 
 
 async def read_all(conn: AsyncConnection, after: Position | None = None, limit: int = 1000

@@ -31,6 +31,7 @@ from shared.contract.envelope import Actor, EventEnvelope, canonical_time
 from shared.contract.payloads import Payload
 from shared.db import run_script
 from shared.eventrows import INSERT_ROWS_UNLESS_TAKEN, as_document
+from shared.pipeline import Query, run
 from shared.upcasting import upcast
 
 metadata = MetaData()
@@ -338,22 +339,32 @@ async def read_stream(conn: AsyncConnection, stream_id: str, *, upcasted: bool =
     return [_stored(row, upcasted=upcasted) for row in result]
 
 
+Streams = tuple[dict[str, str], dict[str, list[StoredEvent]]]  # (heads, events) by stream
+
+
 async def read_streams(conn: AsyncConnection, stream_ids: Sequence[str],
-                       known: Mapping[str, int] | None = None
-                       ) -> tuple[dict[str, str], dict[str, list[StoredEvent]]]:
+                       known: Mapping[str, int] | None = None) -> Streams:
     """Several streams in one query (upcast payloads); a stream without events is absent.
 
     ``known``: per stream, a version the caller has already folded up to. Of that version only
     the hash is read (returned first, per stream: what the caller compares with its own), and
     the events after it in full; the other streams are read whole."""
+    return await run(conn, read_streams_query(stream_ids, known))
+
+
+def read_streams_query(stream_ids: Sequence[str], known: Mapping[str, int] | None = None
+                       ) -> Query[Streams]:
+    """``read_streams`` as a query (to send with others: ``shared.pipeline``)."""
     known = known or {}
+    return Query(_READ_STREAMS,
+                 {"ids": list(stream_ids), "firsts": [known.get(s, 1) for s in stream_ids],
+                  "known": [s in known for s in stream_ids]}, _streams)
+
+
+def _streams(rows: Sequence[Any]) -> Streams:
     heads: dict[str, str] = {}
     found: dict[str, list[StoredEvent]] = {}
-    result = await conn.execute(
-        text(_READ_STREAMS),
-        {"ids": list(stream_ids), "firsts": [known.get(s, 1) for s in stream_ids],
-         "known": [s in known for s in stream_ids]})
-    for row in result:
+    for row in rows:
         if row.head_only:
             heads[row.stream_id] = row.hash
         else:
@@ -362,7 +373,7 @@ async def read_streams(conn: AsyncConnection, stream_ids: Sequence[str],
 
 
 # The known version's row comes without its payload and actor (not decoded, no envelope built).
-_READ_STREAMS = (
+_READ_STREAMS = text(
     "SELECT position, tx_id::text AS tx_id_text, event_id, stream_id, stream_version, event_type, "
     "schema_version, occurred_at, correlation_id, causation_id, message_key, prev_hash, hash, "
     "h.head_only, CASE WHEN h.head_only THEN NULL ELSE actor END AS actor, "

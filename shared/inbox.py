@@ -31,6 +31,7 @@ from shared.incoming import incoming_from_record as incoming_from_record
 from shared.kafka import OutgoingRecord, Publisher
 from shared.logging import about, get_logger
 from shared.metrics import METRICS
+from shared.pipeline import Query, run
 
 log = get_logger(__name__)
 
@@ -79,10 +80,15 @@ _LOCK_STREAMS = text(
     " FROM unnest(CAST(:ids AS text[])) AS s ORDER BY k) AS keys")
 
 
+def lock_streams_query(stream_ids: Sequence[str]) -> Query[None]:
+    """``lock_streams`` as a query (to send with others: ``shared.pipeline``)."""
+    return Query(_LOCK_STREAMS, {"ids": list(stream_ids)})
+
+
 async def lock_streams(conn: AsyncConnection, stream_ids: Sequence[str]) -> None:
     """``lock_stream`` for several streams, in one statement."""
     if stream_ids:
-        await conn.execute(_LOCK_STREAMS, {"ids": list(stream_ids)})
+        await run(conn, lock_streams_query(stream_ids))
 
 
 class TransientError(Exception):

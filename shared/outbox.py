@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.commitorder import COMMITTED_AFTER, committed_after_params, events_held_back
+from shared.commitorder import COMMITTED_AFTER, committed_after_params, held_back_query
 from shared.db import run_script
 from shared.eventstore import NOTIFY_CHANNEL, Position
 from shared.kafka import OutgoingRecord, Publisher
 from shared.logging import get_logger
 from shared.metrics import METRICS
+from shared.pipeline import Query, pipelined, run
 
 log = get_logger(__name__)
 
@@ -38,25 +40,32 @@ async def ensure_schema(conn: AsyncConnection) -> None:
 
 
 async def load_checkpoint(conn: AsyncConnection, name: str) -> Position:
-    row = (
-        await conn.execute(
-            text("SELECT tx_id::text, position FROM relay_checkpoints WHERE name = :n"),
-            {"n": name},
-        )
-    ).first()
-    return Position.start() if row is None else Position(int(row[0]), int(row[1]))
+    return await run(conn, _load_checkpoint(name))
+
+
+def _load_checkpoint(name: str) -> Query[Position]:
+    def position(rows: Sequence[Any]) -> Position:
+        return Position(int(rows[0][0]), int(rows[0][1])) if rows else Position.start()
+
+    return Query(_CHECKPOINT, {"n": name}, position)
+
+
+_CHECKPOINT = text("SELECT tx_id::text, position FROM relay_checkpoints WHERE name = :n")
+_SAVE_CHECKPOINT = text(
+    "INSERT INTO relay_checkpoints (name, tx_id, position) "
+    "VALUES (:n, CAST(:tx AS xid8), :pos) "
+    "ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, "
+    "position = EXCLUDED.position, updated_at = now()"
+)
 
 
 async def save_checkpoint(conn: AsyncConnection, name: str, position: Position) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO relay_checkpoints (name, tx_id, position) "
-            "VALUES (:n, CAST(:tx AS xid8), :pos) "
-            "ON CONFLICT (name) DO UPDATE SET tx_id = EXCLUDED.tx_id, "
-            "position = EXCLUDED.position, updated_at = now()"
-        ),
-        {"n": name, "tx": str(position.tx_id), "pos": position.position},
-    )
+    await run(conn, _save_checkpoint(name, position))
+
+
+def _save_checkpoint(name: str, position: Position) -> Query[None]:
+    return Query(_SAVE_CHECKPOINT, {"n": name, "tx": str(position.tx_id),
+                                    "pos": position.position})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +89,27 @@ ENVELOPE_JSON = (
     "'occurred_at', occurred_at, 'correlation_id', correlation_id, 'causation_id', causation_id, "
     "'actor', actor, 'payload', payload)::text"
 )
-_PUBLISHABLE = text(
-    "SELECT position, tx_id::text AS tx_id_text, message_key, event_type, event_id, "
-    f"correlation_id, {ENVELOPE_JSON} AS value {COMMITTED_AFTER}"
-)
+_PUBLISHABLE_COLUMNS = ("SELECT position, tx_id::text AS tx_id_text, message_key, event_type, "
+                        f"event_id, correlation_id, {ENVELOPE_JSON} AS value ")
+_PUBLISHABLE = text(_PUBLISHABLE_COLUMNS + COMMITTED_AFTER)
+# The same after the relay's stored checkpoint (read in the statement, so that it can go with
+# the lock and the checkpoint's own read in one round trip, after the lock is granted).
+_PUBLISHABLE_AFTER_CHECKPOINT = text(_PUBLISHABLE_COLUMNS + COMMITTED_AFTER.replace(
+    "(CAST(:tx AS xid8), :pos)",
+    "(coalesce((SELECT tx_id FROM relay_checkpoints WHERE name = :n), '0'::xid8), "
+    "coalesce((SELECT position FROM relay_checkpoints WHERE name = :n), 0))"))
 
 
 async def read_publishable(conn: AsyncConnection, after: Position, limit: int
                            ) -> list[Publishable]:
     """``read_committed_after``'s events (the same rows, the same order), ready to send."""
-    result = await conn.execute(_PUBLISHABLE, committed_after_params(after, limit))
+    return await run(conn, Query(_PUBLISHABLE, committed_after_params(after, limit), _publishable))
+
+
+def _publishable(rows: Sequence[Any]) -> list[Publishable]:
     return [Publishable(Position(int(row.tx_id_text), int(row.position)), row.message_key,
                         row.event_type, row.event_id, row.correlation_id, row.value.encode())
-            for row in result]
+            for row in rows]
 
 
 def to_record(event: Publishable, topic: str) -> OutgoingRecord:
@@ -107,6 +124,13 @@ def to_record(event: Publishable, topic: str) -> OutgoingRecord:
 def relay_headers(event_type: str, event_id: str, correlation_id: str) -> dict[str, str]:
     """The headers the relay sends with an event (consumers may skip on ``event_type``)."""
     return {"event_type": event_type, "event_id": event_id, "correlation_id": correlation_id}
+
+
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))")
+
+
+def _first(rows: Sequence[Any]) -> Any:
+    return rows[0][0]
 
 
 class OutboxRelay:
@@ -166,26 +190,28 @@ class OutboxRelay:
         self._held_back = False
         while True:
             async with self.engine.begin() as conn:
-                locked = (
-                    await conn.execute(
-                        text("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))"),
-                        {"k": self._lock_key},
-                    )
-                ).scalar_one()
+                # The lock, the checkpoint and the events after it in one round trip; the reads
+                # run after the lock is granted (their results are dropped when it is not).
+                locked, checkpoint, batch = await pipelined(conn, [
+                    Query(_TRY_LOCK, {"k": self._lock_key}, _first),
+                    _load_checkpoint(self.name),
+                    Query(_PUBLISHABLE_AFTER_CHECKPOINT,
+                          {"n": self.name, "limit": self.batch_size}, _publishable)])
                 if not locked:
                     return sent
-                checkpoint = await load_checkpoint(conn, self.name)
-                batch = await read_publishable(conn, checkpoint, self.batch_size)
                 if batch:
                     await self.publisher.publish([to_record(e, self.topic_for(e)) for e in batch])
                     checkpoint = batch[-1].position
-                    await save_checkpoint(conn, self.name, checkpoint)
                 # A short batch is all there was: what commits later wakes the relay (NOTIFY), so
                 # no second transaction just to find nothing; only events held back behind an
                 # older transaction still running are looked for again soon.
                 caught_up = len(batch) < self.batch_size
+                after: list[Query[Any]] = [_save_checkpoint(self.name, checkpoint)] if batch else []
                 if caught_up:
-                    self._held_back = await events_held_back(conn, checkpoint)
+                    after.append(held_back_query(checkpoint))
+                done = await pipelined(conn, after)
+                if caught_up:
+                    self._held_back = done[-1]
             if batch:
                 sent += len(batch)
                 self.published += len(batch)

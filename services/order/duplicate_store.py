@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain.duplicates import DuplicateSuspicion, likely_duplicates
+from shared.pipeline import Query, run
 from shared.rowdocs import Write, excluded, upsert_rows
 from shared.schemaupgrade import create_or_upgrade
 
@@ -113,30 +114,40 @@ async def forget(conn: AsyncConnection, order_id: str) -> None:
 async def _read(conn: AsyncConnection, fingerprints: Sequence[str], since: datetime,
                 until: datetime) -> list[Any]:
     """The rows of ``fingerprints`` submitted between ``since`` and ``until``."""
+    return await run(conn, _read_query(fingerprints, since, until))
+
+
+def _read_query(fingerprints: Sequence[str], since: datetime, until: datetime
+                ) -> Query[list[Any]]:
     fp = order_fingerprints.c
     query = (select(fp.fingerprint, fp.order_id, fp.channel, fp.channel_order_id, fp.submitted_at)
              .where(fp.fingerprint == any_(bindparam("fingerprints", type_=ARRAY(Text))),
-                    fp.submitted_at.between(since, until))
+                    fp.submitted_at.between(bindparam("since"), bindparam("until")))
              .order_by(fp.submitted_at, fp.order_id))
-    return list(await conn.execute(query, {"fingerprints": list(fingerprints)}))
+    return Query(query, {"fingerprints": list(fingerprints), "since": since, "until": until}, list)
 
 
 def _suspicion(row: Any) -> DuplicateSuspicion:
     return DuplicateSuspicion(row.order_id, row.channel, row.channel_order_id, row.submitted_at)
 
 
-async def read_for_batch(conn: AsyncConnection, marks: Sequence[tuple[str, datetime]],
-                         window: timedelta) -> BatchFingerprints:
-    """The batch's view, with the rows of ``marks`` (fingerprint, submitted at) read at once."""
-    batch = BatchFingerprints()
-    if marks:
-        since = min(at for _, at in marks) - window
-        until = max(at for _, at in marks) + window
-        fingerprints = sorted({mark for mark, _ in marks})
+def batch_query(marks: Sequence[tuple[str, datetime]], window: timedelta
+                ) -> Query[BatchFingerprints]:
+    """The batch's view, with the rows of ``marks`` (fingerprint, submitted at; not empty) read
+    in one query (to send with others: ``shared.pipeline``)."""
+    since = min(at for _, at in marks) - window
+    until = max(at for _, at in marks) + window
+    fingerprints = sorted({mark for mark, _ in marks})
+    read = _read_query(fingerprints, since, until)
+
+    def view(rows: Sequence[Any]) -> BatchFingerprints:
+        batch = BatchFingerprints()
         batch.read = {mark: (since, until, []) for mark in fingerprints}
-        for row in await _read(conn, fingerprints, since, until):
+        for row in rows:
             batch.read[row.fingerprint][2].append(_suspicion(row))
-    return batch
+        return batch
+
+    return Query(read.statement, read.params, view)
 
 
 async def save_batch(conn: AsyncConnection, batch: BatchFingerprints) -> Write | None:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.order.domain.state import OrderState, evolve, fold
 from shared import eventstore
 from shared.metrics import METRICS
+from shared.pipeline import Query, run
 
 # About 10,000 orders in flight at once; a state costs a few kB (its placed payload mostly).
 DEFAULT_SIZE = 10_000
@@ -87,9 +88,31 @@ async def load(conn: AsyncConnection, order_ids: Sequence[str],
                cache: StateCache = STATES) -> dict[str, OrderState]:
     """The orders' current states in one query (two when a kept state proved stale); an order
     without events is a fresh, not existing, state."""
+    return await loaded(conn, await run(conn, load_query(order_ids, cache)), cache)
+
+
+@dataclass(frozen=True)
+class Read:
+    """What ``load_query`` read: the states kept for the orders and their logs from there."""
+
+    order_ids: Sequence[str]
+    kept: dict[str, OrderState]
+    streams: eventstore.Streams
+
+
+def load_query(order_ids: Sequence[str], cache: StateCache = STATES) -> Query[Read]:
+    """``load``'s query, to send with others (``shared.pipeline``); then ``loaded``."""
     kept = {o: s for o in order_ids if (s := cache.get(o)) is not None}
-    heads, found = await eventstore.read_streams(conn, order_ids,
-                                                 {o: s.version for o, s in kept.items()})
+    query = eventstore.read_streams_query(order_ids, {o: s.version for o, s in kept.items()})
+    return Query(query.statement, query.params,
+                 lambda rows: Read(order_ids, kept, query.parse(rows)))
+
+
+async def loaded(conn: AsyncConnection, read: Read, cache: StateCache = STATES
+                 ) -> dict[str, OrderState]:
+    """The states from what ``load_query`` read (a kept state that proved stale read again)."""
+    order_ids, kept = read.order_ids, read.kept
+    heads, found = read.streams
     states: dict[str, OrderState] = {}
     stale: list[str] = []
     for order_id in order_ids:

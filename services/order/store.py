@@ -35,6 +35,7 @@ from services.order.domain.state import OrderState, status
 from services.order.duplicate_store import BatchFingerprints
 from shared import eventstore
 from shared.eventbatch import PendingEvents
+from shared.pipeline import Query
 from shared.rowdocs import Write, excluded, upsert_rows
 from shared.schemaupgrade import create_or_upgrade
 
@@ -124,11 +125,6 @@ async def load_order(conn: AsyncConnection, order_id: str) -> OrderState:
     if cache is not None:
         cache.states[order_id] = state
     return state
-
-
-async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, OrderState]:
-    """Many orders in one query (an order without events is a fresh, not existing, state)."""
-    return await snapshots.load(conn, order_ids)
 
 
 def remember(state: OrderState) -> None:
@@ -289,13 +285,13 @@ _RESERVED = select(readiness.c.order_id, readiness.c.reserved).where(
     readiness.c.order_id == any_(bindparam("ids", type_=ARRAY(Text))))
 
 
-async def read_reserved(conn: AsyncConnection, order_ids: Sequence[str]) -> dict[str, bool]:
+def reserved_query(order_ids: Sequence[str]) -> Query[dict[str, bool]]:
     """Whether each order's stock is reserved, in one query (an order without a row: not)."""
-    found = {order_id: False for order_id in order_ids}
-    if order_ids:
-        rows = await conn.execute(_RESERVED, {"ids": list(order_ids)})
-        found.update({row.order_id: bool(row.reserved) for row in rows})
-    return found
+    def found(rows: Sequence[Any]) -> dict[str, bool]:
+        return {order_id: False for order_id in order_ids} | {
+            row.order_id: bool(row.reserved) for row in rows}
+
+    return Query(_RESERVED, {"ids": list(order_ids)}, found)
 
 
 async def is_reserved(conn: AsyncConnection, order_id: str) -> bool:

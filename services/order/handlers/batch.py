@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +20,8 @@ from services.order import duplicate_store, snapshots, store
 from services.order.domain import duplicates
 from services.order.handlers import OrderDeps, handle, named_order, storefront_fields
 from shared.contract.topics import STOREFRONT_ORDERS
-from shared.inbox import BatchStart, BatchWork, Incoming, lock_streams
+from shared.inbox import BatchStart, BatchWork, Incoming, lock_streams_query
+from shared.pipeline import Query, pipelined
 
 
 class _Work:
@@ -60,12 +62,20 @@ def make_batch_start(deps: OrderDeps) -> BatchStart:
                 marks.append(mark)
         named = sorted(orders)
         # As an HTTP command does: a person's command on one of these orders waits for this batch
-        # (and this batch for it), so neither decides on a state the other is changing.
-        await lock_streams(conn, named)
-        cache = store.BatchCache(states=await store.load_orders(conn, named) if named else {},
-                                 reserved=await store.read_reserved(conn, named),
-                                 fingerprints=await duplicate_store.read_for_batch(
-                                     conn, marks, deps.duplicate_window))
+        # (and this batch for it), so neither decides on a state the other is changing. The lock
+        # and the reads go in one round trip, the reads run after the lock is granted.
+        queries: list[Query[Any]] = []
+        if named:
+            queries += [lock_streams_query(named), snapshots.load_query(named),
+                        store.reserved_query(named)]
+        if marks:
+            queries.append(duplicate_store.batch_query(marks, deps.duplicate_window))
+        results = await pipelined(conn, queries)
+        read: snapshots.Read | None = results[1] if named else None
+        cache = store.BatchCache(
+            states=await snapshots.loaded(conn, read) if read is not None else {},
+            reserved=results[2] if named else {},
+            fingerprints=results[-1] if marks else duplicate_store.BatchFingerprints())
         return _Work(deps, conn, cache)
 
     return start
