@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Text, any_, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.inventory import domain, store
@@ -36,10 +37,11 @@ from shared.contract.payloads import OrderPlaced, StockReserved
 from shared.eventbatch import PendingEvents
 from shared.eventstore import Meta
 from shared.inbox import BatchStart, BatchWork, Incoming
+from shared.pipeline import Query, pipelined
 from shared.rowdocs import insert_rows
 
 _KNOWN = select(inventory_orders.c.order_id).where(
-    inventory_orders.c.order_id.in_(bindparam("ids", expanding=True)))
+    inventory_orders.c.order_id == any_(bindparam("ids", type_=ARRAY(Text))))
 _INSERT_ORDERS = insert_rows(inventory_orders, [c.name for c in inventory_orders.c])
 _INSERT_HOLDINGS = insert_rows(order_holdings, [c.name for c in order_holdings.c])
 _INSERT_LEDGER = insert_rows(stock_ledger, [c.name for c in stock_ledger.c if c.name != "entry_id"])
@@ -87,18 +89,21 @@ class _Batch:
         if not skus:
             self.in_memory = False  # nothing to reserve in memory: every message as alone
             return
-        await store.lock_skus(self.conn, skus)
-        if await store.queue(self.conn, skus):
+        # The SKUs' locks and everything the batch reads in one round trip (the reads run once
+        # the locks are granted); what is read is not used when orders wait for these SKUs.
+        watched = [sku for sku in skus if sku in self.thresholds]
+        _, waiting, available, warehouses, known, *low = await pipelined(self.conn, [
+            store.lock_skus_query(skus), store.queue_query(skus), store.lock_available_query(skus),
+            store.warehouses_query(),
+            Query(_KNOWN, {"ids": sorted({order.order_id for order in placed})},
+                  lambda rows: {row[0] for row in rows}),
+            *([store.low_stock_state_query(watched)] if watched else [])])
+        if waiting:
             self.in_memory = False  # waiting orders want these SKUs: the queue decides, in SQL
             return
-        self.available = await store.lock_available(self.conn, skus)
-        self.warehouses = await store.list_warehouses(self.conn)
-        self.known = {row[0] for row in await self.conn.execute(
-            _KNOWN, {"ids": sorted({order.order_id for order in placed})})}
-        watched = [sku for sku in skus if sku in self.thresholds]
-        if watched:
-            state = await store.low_stock_state(self.conn, watched)
-            self.low = {sku: flagged for sku, (_, flagged) in state.items()}
+        self.available, self.warehouses, self.known = available, warehouses, known
+        if low:
+            self.low = {sku: flagged for sku, (_, flagged) in low[0].items()}
 
     async def handle(self, message: Incoming) -> None:
         event = message.event

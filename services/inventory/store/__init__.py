@@ -13,6 +13,7 @@ from services.inventory.store.orders import (
     order_state,
     put_waiting,
     queue,
+    queue_query,
     remove_waiting,
     update_order,
     waiting_of,
@@ -25,14 +26,18 @@ from services.inventory.store.stock import (
     ensure_warehouse,
     list_warehouses,
     lock_available,
+    lock_available_query,
     lock_skus,
+    lock_skus_query,
     low_flags,
     low_stock_state,
+    low_stock_state_query,
     set_low_flag,
     set_warehouse_priority,
     sku_lock_key,
     total_available,
     warehouse_priority,
+    warehouses_query,
 )
 from services.inventory.store.tables import (
     ORDER_STATUSES,
@@ -49,12 +54,13 @@ from services.inventory.store.tables import (
 )
 
 __all__ = [
-    "ORDER_STATUSES", "Entry", "OrderRecord", "OrderState", "apply_movements", "backorders", "balance",
-    "claim_request", "create_order", "create_schema", "demands_from_json", "demands_json",
-    "ensure_warehouse", "holdings", "holdings_and_waiting", "inventory_orders", "list_warehouses",
-    "load_order", "lock_available", "lock_skus", "low_flags", "low_stock", "low_stock_state",
+    "ORDER_STATUSES", "Entry", "OrderRecord", "OrderState", "apply_movements", "backorders",
+    "balance", "claim_request", "create_order", "create_schema", "demands_from_json",
+    "demands_json", "ensure_warehouse", "holdings", "holdings_and_waiting", "inventory_orders",
+    "list_warehouses", "load_order", "lock_available", "lock_available_query", "lock_skus",
+    "lock_skus_query", "low_flags", "low_stock", "low_stock_state", "low_stock_state_query",
     "metadata", "order_holdings", "order_requests", "order_state", "put_waiting", "queue",
-    "remove_waiting", "set_low_flag", "set_warehouse_priority", "sku_lock_key", "stock_balances",
-    "stock_ledger", "total_available", "update_order", "waiting_of", "waiting_skus",
-    "warehouse_priority", "warehouses",
+    "queue_query", "remove_waiting", "set_low_flag", "set_warehouse_priority", "sku_lock_key",
+    "stock_balances", "stock_ledger", "total_available", "update_order", "waiting_of",
+    "waiting_skus", "warehouse_priority", "warehouses", "warehouses_query",
 ]

@@ -19,6 +19,7 @@ from services.inventory.store.tables import (
     order_holdings,
     order_requests,
 )
+from shared.pipeline import Query, run
 
 # ---- orders ----------------------------------------------------------------------------------
 
@@ -184,9 +185,14 @@ _REMOVE_WAITING = delete(backorders).where(backorders.c.order_id == bindparam("o
 async def queue(conn: AsyncConnection, skus: Iterable[str], *, exclude: str | None = None
                 ) -> list[Waiting]:
     """Waiting orders that want any of these SKUs, first come first served."""
-    rows = await conn.execute(_QUEUE if exclude is None else _QUEUE_EXCEPT,
-                              {"skus": sorted(set(skus)), "exclude": exclude})
-    return [_waiting(row) for row in rows]
+    return await run(conn, queue_query(skus, exclude=exclude))
+
+
+def queue_query(skus: Iterable[str], *, exclude: str | None = None) -> Query[list[Waiting]]:
+    """``queue`` as a query (to send with others: ``shared.pipeline``)."""
+    return Query(_QUEUE if exclude is None else _QUEUE_EXCEPT,
+                 {"skus": sorted(set(skus)), "exclude": exclude},
+                 lambda rows: [_waiting(row) for row in rows])
 
 
 async def waiting_skus(conn: AsyncConnection, skus: Iterable[str]) -> set[str]:

@@ -20,6 +20,7 @@ from services.inventory.store.tables import (
     stock_ledger,
     warehouses,
 )
+from shared.pipeline import Query, run
 from shared.rowdocs import insert_rows
 
 # ---- locking -------------------------------------------------------------------------------
@@ -43,7 +44,12 @@ async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> None:
     """
     keys = sorted({sku_lock_key(sku) for sku in skus})
     if keys:
-        await conn.execute(_LOCK_KEYS, {"keys": keys})
+        await run(conn, lock_skus_query(skus))
+
+
+def lock_skus_query(skus: Iterable[str]) -> Query[None]:
+    """``lock_skus`` as a query (to send with others: ``shared.pipeline``)."""
+    return Query(_LOCK_KEYS, {"keys": sorted({sku_lock_key(sku) for sku in skus})})
 
 
 # ---- warehouses and balances ---------------------------------------------------------------
@@ -70,8 +76,14 @@ async def set_warehouse_priority(conn: AsyncConnection, code: str, priority: int
 
 
 async def list_warehouses(conn: AsyncConnection) -> list[Warehouse]:
-    rows = await conn.execute(select(warehouses.c.code, warehouses.c.priority))
-    return [Warehouse(row.code, row.priority) for row in rows]
+    return await run(conn, warehouses_query())
+
+
+def warehouses_query() -> Query[list[Warehouse]]:
+    return Query(_WAREHOUSES, {}, lambda rows: [Warehouse(row.code, row.priority) for row in rows])
+
+
+_WAREHOUSES = select(warehouses.c.code, warehouses.c.priority)
 
 
 _LOCK_AVAILABLE = (
@@ -85,8 +97,12 @@ _LOCK_AVAILABLE = (
 
 async def lock_available(conn: AsyncConnection, skus: Iterable[str]) -> dict[StockKey, int]:
     """Available units of these SKUs per warehouse, rows locked in (sku, warehouse) order."""
-    rows = await conn.execute(_LOCK_AVAILABLE, {"skus": sorted(set(skus))})
-    return {(row[0], row[1]): int(row[2]) for row in rows}
+    return await run(conn, lock_available_query(skus))
+
+
+def lock_available_query(skus: Iterable[str]) -> Query[dict[StockKey, int]]:
+    return Query(_LOCK_AVAILABLE, {"skus": sorted(set(skus))},
+                 lambda rows: {(row[0], row[1]): int(row[2]) for row in rows})
 
 
 async def balance(conn: AsyncConnection, sku: str, warehouse: str) -> Balance:
@@ -225,9 +241,13 @@ async def low_stock_state(conn: AsyncConnection, skus: Iterable[str]
                           ) -> dict[str, tuple[int, bool | None]]:
     """``total_available`` (0 when never stocked) and ``low_flags`` (None when never flagged) of
     these SKUs in one round trip."""
-    rows = await conn.execute(_LOW_STOCK_STATE, {"skus": sorted(set(skus))})
-    return {row.sku: (int(row.available or 0), None if row.low is None else bool(row.low))
-            for row in rows}
+    return await run(conn, low_stock_state_query(skus))
+
+
+def low_stock_state_query(skus: Iterable[str]) -> Query[dict[str, tuple[int, bool | None]]]:
+    return Query(_LOW_STOCK_STATE, {"skus": sorted(set(skus))}, lambda rows: {
+        row.sku: (int(row.available or 0), None if row.low is None else bool(row.low))
+        for row in rows})
 
 
 async def set_low_flag(conn: AsyncConnection, sku: str, low: bool, available: int, threshold: int,

@@ -9,13 +9,14 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from services.order.handlers import handle
 from services.order.handlers.batch import make_batch_start
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import InvoiceIssued, Payload, StockReserved, StockShortage
 from shared.contract.topics import BILLING_EVENTS, INVENTORY_EVENTS, STOREFRONT_ORDERS
+from shared.db import create_engine
 from shared.demo.traffic import order_total, payment
 from shared.inbox import IdempotentConsumer, Incoming, content_id
 from shared.metrics import METRICS
@@ -153,3 +154,36 @@ async def test_a_batch_has_the_effect_of_each_message_alone(postgres_url: str, d
         assert len(together[part]) == len(alone[part]), part
         for mine, theirs in zip(together[part], alone[part], strict=True):
             assert {k: v for k, v in mine.items() if theirs.get(k) != v} == {}, (part, theirs)
+
+
+async def test_a_batch_of_submissions_costs_three_round_trips(database_url: str,
+                                                               kafka_bootstrap: str) -> None:
+    """The inbox's claim; the orders' locks with their states, readiness and likely-duplicate
+    rows (one round trip: ``shared.pipeline``; four before); every write. BEGIN and COMMIT
+    besides."""
+    messages = [storefront(order_message(n, channel="tmall")) for n in range(40, 45)]
+    own = create_engine(database_url)  # the service's relay uses its engine meanwhile
+    async with order_service(database_url, kafka_bootstrap) as flow:
+        consumer = IdempotentConsumer(name="order", engine=own, publisher=None,
+                                      handle=partial(handle, flow.deps),
+                                      start_batch=make_batch_start(flow.deps))
+        sent: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            sent.append(" ".join(statement.split()))
+
+        event.listen(own.sync_engine, "before_cursor_execute", count)
+        try:
+            await consumer.process_incoming(messages)
+        finally:
+            event.remove(own.sync_engine, "before_cursor_execute", count)
+            await own.dispose()
+        print(len(sent), *(s[:100] for s in sent), sep="\n  ")
+        async with flow.ctx.engine.connect() as conn:
+            placed = (await conn.execute(text(
+                "SELECT count(*) FROM events WHERE event_type = 'order.placed'"))).scalar_one()
+    assert placed == 5
+    assert len(sent) == 3, sent
+    claim, start, writes = sent
+    assert claim.startswith("INSERT INTO inbox") and writes.startswith("WITH")
+    assert start.startswith("SELECT pg_advisory_xact_lock") and start.count("; SELECT") == 3
