@@ -13,7 +13,8 @@ from services.order.handlers.intake import handle_storefront
 from services.order.handlers.results import on_billing, on_inventory
 from shared.contract.topics import STOREFRONT_ORDERS
 from shared.db import json_loads  # what json.loads reads, faster
-from shared.inbox import Incoming, lock_stream
+from shared.inbox import Incoming
+from shared.streamlocks import lock_stream
 
 __all__ = ["HANDLED", "OrderDeps", "handle", "named_order", "storefront_fields"]
 

@@ -20,8 +20,9 @@ from services.order import duplicate_store, snapshots, store
 from services.order.domain import duplicates
 from services.order.handlers import OrderDeps, handle, named_order, storefront_fields
 from shared.contract.topics import STOREFRONT_ORDERS
-from shared.inbox import BatchStart, BatchWork, Incoming, lock_streams_query
+from shared.inbox import BatchStart, BatchWork, Incoming
 from shared.pipeline import Query, pipelined
+from shared.streamlocks import lock_streams_query
 
 
 class _Work:

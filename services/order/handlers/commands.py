@@ -16,7 +16,7 @@ from services.order.handlers.intake import amend_order
 from shared.auth import Principal
 from shared.contract.payloads import OrderLine, Payload
 from shared.eventstore import ConcurrencyError, Meta
-from shared.inbox import lock_stream
+from shared.streamlocks import lock_stream
 
 Decide = Callable[[AsyncConnection, OrderState], Awaitable[Sequence[Payload]]]
 

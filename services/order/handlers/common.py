@@ -18,7 +18,7 @@ from shared.clock import Clock
 from shared.contract.envelope import SYSTEM, EventEnvelope
 from shared.contract.payloads import Payload
 from shared.eventstore import Meta, append
-from shared.inbox import lock_streams
+from shared.streamlocks import lock_streams
 
 
 @dataclass

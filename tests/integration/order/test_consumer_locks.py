@@ -15,7 +15,8 @@ import pytest
 from services.order.handlers import handle
 from services.order.handlers.batch import make_batch_start
 from shared.contract.payloads import StockReserved
-from shared.inbox import IdempotentConsumer, Incoming, lock_stream
+from shared.inbox import IdempotentConsumer, Incoming
+from shared.streamlocks import lock_stream
 from tests.integration.order.flows import order_message, order_of, order_service
 from tests.integration.order.test_batch import result, storefront
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.inbox import lock_streams_query
 from shared.pipeline import Query, pipelined, run
+from shared.streamlocks import lock_streams_query
 
 _NOTES = text("SELECT body FROM notes ORDER BY body")
 
