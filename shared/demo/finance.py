@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from shared.demo.plan import DemoPlan
-from shared.demo.scenarios import Operator, Outcome, _order, until
+from shared.demo.scenarios import Operator, Outcome, special_order, until
 from shared.runtime.info import RuntimeInfo
 
 FINANCE = {"X-API-Key": "demo-finance"}
@@ -23,7 +23,7 @@ NOTE = "the customer confirmed by phone; 50.00 paid too much, to refund"
 
 def plan_bank_transfer(plan: DemoPlan) -> Outcome:
     """The order (prepaid by bank transfer: no storefront payment) and what billing will book."""
-    message = _order(34, "web", plan.start + timedelta(hours=2),
+    message = special_order(34, "web", plan.start + timedelta(hours=2),
                      payment={"method": "bank_transfer", "terms": "prepaid"})
     plan.add_order(message)
     plan.payments += 1  # the bank payment billing books once finance matched the line

@@ -40,7 +40,8 @@ class Outcome:
         return self.actual == self.expected
 
 
-def _order(number: int, channel: str, at: datetime, **overrides: Any) -> dict[str, Any]:
+def special_order(number: int, channel: str, at: datetime, **overrides: Any) -> dict[str, Any]:
+    """A special order's submission (numbered apart from the day's traffic), as the step needs it."""
     message = traffic.submission(channel, 800_000 + number, rng=random.Random(number), submitted_at=at)
     message.update(overrides)
     return message
@@ -55,7 +56,7 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
     at = plan.start + timedelta(hours=2)
     specials: list[Outcome] = []
 
-    presale = _order(1, "tmall", at, order_type="presale", discounts=[], shipping_fee="0.00",
+    presale = special_order(1, "tmall", at, order_type="presale", discounts=[], shipping_fee="0.00",
                      lines=[{"sku": "X-200", "quantity": 2, "unit_price": "299.00"}],
                      payment={"method": "alipay", "terms": "deposit", "deposit_amount": "100.00"})
     deposit = _paid(presale, at, payment_id="PAY-PRESALE-DEP", amount="100.00", kind="deposit")
@@ -65,23 +66,23 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
 
     customs = [{"sku": "TEA-500", "quantity": 3, "unit_price": "88.00", "hs_code": "090210",
                 "declared_value": "80.00"}]
-    cross = _order(2, "jd", at, order_type="cross_border", lines=customs, discounts=[],
+    cross = special_order(2, "jd", at, order_type="cross_border", lines=customs, discounts=[],
                    customs={"recipient_id_number": "330106199001011234"})
     plan.add_order(cross, payments=[_paid(cross, at)])
     specials.append(Outcome("cross_border", "cross-border with customs data", cross, "paid"))
 
-    sample = _order(3, "web", at, order_type="sample", discounts=[], shipping_fee="12.00",
+    sample = special_order(3, "web", at, order_type="sample", discounts=[], shipping_fee="12.00",
                     lines=[{"sku": "BOOK-01", "quantity": 1, "unit_price": "0.00"}])
     plan.add_order(sample, payments=[_paid(sample, at)])
     specials.append(Outcome("sample", "sample order, zero-price line", sample, "paid"))
 
     for n in range(3):
-        member = _order(10 + n, "pdd", at, order_type="group_buy",
+        member = special_order(10 + n, "pdd", at, order_type="group_buy",
                         group_buy={"group_id": "GB-DEMO-1", "size": 3})
         plan.add_order(member, payments=[_paid(member, at)])
         specials.append(Outcome(f"group_{n + 1}", f"group buy member {n + 1} of 3", member, "paid"))
 
-    original = _order(20, "web", at)
+    original = special_order(20, "web", at)
     twin = {**original, "channel": "pos", "channel_order_id": "POS-TWIN-0001",
             "submitted_at": (at + timedelta(minutes=4)).isoformat()}
     plan.add_order(original, payments=[_paid(original, at)])
@@ -90,20 +91,20 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
                             twin_of=original))
 
     big = [{"sku": "X-100", "quantity": 600, "unit_price": "199.00"}]
-    two_levels = _order(30, "tmall", at, lines=big, discounts=[], shipping_fee="0.00")
+    two_levels = special_order(30, "tmall", at, lines=big, discounts=[], shipping_fee="0.00")
     plan.add_order(two_levels, payments=[_paid(two_levels, at)], publish=False)
     specials.append(Outcome("two_levels", "two approval levels, amended while waiting", two_levels, "paid"))
 
-    escalated = _order(31, "pos", at, lines=[{"sku": "X-200", "quantity": 20, "unit_price": "299.00"}],
+    escalated = special_order(31, "pos", at, lines=[{"sku": "X-200", "quantity": 20, "unit_price": "299.00"}],
                        discounts=[], shipping_fee="0.00")
     plan.add_order(escalated, payments=[_paid(escalated, at)], publish=False)
     specials.append(Outcome("escalated", "approval escalated past its SLA", escalated, "paid"))
 
-    cancelled = _order(32, "jd", at, lines=big, discounts=[], shipping_fee="0.00")
+    cancelled = special_order(32, "jd", at, lines=big, discounts=[], shipping_fee="0.00")
     plan.add_order(cancelled, cancelled=True, publish=False)
     specials.append(Outcome("cancelled", "cancelled by the storefront while waiting", cancelled, "cancelled"))
 
-    raised = _order(33, "web", at, lines=[dict(RAISED_LINE, quantity=1)], discounts=[],
+    raised = special_order(33, "web", at, lines=[dict(RAISED_LINE, quantity=1)], discounts=[],
                     shipping_fee="0.00")
     plan.add_order(raised, payments=[_paid(raised, at)])
     amend_up_after_payment(plan, RAISED_LINE)  # to two units once paid (run_people)
