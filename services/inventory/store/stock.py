@@ -42,9 +42,9 @@ async def lock_skus(conn: AsyncConnection, skus: Iterable[str]) -> None:
     Taken in key order, so transactions that lock overlapping sets wait instead of deadlocking.
     The lock exists even for a SKU nobody has received yet (a row lock would not).
     """
-    keys = sorted({sku_lock_key(sku) for sku in skus})
-    if keys:
-        await run(conn, lock_skus_query(skus))
+    query = lock_skus_query(skus)
+    if query.params["keys"]:
+        await run(conn, query)
 
 
 def lock_skus_query(skus: Iterable[str]) -> Query[None]:
