@@ -119,12 +119,15 @@ async def _read(conn: AsyncConnection, fingerprints: Sequence[str], since: datet
 
 def _read_query(fingerprints: Sequence[str], since: datetime, until: datetime
                 ) -> Query[list[Any]]:
-    fp = order_fingerprints.c
-    query = (select(fp.fingerprint, fp.order_id, fp.channel, fp.channel_order_id, fp.submitted_at)
-             .where(fp.fingerprint == any_(bindparam("fingerprints", type_=ARRAY(Text))),
-                    fp.submitted_at.between(bindparam("since"), bindparam("until")))
-             .order_by(fp.submitted_at, fp.order_id))
-    return Query(query, {"fingerprints": list(fingerprints), "since": since, "until": until}, list)
+    return Query(_READ, {"fingerprints": list(fingerprints), "since": since, "until": until}, list)
+
+
+_FP = order_fingerprints.c
+_READ = (select(_FP.fingerprint, _FP.order_id, _FP.channel, _FP.channel_order_id, _FP.submitted_at)
+         .where(_FP.fingerprint == any_(bindparam("fingerprints", type_=ARRAY(Text))),
+                _FP.submitted_at.between(bindparam("since", type_=DateTime(timezone=True)),
+                                         bindparam("until", type_=DateTime(timezone=True))))
+         .order_by(_FP.submitted_at, _FP.order_id))
 
 
 def _suspicion(row: Any) -> DuplicateSuspicion:
