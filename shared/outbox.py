@@ -13,7 +13,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.commitorder import COMMITTED_AFTER, committed_after_params, held_back_query
+from shared.commitorder import COMMITTED_AFTER, held_back_query
 from shared.db import run_script
 from shared.eventstore import NOTIFY_CHANNEL, Position
 from shared.kafka import OutgoingRecord, Publisher
@@ -89,21 +89,24 @@ ENVELOPE_JSON = (
     "'occurred_at', occurred_at, 'correlation_id', correlation_id, 'causation_id', causation_id, "
     "'actor', actor, 'payload', payload)::text"
 )
-_PUBLISHABLE_COLUMNS = ("SELECT position, tx_id::text AS tx_id_text, message_key, event_type, "
-                        f"event_id, correlation_id, {ENVELOPE_JSON} AS value ")
-_PUBLISHABLE = text(_PUBLISHABLE_COLUMNS + COMMITTED_AFTER)
-# The same after the relay's stored checkpoint (read in the statement, so that it can go with
-# the lock and the checkpoint's own read in one round trip, after the lock is granted).
-_PUBLISHABLE_AFTER_CHECKPOINT = text(_PUBLISHABLE_COLUMNS + COMMITTED_AFTER.replace(
-    "(CAST(:tx AS xid8), :pos)",
-    "(coalesce((SELECT tx_id FROM relay_checkpoints WHERE name = :n), '0'::xid8), "
-    "coalesce((SELECT position FROM relay_checkpoints WHERE name = :n), 0))"))
+# ``read_committed_after``'s rows after the relay's stored checkpoint (read in the statement, so
+# that it can go with the lock and the checkpoint's own read in one round trip, after the lock
+# is granted; no checkpoint: from the start).
+_PUBLISHABLE = text(
+    "SELECT position, tx_id::text AS tx_id_text, message_key, event_type, event_id, "
+    f"correlation_id, {ENVELOPE_JSON} AS value " + COMMITTED_AFTER.replace(
+        "(CAST(:tx AS xid8), :pos)",
+        "(coalesce((SELECT tx_id FROM relay_checkpoints WHERE name = :n), '0'::xid8), "
+        "coalesce((SELECT position FROM relay_checkpoints WHERE name = :n), 0))"))
 
 
-async def read_publishable(conn: AsyncConnection, after: Position, limit: int
-                           ) -> list[Publishable]:
-    """``read_committed_after``'s events (the same rows, the same order), ready to send."""
-    return await run(conn, Query(_PUBLISHABLE, committed_after_params(after, limit), _publishable))
+def publishable_query(relay: str, limit: int) -> Query[list[Publishable]]:
+    """The events after ``relay``'s checkpoint, ready to send (what the relay publishes next)."""
+    return Query(_PUBLISHABLE, {"n": relay, "limit": limit}, _publishable)
+
+
+async def read_publishable(conn: AsyncConnection, relay: str, limit: int) -> list[Publishable]:
+    return await run(conn, publishable_query(relay, limit))
 
 
 def _publishable(rows: Sequence[Any]) -> list[Publishable]:
@@ -195,8 +198,7 @@ class OutboxRelay:
                 locked, checkpoint, batch = await pipelined(conn, [
                     Query(_TRY_LOCK, {"k": self._lock_key}, _first),
                     _load_checkpoint(self.name),
-                    Query(_PUBLISHABLE_AFTER_CHECKPOINT,
-                          {"n": self.name, "limit": self.batch_size}, _publishable)])
+                    publishable_query(self.name, self.batch_size)])
                 if not locked:
                     return sent
                 if batch:
