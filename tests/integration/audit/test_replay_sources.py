@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.audit import sources
 from shared.audit.sources import Source, merged, read_source
 from shared.clock import ManualClock
-from shared.commitorder import Position
 from shared.contract.payloads import OrderConfirmed
 from shared.contract.topics import topic_for_event
 from shared.db import create_engine
@@ -82,7 +81,7 @@ async def _stored_order(engine: AsyncEngine) -> list[str]:
 async def _as_consumed(engine: AsyncEngine, topic: str) -> dict[str, Any]:
     """What a live consumer decodes from each record the relay would publish."""
     async with engine.connect() as conn:
-        published = await read_publishable(conn, Position(0, 0), 10_000)
+        published = await read_publishable(conn, "not published yet", 10_000)  # from the start
     consumed: dict[str, Any] = {}
     for event in published:
         record = to_record(event, topic)
