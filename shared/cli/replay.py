@@ -89,7 +89,8 @@ def command(services: list[str] = typer.Argument(..., metavar="SERVICE...",
     checksums with the live one, and swap only when asked. Replays never send notifications.
 
     Several services (or ``all``: inventory, billing, notify, reconcile) are replayed side by
-    side, each in a process of its own."""
+    side, each in a process of its own. Without --swap, exit 1 when a replay differs from live
+    (every event store is then verified: one edited behind the system's back is named)."""
     chosen = list(dict.fromkeys(s for name in services
                                 for s in (REPLAYABLE if name == "all" else (name,))))
     unknown = [s for s in chosen if s not in SERVICES]
@@ -138,6 +139,39 @@ def _replay_and_report(chosen: list[str], do_swap: bool, progress: Progress,
             console.print(f"nothing swapped; `oms replay {service} --swap` with the service "
                           f"stopped makes a new replay live ({run.database} is kept for "
                           "inspection; `oms replays prune` drops older ones)", highlight=False)
+    differing = [service for service, _, _, comparison in done
+                 if not all(item.matches for item in comparison)]
+    if differing and not do_swap:  # a swap installs the difference: it is what was asked for
+        _explain_difference(found)
+        raise typer.Exit(1)
+
+
+def _explain_difference(urls: dict[str, str]) -> None:
+    """A replay reads the event stores as they are now: one edited behind the system's back (a
+    payment's amount, say) makes the rebuilt projection differ from live, which was built from
+    the events as they were sent. Name such a store, so the difference is not taken for a fault
+    of the projection; with every store intact, say what else it can be."""
+    with console.status("the replay differs: verifying the event stores it was built from..."):
+        verdicts = asyncio.run(verify_stores(urls))
+    broken: dict[str, str] = {}
+    for service, verdict in verdicts.items():
+        if isinstance(verdict, str):
+            broken[service] = verdict
+        elif verdict.finding is not None:
+            broken[service] = verdict.finding.describe()
+    for service, why in broken.items():
+        console.print(f"[red]{service}'s event store fails verification: {why}[/red]",
+                      highlight=False, soft_wrap=True)
+    if broken:
+        console.print("the replay read the history as it is stored now, so the difference may "
+                      "come from an event edited after it was sent (`oms audit verify`, `oms "
+                      "audit trail ORDER`)", highlight=False, soft_wrap=True)
+    else:
+        console.print("every event store is intact (as `oms audit verify`): either the live "
+                      "service had not handled the whole history yet (running and behind: `oms "
+                      "status`), or its projection disagrees with the history (`oms replay "
+                      "SERVICE --swap`, with the service stopped, installs the rebuilt one)",
+                      highlight=False, soft_wrap=True)
 
 
 def _replay_side_by_side(services: list[str], do_swap: bool, progress: Progress,

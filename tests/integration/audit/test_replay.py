@@ -107,6 +107,12 @@ async def test_replay_matches_then_detects_drift_then_swaps(
             await conn.execute(text("UPDATE order_fact_sheets SET status = 'bogus' "
                                     "WHERE order_id = 'O-2'"))
             live_events = [e.envelope.event_id for e in await read_all(conn)]
+        drifted = await invoke(APP, ["replay", "reconcile"], env)  # found, named, not mended
+        created.append(replay_database(drifted.output))
+        said = " ".join(drifted.output.split())
+        assert drifted.exit_code == 1, drifted.output
+        assert "the replay differs from the live projections" in said
+        assert "every event store is intact" in said and "fails verification" not in said
         async with live.connect() as held:  # the service is "running"
             await held.execute(text("SELECT 1"))
             refused = await invoke(APP, ["replay", "reconcile", "--swap"], env)
@@ -159,7 +165,8 @@ async def test_notify_replays_without_sending(
     result = await invoke(APP, ["replay", "notify"], env)
     found = re.search(r"into (oms_notify_replay_\d+)", result.output)
     try:
-        assert result.exit_code == 0, result.output
+        # live notify never ran here: its empty tables differ from the replay's, exit 1
+        assert result.exit_code == 1, result.output
         assert "3 events fed" in result.output
     finally:
         if found:
@@ -184,7 +191,8 @@ async def test_several_services_are_replayed_side_by_side_each_in_a_process(
     try:
         result = await invoke(APP, ["replay", "reconcile", "inventory"], env)
         created += re.findall(r"into (oms_[a-z]+_replay_\d+)", result.output)
-        assert result.exit_code == 0, result.output
+        # live inventory never ran here: its missing tables differ from the replay's, exit 1
+        assert result.exit_code == 1, result.output
         assert sorted(created) == ["oms_inventory_replay_1", "oms_reconcile_replay_1"], result.output
         assert "reconcile: 6 events fed" in result.output
         assert "inventory: 2 events fed" in result.output  # the two order.placed it handles
@@ -195,21 +203,32 @@ async def test_several_services_are_replayed_side_by_side_each_in_a_process(
 
 
 async def test_a_swap_is_refused_while_an_event_store_fails_verification(
-        engine: AsyncEngine, database_url: str, producers: dict[str, str], tmp_path: Path) -> None:
-    """A payment edited in the order log behind the system's back (the trigger disabled): a
-    replay without --swap still shows what the history now says, but a swap would install
-    projections built from the edit, so it is refused before anything is created."""
+        engine: AsyncEngine, database_url: str, producers: dict[str, str], postgres_url: str,
+        tmp_path: Path) -> None:
+    """An order's total edited in the order log behind the system's back (the trigger
+    disabled): a replay without --swap still shows what the history now says (and names the
+    store that fails verification as the likely cause of the difference), but a swap would
+    install projections built from the edit, so it is refused before anything is created."""
     await order_lifecycle(engine, "O-1")
     await live_reconcile(engine, producers["reconcile"])
     async with engine.begin() as conn:
         await conn.execute(text("ALTER TABLE events DISABLE TRIGGER events_append_only"))
-        await conn.execute(text("UPDATE events SET payload = jsonb_set(payload, '{paid_amount}', "
-                                "'\"1.00\"') WHERE event_type = 'order.paid'"))
+        await conn.execute(text("UPDATE events SET payload = jsonb_set(payload, '{total}', "
+                                "'\"1.00\"') WHERE event_type = 'order.placed'"))
         await conn.execute(text("ALTER TABLE events ENABLE TRIGGER events_append_only"))
     env = database_env(tmp_path, order=database_url, **producers)
+    shown = await invoke(APP, ["replay", "reconcile"], env)
+    found = re.search(r"into (oms_reconcile_replay_\d+)", shown.output)
+    if found:
+        await drop(postgres_url, found.group(1))
+    said = " ".join(shown.output.split())
+    assert shown.exit_code == 1, shown.output  # the edited total is on the rebuilt fact sheet
+    assert "the replay differs from the live projections" in said
+    assert ("order's event store fails verification: stream 'O-1' version 1" in said
+            and "may come from an event edited after it was sent" in said), said
     refused = await invoke(APP, ["replay", "reconcile", "--swap"], env)
     said = " ".join(refused.output.split())
     assert refused.exit_code == 3, refused.output
-    assert "swap refused: order's event store fails verification: stream 'O-1' version 3" in said
+    assert "swap refused: order's event store fails verification: stream 'O-1' version 1" in said
     assert "hash does not match" in said and "Nothing was created" in said
     assert "into oms_" not in refused.output
