@@ -9,6 +9,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from shared.contract.envelope import EventEnvelope
 from shared.upcasting import upcast
 
@@ -65,6 +67,28 @@ def incoming_from_record(record: Any, *, envelopes: bool) -> Incoming:
                           timestamp_ms=timestamp if isinstance(timestamp, int) else None)
 
 
+_FIELDS = EventEnvelope.model_fields
+ENVELOPE_FIELDS = (", ".join(name for name, field in _FIELDS.items() if field.is_required())
+                   + "; optional: "
+                   + ", ".join(name for name, field in _FIELDS.items() if not field.is_required()))
+
+
+def envelope_problems(error: ValueError) -> str:
+    """What is wrong with a message that should be an oms event envelope, field by field
+    (``stream_version: Input should be greater than or equal to 1``), without pydantic's echo of
+    the whole input and its links; a missing field names every field an envelope needs."""
+    if not isinstance(error, ValidationError):
+        return str(error).replace("\n", "; ")
+    problems = []
+    for found in error.errors(include_url=False, include_input=False, include_context=False):
+        where = ".".join(str(part) for part in found["loc"])
+        problems.append(f"{where}: {found['msg']}" if where else found["msg"])
+    said = "; ".join(problems)
+    if any(found["type"] == "missing" for found in error.errors(include_url=False)):
+        said += f" (an envelope has {ENVELOPE_FIELDS})"
+    return said
+
+
 def decode_message(topic: str, partition: int, offset: int, key: str | None, value: bytes,
                    headers: dict[str, str], *, envelopes: bool,
                    timestamp_ms: int | None = None) -> Incoming:
@@ -80,7 +104,7 @@ def decode_message(topic: str, partition: int, offset: int, key: str | None, val
     try:
         envelope = EventEnvelope.from_json(value)
     except ValueError as error:
-        reason = f"not an oms event envelope: {error}".replace("\n", "; ")[:2000]
+        reason = f"not an oms event envelope: {envelope_problems(error)}"[:2000]
         return Incoming(message_id=content_id(value), decode_error=reason, **base)
     try:
         version, payload = upcast(envelope.event_type, envelope.schema_version, envelope.payload)

@@ -87,3 +87,25 @@ def test_canonical_time_is_one_spelling_per_instant() -> None:
 
 def test_system_actor() -> None:
     assert SYSTEM.kind == "system"
+
+
+def test_a_message_that_is_no_envelope_is_told_field_by_field() -> None:
+    """A dead letter's error names each wrong field and what an envelope needs, without
+    pydantic's echo of the whole input or its links (they buried the reason in `oms dlq list`)."""
+    from shared.incoming import decode_message
+
+    def error_of(value: bytes) -> str:
+        message = decode_message("oms.order.events.v1", 0, 7, "O-1", value, {}, envelopes=True)
+        assert message.envelope is None and message.decode_error is not None
+        return message.decode_error
+
+    missing = error_of(b'{"event_type": "order.placed", "stream_version": 0, "garbage": true}')
+    assert missing.startswith("not an oms event envelope: event_id: Field required; ")
+    assert "stream_version: Input should be greater than or equal to 1" in missing
+    assert ("(an envelope has event_id, event_type, schema_version, stream_id, stream_version, "
+            "occurred_at, correlation_id, actor, payload; optional: causation_id)") in missing
+    assert "garbage" not in missing and "errors.pydantic.dev" not in missing
+    assert error_of(b"\xff\xfe not json") == (
+        "not an oms event envelope: Invalid JSON: expected value at line 1 column 1")
+    wrong = error_of(b'{"event_id": "x"}')
+    assert "event_id: Input should be a valid UUID" in wrong and "input_value" not in wrong
