@@ -1,4 +1,12 @@
-"""Fingerprints of placed orders (phone + goods), to find likely cross-channel duplicates fast."""
+"""Fingerprints of placed orders (phone + goods), to find likely cross-channel duplicates fast.
+
+Two submissions of one purchase through two storefronts may be handled at the same moment by two
+instances of the order service (their keys put them on different partitions). Each would look
+for the other before either had committed, find nothing, and neither order would be flagged. So
+looking a fingerprint up takes its lock (``lock_key``, a transaction-level advisory lock, as the
+orders' stream locks) until the transaction ends: the second looks only once the first has
+committed its fingerprint, and finds it.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from services.order.domain.duplicates import DuplicateSuspicion, likely_duplicat
 from shared.pipeline import Query, run
 from shared.rowdocs import Write, excluded, upsert_rows
 from shared.schemaupgrade import create_or_upgrade
+from shared.streamlocks import lock_streams
 
 metadata = MetaData()
 
@@ -43,6 +52,12 @@ order_fingerprints = Table(
 
 async def create_schema(conn: AsyncConnection) -> None:
     await create_or_upgrade(conn, metadata)
+
+
+def lock_key(fingerprint: str) -> str:
+    """The advisory lock a look-up of ``fingerprint`` takes (beside the orders' stream locks,
+    whose keys are order ids: the prefix keeps the two apart)."""
+    return f"fingerprint:{fingerprint}"
 
 
 # Again: no effect; after an amendment: the new goods (the order's channel and instant stay).
@@ -63,6 +78,7 @@ class BatchFingerprints:
         default_factory=dict)
     # order id -> (fingerprint, row) as the batch left it, or None once forgotten
     changed: dict[str, tuple[str, DuplicateSuspicion] | None] = field(default_factory=dict)
+    locked: set[str] = field(default_factory=set)  # the fingerprints whose lock the batch holds
 
     def covers(self, fingerprint: str, since: datetime, until: datetime) -> bool:
         known = self.read.get(fingerprint)
@@ -137,14 +153,15 @@ def _suspicion(row: Any) -> DuplicateSuspicion:
 def batch_query(marks: Sequence[tuple[str, datetime]], window: timedelta
                 ) -> Query[BatchFingerprints]:
     """The batch's view, with the rows of ``marks`` (fingerprint, submitted at; not empty) read
-    in one query (to send with others: ``shared.pipeline``)."""
+    in one query (to send with others: ``shared.pipeline``), after the locks of their
+    fingerprints (``lock_key``), which the caller sends before it."""
     since = min(at for _, at in marks) - window
     until = max(at for _, at in marks) + window
     fingerprints = sorted({mark for mark, _ in marks})
     read = _read_query(fingerprints, since, until)
 
     def view(rows: Sequence[Any]) -> BatchFingerprints:
-        batch = BatchFingerprints()
+        batch = BatchFingerprints(locked=set(fingerprints))
         batch.read = {mark: (since, until, []) for mark in fingerprints}
         for row in rows:
             batch.read[row.fingerprint][2].append(_suspicion(row))
@@ -175,8 +192,12 @@ async def find_likely_duplicates(conn: AsyncConnection, fingerprint: str, submit
     since, until = submitted_at - window, submitted_at + window
     batch = BATCH.get()
     if batch is None:  # the order itself is left out below, with the rows beyond the window
+        await lock_streams(conn, [lock_key(fingerprint)])
         candidates = [_suspicion(row) for row in await _read(conn, [fingerprint], since, until)]
     else:
+        if fingerprint not in batch.locked:  # not guessed at the batch's start
+            await lock_streams(conn, [lock_key(fingerprint)])
+            batch.locked.add(fingerprint)
         if not batch.covers(fingerprint, since, until):  # not guessed at the batch's start
             if fingerprint in batch.read:
                 since, until = min(since, batch.read[fingerprint][0]), max(

@@ -63,12 +63,14 @@ def make_batch_start(deps: OrderDeps) -> BatchStart:
                 marks.append(mark)
         named = sorted(orders)
         # As an HTTP command does: a person's command on one of these orders waits for this batch
-        # (and this batch for it), so neither decides on a state the other is changing. The lock
-        # and the reads go in one round trip, the reads run after the lock is granted.
-        queries: list[Query[Any]] = []
+        # (and this batch for it), so neither decides on a state the other is changing; and
+        # another instance's batch looking for the same likely duplicates waits too (see
+        # duplicate_store). The locks (in one order, so two batches never wait for each other)
+        # and the reads go in one round trip, the reads run after the locks are granted.
+        keys = named + sorted({duplicate_store.lock_key(mark) for mark, _ in marks})
+        queries: list[Query[Any]] = [lock_streams_query(keys)] if keys else []
         if named:
-            queries += [lock_streams_query(named), snapshots.load_query(named),
-                        store.reserved_query(named)]
+            queries += [snapshots.load_query(named), store.reserved_query(named)]
         if marks:
             queries.append(duplicate_store.batch_query(marks, deps.duplicate_window))
         results = await pipelined(conn, queries)
