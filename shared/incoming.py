@@ -79,12 +79,13 @@ def envelope_problems(error: ValueError) -> str:
     the whole input and its links; a missing field names every field an envelope needs."""
     if not isinstance(error, ValidationError):
         return str(error).replace("\n", "; ")
+    found = error.errors(include_url=False, include_input=False, include_context=False)
     problems = []
-    for found in error.errors(include_url=False, include_input=False, include_context=False):
-        where = ".".join(str(part) for part in found["loc"])
-        problems.append(f"{where}: {found['msg']}" if where else found["msg"])
+    for each in found:
+        where = ".".join(str(part) for part in each["loc"])
+        problems.append(f"{where}: {each['msg']}" if where else each["msg"])
     said = "; ".join(problems)
-    if any(found["type"] == "missing" for found in error.errors(include_url=False)):
+    if any(each["type"] == "missing" for each in found):
         said += f" (an envelope has {ENVELOPE_FIELDS})"
     return said
 

@@ -73,12 +73,12 @@ class BatchFingerprints:
     ask for (read in one query at its start, others read on first use) and its own changes,
     written at its end. What it answers equals what the table would answer after each change."""
 
-    # fingerprint -> (the instants read, from and until), the rows submitted between them
+    # fingerprint -> (the instants read, from and until), the rows submitted between them;
+    # the batch holds the lock (``lock_key``) of every fingerprint it read
     read: dict[str, tuple[datetime, datetime, list[DuplicateSuspicion]]] = field(
         default_factory=dict)
     # order id -> (fingerprint, row) as the batch left it, or None once forgotten
     changed: dict[str, tuple[str, DuplicateSuspicion] | None] = field(default_factory=dict)
-    locked: set[str] = field(default_factory=set)  # the fingerprints whose lock the batch holds
 
     def covers(self, fingerprint: str, since: datetime, until: datetime) -> bool:
         known = self.read.get(fingerprint)
@@ -161,7 +161,7 @@ def batch_query(marks: Sequence[tuple[str, datetime]], window: timedelta
     read = _read_query(fingerprints, since, until)
 
     def view(rows: Sequence[Any]) -> BatchFingerprints:
-        batch = BatchFingerprints(locked=set(fingerprints))
+        batch = BatchFingerprints()
         batch.read = {mark: (since, until, []) for mark in fingerprints}
         for row in rows:
             batch.read[row.fingerprint][2].append(_suspicion(row))
@@ -195,13 +195,12 @@ async def find_likely_duplicates(conn: AsyncConnection, fingerprint: str, submit
         await lock_streams(conn, [lock_key(fingerprint)])
         candidates = [_suspicion(row) for row in await _read(conn, [fingerprint], since, until)]
     else:
-        if fingerprint not in batch.locked:  # not guessed at the batch's start
-            await lock_streams(conn, [lock_key(fingerprint)])
-            batch.locked.add(fingerprint)
         if not batch.covers(fingerprint, since, until):  # not guessed at the batch's start
-            if fingerprint in batch.read:
+            if fingerprint in batch.read:  # read (and so locked) for a narrower window
                 since, until = min(since, batch.read[fingerprint][0]), max(
                     until, batch.read[fingerprint][1])
+            else:  # its lock first, as the batch's start took those it guessed
+                await lock_streams(conn, [lock_key(fingerprint)])
             batch.read[fingerprint] = (since, until, [
                 _suspicion(row) for row in await _read(conn, [fingerprint], since, until)])
         candidates = batch.candidates(fingerprint)
