@@ -24,7 +24,7 @@ NOTE = "the customer confirmed by phone; 50.00 paid too much, to refund"
 def plan_bank_transfer(plan: DemoPlan) -> Outcome:
     """The order (prepaid by bank transfer: no storefront payment) and what billing will book."""
     message = special_order(34, "web", plan.start + timedelta(hours=2),
-                     payment={"method": "bank_transfer", "terms": "prepaid"})
+                            payment={"method": "bank_transfer", "terms": "prepaid"})
     plan.add_order(message)
     plan.payments += 1  # the bank payment billing books once finance matched the line
     return Outcome("bank_transfer", "paid by bank transfer, the statement line matched by hand",

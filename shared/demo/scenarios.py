@@ -57,8 +57,8 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
     specials: list[Outcome] = []
 
     presale = special_order(1, "tmall", at, order_type="presale", discounts=[], shipping_fee="0.00",
-                     lines=[{"sku": "X-200", "quantity": 2, "unit_price": "299.00"}],
-                     payment={"method": "alipay", "terms": "deposit", "deposit_amount": "100.00"})
+                            lines=[{"sku": "X-200", "quantity": 2, "unit_price": "299.00"}],
+                            payment={"method": "alipay", "terms": "deposit", "deposit_amount": "100.00"})
     deposit = _paid(presale, at, payment_id="PAY-PRESALE-DEP", amount="100.00", kind="deposit")
     balance = _paid(presale, at, payment_id="PAY-PRESALE-BAL", amount="498.00", kind="balance")
     plan.add_order(presale, payments=[deposit, balance])
@@ -67,18 +67,18 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
     customs = [{"sku": "TEA-500", "quantity": 3, "unit_price": "88.00", "hs_code": "090210",
                 "declared_value": "80.00"}]
     cross = special_order(2, "jd", at, order_type="cross_border", lines=customs, discounts=[],
-                   customs={"recipient_id_number": "330106199001011234"})
+                          customs={"recipient_id_number": "330106199001011234"})
     plan.add_order(cross, payments=[_paid(cross, at)])
     specials.append(Outcome("cross_border", "cross-border with customs data", cross, "paid"))
 
     sample = special_order(3, "web", at, order_type="sample", discounts=[], shipping_fee="12.00",
-                    lines=[{"sku": "BOOK-01", "quantity": 1, "unit_price": "0.00"}])
+                           lines=[{"sku": "BOOK-01", "quantity": 1, "unit_price": "0.00"}])
     plan.add_order(sample, payments=[_paid(sample, at)])
     specials.append(Outcome("sample", "sample order, zero-price line", sample, "paid"))
 
     for n in range(3):
         member = special_order(10 + n, "pdd", at, order_type="group_buy",
-                        group_buy={"group_id": "GB-DEMO-1", "size": 3})
+                               group_buy={"group_id": "GB-DEMO-1", "size": 3})
         plan.add_order(member, payments=[_paid(member, at)])
         specials.append(Outcome(f"group_{n + 1}", f"group buy member {n + 1} of 3", member, "paid"))
 
@@ -96,7 +96,7 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
     specials.append(Outcome("two_levels", "two approval levels, amended while waiting", two_levels, "paid"))
 
     escalated = special_order(31, "pos", at, lines=[{"sku": "X-200", "quantity": 20, "unit_price": "299.00"}],
-                       discounts=[], shipping_fee="0.00")
+                              discounts=[], shipping_fee="0.00")
     plan.add_order(escalated, payments=[_paid(escalated, at)], publish=False)
     specials.append(Outcome("escalated", "approval escalated past its SLA", escalated, "paid"))
 
@@ -105,7 +105,7 @@ def plan_specials(plan: DemoPlan) -> list[Outcome]:
     specials.append(Outcome("cancelled", "cancelled by the storefront while waiting", cancelled, "cancelled"))
 
     raised = special_order(33, "web", at, lines=[dict(RAISED_LINE, quantity=1)], discounts=[],
-                    shipping_fee="0.00")
+                           shipping_fee="0.00")
     plan.add_order(raised, payments=[_paid(raised, at)])
     amend_up_after_payment(plan, RAISED_LINE)  # to two units once paid (run_people)
     specials.append(Outcome("amended_up", "paid, amended up: balance owed, then paid", raised, "paid"))
